@@ -1,0 +1,636 @@
+"""The `ledger.yaml` configuration (SPEC §4): pydantic models, a Decimal-safe YAML loader,
+and the cross-reference checks that turn a typo into an error instead of a silent policy hole.
+
+`load_config(path)` returns a validated, frozen `LedgerConfig` or raises `ConfigError`
+listing every problem with its key path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+# --------------------------------------------------------------------------- errors
+
+
+class ConfigProblem(BaseModel):
+    """One problem in a config file: where and what."""
+
+    model_config = ConfigDict(frozen=True)
+    path: str  # dotted key path, e.g. byok_keys[2].filters.models
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '<root>'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Raised by `load_config` with every problem found (not just the first)."""
+
+    def __init__(self, file: str | Path, problems: list[ConfigProblem]):
+        self.file = str(file)
+        self.problems = problems
+        lines = "\n".join(f"  {self.file}: {p}" for p in problems)
+        super().__init__(f"{len(problems)} problem(s) in {self.file}:\n{lines}")
+
+
+# --------------------------------------------------------------------------- money
+
+
+def _to_decimal(value: Any) -> Any:
+    """Money arrives as a YAML number (already Decimal via our loader) or a string."""
+    if isinstance(value, bool):
+        raise ValueError("expected a decimal amount, got a boolean")
+    if isinstance(value, float):
+        # Only reachable when a caller builds the config in Python with floats.
+        raise ValueError("money must be a decimal string or number, never a float")
+    if isinstance(value, (int, Decimal)):
+        return Decimal(value)
+    if isinstance(value, str):
+        try:
+            d = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a decimal amount") from None
+        if not d.is_finite():
+            raise ValueError(f"{value!r} is not a finite decimal amount")
+        return d
+    raise ValueError(f"expected a decimal amount, got {type(value).__name__}")
+
+
+Money = Annotated[Decimal, BeforeValidator(_to_decimal), Field(ge=0)]
+Pct = Annotated[Decimal, BeforeValidator(_to_decimal), Field(ge=0, le=1000)]
+
+
+def _enum_guard(allowed: tuple[str, ...]):
+    """YAML 1.1 turns bare off/no/yes into booleans; say so instead of a vague type error."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(
+                f"got the boolean {str(value).lower()} where one of {', '.join(allowed)} was "
+                "expected (YAML 1.1 reads bare yes/no/on/off as booleans: quote the value)"
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+def _enum(*values: str):
+    return Annotated[Literal[values], _enum_guard(values)]  # type: ignore[valid-type]
+
+
+ApiKind = _enum("openai", "anthropic")
+InvoiceFormat = _enum("openai_costs", "anthropic_cost_report", "focus")
+DataCollection = _enum("allow", "deny")
+KeyTier = _enum("prioritized", "fallback")
+SharedFallback = _enum("allow", "never_for_key_models", "never_for_provider")
+Reset = _enum("daily", "weekly", "monthly", "none")
+Period = _enum("daily", "weekly", "monthly")
+ByokMode = _enum("preferred", "strict")
+ZdrMode = _enum("required", "preferred", "any")
+BudgetScope = _enum("api_key", "environment", "member", "workload", "byok_key", "provider")
+DataClass = _enum(
+    "public", "internal", "confidential", "regulated", "proprietary_code", "legal", "financial"
+)
+Capability = _enum("tools", "json", "vision", "reasoning", "streaming")
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]*$"
+Id = Annotated[str, Field(min_length=1, max_length=200, pattern=_ID)]
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Shapes of real provider secrets: if one of these is in the file, refuse to load it.
+_SECRET_SHAPES = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|sk-ant-|AKIA[0-9A-Z]{12,}|AIza[0-9A-Za-z_\-]{20,})")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+class Paths(_Model):
+    logs: Path = Path("data/logs")
+    invoices: Path = Path("data/invoices")
+    duckdb: Path = Path("data/ledger.duckdb")
+    reports: Path = Path("data/reports")
+
+
+class Provider(_Model):
+    id: Id
+    api: ApiKind
+    base_url: str
+    invoice_format: InvoiceFormat
+    data_collection: DataCollection = "allow"
+    statement_name: str | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://", v):
+            raise ValueError("base_url must start with http:// or https://")
+        return v.rstrip("/")
+
+
+class PriceChange(_Model):
+    """A price that applies from `date` (UTC day, inclusive) on."""
+
+    date: dt.date
+    input: Money
+    output: Money
+    cached_input: Money | None = None
+    cache_write: Money | None = None
+
+
+class Price(_Model):
+    """USD per 1M tokens."""
+
+    input: Money
+    output: Money
+    cached_input: Money | None = None  # default: same as input
+    cache_write: Money | None = None  # default: same as input
+    effective_from: list[PriceChange] = Field(default_factory=list)
+
+    @field_validator("effective_from")
+    @classmethod
+    def _sorted(cls, v: list[PriceChange]) -> list[PriceChange]:
+        dates = [c.date for c in v]
+        if len(set(dates)) != len(dates):
+            raise ValueError("effective_from has two changes on the same date")
+        return sorted(v, key=lambda c: c.date)
+
+
+class Endpoint(_Model):
+    provider: Id
+    upstream_model: str = Field(min_length=1)
+    price: Price
+    zdr: bool = False
+    supports: list[Capability] = Field(default_factory=list)
+    context_length: int = Field(default=128_000, gt=0)
+
+
+class ModelDef(_Model):
+    id: Id
+    endpoints: list[Endpoint] = Field(min_length=1)
+
+
+class SharedCapacity(_Model):
+    providers: list[Id] = Field(default_factory=list)
+    price_markup_pct: Pct = Decimal("0")
+
+
+class Platform(_Model):
+    name: str = "OpenRouter"
+    byok_fee_pct: Pct = Decimal("5")
+    byok_free_allowance_usd: Money = Decimal("0")
+    statement_format: _enum("openrouter_activity") = "openrouter_activity"  # type: ignore[valid-type]
+
+
+class KeyFilters(_Model):
+    models: list[Id] | None = None
+    api_keys: list[Id] | None = None
+    members: list[Id] | None = None
+    # Extension: restrict a key to router API keys of these environments.
+    environments: list[str] | None = None
+
+
+class ByokKey(_Model):
+    id: Id
+    provider: Id
+    secret_env: str
+    tier: KeyTier = "prioritized"
+    order: int = 0
+    shared_fallback: SharedFallback = "allow"
+    filters: KeyFilters = Field(default_factory=KeyFilters)
+    account: dict[str, str] = Field(default_factory=dict)
+    zdr: bool | None = None
+    disabled: bool = False
+    # Negotiated discount the router assumes when estimating this account's provider bill.
+    provider_discount_pct: Pct = Decimal("0")
+
+    @field_validator("secret_env")
+    @classmethod
+    def _env_name(cls, v: str) -> str:
+        if _SECRET_SHAPES.search(v):
+            raise ValueError(
+                "this looks like a secret written inline; put the secret in an environment "
+                "variable and write that variable's name here"
+            )
+        if not _ENV_NAME.match(v):
+            raise ValueError(f"{v!r} is not an environment variable name (A-Z, 0-9, _)")
+        return v
+
+    @field_validator("account")
+    @classmethod
+    def _account_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        allowed = {"project_id", "api_key_id", "workspace_id", "sub_account_id",
+                   "billing_account_id", "organization_id"}
+        unknown = set(v) - allowed
+        if unknown:
+            raise ValueError(
+                f"unknown account identifier(s) {sorted(unknown)}; use {sorted(allowed)}"
+            )
+        return {k: str(x) for k, x in v.items()}
+
+
+class Limit(_Model):
+    usd: Money
+    reset: Reset = "monthly"
+    include_byok: bool = False
+
+
+class ApiKey(_Model):
+    id: Id
+    secret_sha256: str
+    environment: str = Field(min_length=1)
+    app: str = Field(min_length=1)
+    owner: Id | None = None
+    limit: Limit | None = None
+    guardrail: Id | None = None
+    default_workload: Id | None = None
+
+    @field_validator("secret_sha256")
+    @classmethod
+    def _sha(cls, v: str) -> str:
+        if _SECRET_SHAPES.search(v):
+            raise ValueError("this looks like a secret written inline; write its SHA-256 hex digest")
+        if not _SHA256.match(v):
+            raise ValueError("secret_sha256 must be 64 lowercase hex characters (a SHA-256 digest)")
+        return v
+
+
+class Member(_Model):
+    id: Id
+    name: str | None = None
+    guardrail: Id | None = None
+
+
+class GuardrailBudget(_Model):
+    usd: Money
+    reset: Reset = "monthly"
+
+
+class Guardrail(_Model):
+    id: Id
+    allowed_models: list[Id] | None = None
+    ignored_models: list[Id] = Field(default_factory=list)
+    allowed_providers: list[Id] | None = None
+    ignored_providers: list[Id] = Field(default_factory=list)
+    enforce_zdr: bool = False
+    budget: GuardrailBudget | None = None
+
+
+class Workload(_Model):
+    id: Id
+    data_class: DataClass = "internal"
+    allowed_models: list[Id] | None = None
+    allowed_providers: list[Id] | None = None
+    byok: ByokMode = "preferred"
+    shared_fallback: bool = True
+    zdr: ZdrMode = "any"
+    model_fallbacks: list[Id] = Field(default_factory=list)
+    max_attempts: int = Field(default=4, ge=1, le=20)
+    deadline_s: float = Field(default=60.0, gt=0)
+    # Extension: capabilities every endpoint must support for this workload (e.g. tools).
+    requires: list[Capability] = Field(default_factory=list)
+    description: str | None = None
+
+
+class Budget(_Model):
+    id: Id
+    scope: BudgetScope
+    match: str = Field(min_length=1)
+    usd: Money
+    period: Period = "monthly"
+    thresholds_pct: list[int] = Field(default_factory=lambda: [50, 80, 100])
+
+    @field_validator("thresholds_pct")
+    @classmethod
+    def _thresholds(cls, v: list[int]) -> list[int]:
+        if not v or any(t <= 0 or t > 1000 for t in v):
+            raise ValueError("thresholds_pct must be a non-empty list of percentages in 1..1000")
+        return sorted(set(v))
+
+
+class Alerts(_Model):
+    webhook_url: str | None = None
+    min_impact_usd: Money = Decimal("25")
+    baseline_days: int = Field(default=28, ge=7, le=365)
+    sensitivity: float = Field(default=4.0, gt=0)
+
+
+class RouterSettings(_Model):
+    """Execution tuning (extension; all optional)."""
+
+    cooldown_s: float = Field(default=60.0, ge=0)
+    rate_limit_cooldown_s: float = Field(default=5.0, ge=0)
+    idempotency_ttl_s: float = Field(default=86_400.0, gt=0)
+    backoff_base_s: float = Field(default=0.05, ge=0)
+    backoff_max_s: float = Field(default=2.0, ge=0)
+    max_retry_after_s: float = Field(default=10.0, ge=0)
+    default_max_output_tokens: int = Field(default=4096, gt=0)
+
+
+class PipelineSettings(_Model):
+    """Reconciliation and check tuning (extension; all optional)."""
+
+    rerun_window_days: int = Field(default=7, ge=0, le=90)
+    variance_tolerance_pct: Pct = Decimal("2")
+    variance_tolerance_usd: Money = Decimal("0.50")
+    max_rejected_pct: Pct = Decimal("1")
+
+
+# --------------------------------------------------------------------------- root
+
+
+class LedgerConfig(_Model):
+    paths: Paths = Field(default_factory=Paths)
+    providers: list[Provider] = Field(min_length=1)
+    models: list[ModelDef] = Field(min_length=1)
+    shared_capacity: SharedCapacity = Field(default_factory=SharedCapacity)
+    platform: Platform = Field(default_factory=Platform)
+    byok_keys: list[ByokKey] = Field(default_factory=list)
+    api_keys: list[ApiKey] = Field(min_length=1)
+    members: list[Member] = Field(default_factory=list)
+    guardrails: list[Guardrail] = Field(default_factory=list)
+    workloads: list[Workload] = Field(default_factory=list)
+    budgets: list[Budget] = Field(default_factory=list)
+    alerts: Alerts = Field(default_factory=Alerts)
+    router: RouterSettings = Field(default_factory=RouterSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+
+    # Set by load_config: the file this came from (paths are relative to its folder).
+    source: Path | None = None
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> LedgerConfig:
+        problems = list(_cross_reference_problems(self))
+        if problems:
+            raise _CrossRefError(problems)
+        return self
+
+    # Convenience lookups (dicts are cheap; the router builds its own hot-path indexes).
+    def provider(self, pid: str) -> Provider:
+        return next(p for p in self.providers if p.id == pid)
+
+    def api_key(self, kid: str) -> ApiKey:
+        return next(k for k in self.api_keys if k.id == kid)
+
+    def workload(self, wid: str) -> Workload:
+        return next(w for w in self.workloads if w.id == wid)
+
+    def resolve(self, p: Path) -> Path:
+        """A `paths` entry made absolute against the config file's folder."""
+        base = self.source.parent if self.source else Path.cwd()
+        return p if p.is_absolute() else (base / p).resolve()
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.resolve(self.paths.logs)
+
+    @property
+    def invoices_dir(self) -> Path:
+        return self.resolve(self.paths.invoices)
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.resolve(self.paths.duckdb)
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.resolve(self.paths.reports)
+
+
+class _CrossRefError(ValueError):
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+def _dupes(items: Iterable[Any], section: str) -> Iterable[ConfigProblem]:
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item.id in seen:
+            yield ConfigProblem(
+                path=f"{section}[{i}].id",
+                message=f"duplicate id {item.id!r} (first at {section}[{seen[item.id]}])",
+            )
+        else:
+            seen[item.id] = i
+
+
+def _cross_reference_problems(c: LedgerConfig) -> Iterable[ConfigProblem]:
+    for section in ("providers", "models", "byok_keys", "api_keys", "members", "guardrails",
+                    "workloads", "budgets"):
+        yield from _dupes(getattr(c, section), section)
+
+    providers = {p.id for p in c.providers}
+    models = {m.id for m in c.models}
+    keys = {k.id for k in c.byok_keys}
+    api_keys = {k.id for k in c.api_keys}
+    members = {m.id for m in c.members}
+    guardrails = {g.id for g in c.guardrails}
+    workloads = {w.id for w in c.workloads}
+    environments = {k.environment for k in c.api_keys}
+
+    def unknown(path: str, value: str | None, known: set[str], what: str) -> Iterable[ConfigProblem]:
+        if value is not None and value not in known:
+            hint = f"; known: {', '.join(sorted(known))}" if len(known) <= 12 else ""
+            yield ConfigProblem(path=path, message=f"unknown {what} {value!r}{hint}")
+
+    def unknown_list(path: str, values: list[str] | None, known: set[str], what: str):
+        for j, v in enumerate(values or []):
+            yield from unknown(f"{path}[{j}]", v, known, what)
+
+    for i, m in enumerate(c.models):
+        seen_ep: set[str] = set()
+        for j, ep in enumerate(m.endpoints):
+            yield from unknown(f"models[{i}].endpoints[{j}].provider", ep.provider, providers, "provider")
+            if ep.provider in seen_ep:
+                yield ConfigProblem(
+                    path=f"models[{i}].endpoints[{j}].provider",
+                    message=f"model {m.id!r} lists provider {ep.provider!r} twice",
+                )
+            seen_ep.add(ep.provider)
+    yield from unknown_list("shared_capacity.providers", c.shared_capacity.providers, providers, "provider")
+
+    for i, k in enumerate(c.byok_keys):
+        p = f"byok_keys[{i}]"
+        yield from unknown(f"{p}.provider", k.provider, providers, "provider")
+        yield from unknown_list(f"{p}.filters.models", k.filters.models, models, "model")
+        yield from unknown_list(f"{p}.filters.api_keys", k.filters.api_keys, api_keys, "API key")
+        yield from unknown_list(f"{p}.filters.members", k.filters.members, members, "member")
+        yield from unknown_list(f"{p}.filters.environments", k.filters.environments, environments,
+                                "environment")
+        if k.tier == "fallback" and k.shared_fallback == "never_for_provider":
+            yield ConfigProblem(
+                path=f"{p}.shared_fallback",
+                message="a fallback-tier key is only tried after shared capacity, so "
+                "never_for_provider (which removes shared capacity) contradicts it; use "
+                "tier: prioritized or another shared_fallback",
+            )
+        if k.shared_fallback == "never_for_key_models" and not k.filters.models:
+            yield ConfigProblem(
+                path=f"{p}.shared_fallback",
+                message="never_for_key_models needs filters.models (the models it protects)",
+            )
+        if k.filters.models and k.provider in providers:
+            for j, mid in enumerate(k.filters.models):
+                model = next((m for m in c.models if m.id == mid), None)
+                if model and all(ep.provider != k.provider for ep in model.endpoints):
+                    yield ConfigProblem(
+                        path=f"{p}.filters.models[{j}]",
+                        message=f"model {mid!r} has no endpoint on provider {k.provider!r}",
+                    )
+
+    for i, a in enumerate(c.api_keys):
+        yield from unknown(f"api_keys[{i}].owner", a.owner, members, "member")
+        yield from unknown(f"api_keys[{i}].guardrail", a.guardrail, guardrails, "guardrail")
+        yield from unknown(f"api_keys[{i}].default_workload", a.default_workload, workloads, "workload")
+    for i, m in enumerate(c.members):
+        yield from unknown(f"members[{i}].guardrail", m.guardrail, guardrails, "guardrail")
+    for i, g in enumerate(c.guardrails):
+        p = f"guardrails[{i}]"
+        yield from unknown_list(f"{p}.allowed_models", g.allowed_models, models, "model")
+        yield from unknown_list(f"{p}.ignored_models", g.ignored_models, models, "model")
+        yield from unknown_list(f"{p}.allowed_providers", g.allowed_providers, providers, "provider")
+        yield from unknown_list(f"{p}.ignored_providers", g.ignored_providers, providers, "provider")
+    for i, w in enumerate(c.workloads):
+        p = f"workloads[{i}]"
+        yield from unknown_list(f"{p}.allowed_models", w.allowed_models, models, "model")
+        yield from unknown_list(f"{p}.allowed_providers", w.allowed_providers, providers, "provider")
+        yield from unknown_list(f"{p}.model_fallbacks", w.model_fallbacks, models, "model")
+
+    scope_known = {
+        "api_key": (api_keys, "API key"),
+        "environment": (environments, "environment"),
+        "member": (members, "member"),
+        "workload": (workloads, "workload"),
+        "byok_key": (keys, "BYOK key"),
+        "provider": (providers, "provider"),
+    }
+    for i, b in enumerate(c.budgets):
+        known, what = scope_known[b.scope]
+        yield from unknown(f"budgets[{i}].match", b.match, known, what)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _DecimalLoader(yaml.SafeLoader):
+    """SafeLoader that builds floats as Decimal from their source text: money never
+    passes through binary floating point."""
+
+
+def _construct_decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Decimal:
+    text = loader.construct_scalar(node).replace("_", "")  # type: ignore[arg-type]
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # .inf / .nan
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{text!r} is not a finite number", node.start_mark
+        ) from None
+
+
+_DecimalLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+
+
+def _loc_to_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and part.startswith(("function-", "literal[")):
+            continue  # pydantic's internal validator names
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def parse_config(data: Any, source: str | Path = "<memory>") -> LedgerConfig:
+    """Validate an already-parsed YAML document."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, [ConfigProblem(path="", message="the file must be a YAML mapping")])
+    data = _floats_for_non_money(data)
+    try:
+        cfg = LedgerConfig.model_validate(data)
+    except ValidationError as e:
+        problems: list[ConfigProblem] = []
+        for err in e.errors():
+            ctx = err.get("ctx") or {}
+            inner = ctx.get("error")
+            if isinstance(inner, _CrossRefError):
+                problems.extend(inner.problems)
+                continue
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (typo? unknown keys are refused so a policy is never silently ignored)"
+            elif err["type"] == "missing":
+                msg = "required key is missing"
+            msg = msg.removeprefix("Value error, ")
+            problems.append(ConfigProblem(path=_loc_to_path(err["loc"]), message=msg))
+        raise ConfigError(source, problems) from None
+    if isinstance(source, Path) or (isinstance(source, str) and source != "<memory>"):
+        cfg = cfg.model_copy(update={"source": Path(source).resolve()})
+    return cfg
+
+
+# Non-money floats (timeouts, sensitivity) are fine as float; our loader makes every YAML
+# float a Decimal, so convert those few fields back before validation.
+_FLOAT_FIELDS = {
+    ("providers", "*", "timeout_s"),
+    ("workloads", "*", "deadline_s"),
+    ("alerts", "sensitivity"),
+    ("router", "cooldown_s"),
+    ("router", "rate_limit_cooldown_s"),
+    ("router", "idempotency_ttl_s"),
+    ("router", "backoff_base_s"),
+    ("router", "backoff_max_s"),
+    ("router", "max_retry_after_s"),
+}
+
+
+def _floats_for_non_money(data: dict[str, Any]) -> dict[str, Any]:
+    def walk(node: Any, path: tuple[str, ...]) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, (*path, str(k))) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, (*path, "*")) for v in node]
+        if isinstance(node, Decimal) and path in _FLOAT_FIELDS:
+            return float(node)
+        return node
+
+    return walk(data, ())
+
+
+def load_config(path: str | Path) -> LedgerConfig:
+    """Read and validate a `ledger.yaml`. Raises `ConfigError` (every problem, with key paths)
+    or `FileNotFoundError`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file not found: {p}") from None
+    try:
+        data = yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise ConfigError(p, [ConfigProblem(path=where, message=f"invalid YAML: {e}")]) from None
+    return parse_config(data, p)
