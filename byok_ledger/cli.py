@@ -1,0 +1,98 @@
+"""`byok-ledger` CLI (SPEC §3). This file only parses arguments; each subcommand's work lives
+in the module that owns the concept and is imported lazily, so `explain` does not pay for
+importing Dagster."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> "module:function"; the function takes the parsed args and returns an exit code.
+HANDLERS = {
+    "check-config": "byok_ledger.routing_commands:check_config",
+    "explain": "byok_ledger.routing_commands:explain",
+    "simulate": "simulator.cli:simulate",
+    "scenarios": "simulator.cli:scenarios",
+    "run": "pipeline.cli:run",
+    "report": "reports.cli:report",
+    "alerts": "reports.cli:alerts",
+    "demo": "byok_ledger.demo:demo",
+}
+
+DEFAULT_CONFIG = "examples/acme/ledger.yaml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="byok-ledger",
+        description="BYOK LLM routing and the ledger that reconciles it with provider invoices.",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("demo", help="simulate traffic, run the pipeline, render the report")
+    s.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
+    s.add_argument("--days", type=int, default=30)
+    s.add_argument("--requests-per-day", type=int, default=None)
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--config", default=DEFAULT_CONFIG)
+
+    s = sub.add_parser("run", help="materialize the asset graph through Dagster for some UTC days")
+    s.add_argument("--config", required=True)
+    s.add_argument("--start", help="first UTC day, YYYY-MM-DD (default: first day in the logs)")
+    s.add_argument("--end", help="last UTC day, YYYY-MM-DD (default: last day in the logs)")
+
+    s = sub.add_parser("explain", help="dry run: ordered attempts and excluded candidates")
+    s.add_argument("--config", required=True)
+    s.add_argument("--api-key", required=True, help="router API key id")
+    s.add_argument("--model", action="append", required=True, help="gateway slug; repeat for fallbacks")
+    s.add_argument("--workload")
+    s.add_argument("--member")
+    s.add_argument("--zdr", action="store_true", help="request ZDR endpoints only")
+    s.add_argument("--provider-only", action="append", help="restrict to these providers")
+    s.add_argument("--provider-order", action="append", help="preferred provider order")
+    s.add_argument("--provider-ignore", action="append", help="never these providers")
+    s.add_argument("--no-fallbacks", action="store_true", help="allow_fallbacks=false")
+    s.add_argument("--require", action="append", help="capability, e.g. tools")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+
+    s = sub.add_parser("check-config", help="validate a ledger.yaml (exit 2 on problems)")
+    s.add_argument("file")
+
+    s = sub.add_parser("report", help="(re)render the finance report for a month")
+    s.add_argument("--config", required=True)
+    s.add_argument("--month", required=True, help="YYYY-MM")
+
+    s = sub.add_parser("alerts", help="evaluate budgets and anomalies now and deliver new alerts")
+    s.add_argument("--config", required=True)
+    s.add_argument("--dry-run", action="store_true", help="show alerts without sending or recording")
+
+    s = sub.add_parser("simulate", help="traffic through the real router against fake providers")
+    s.add_argument("--config", default=DEFAULT_CONFIG)
+    s.add_argument("--out", required=True)
+    s.add_argument("--days", type=int, default=30)
+    s.add_argument("--requests-per-day", type=int, default=300)
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--start", help="first simulated UTC day, YYYY-MM-DD")
+    s.add_argument("--no-frictions", action="store_true", help="no real-world frictions")
+
+    s = sub.add_parser("scenarios", help="run the production-testing scenarios (SPEC §5a)")
+    s.add_argument("names", nargs="*", metavar="NAME")
+    s.add_argument("--config", default=DEFAULT_CONFIG)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module, func = HANDLERS[args.command].split(":")
+    handler = getattr(importlib.import_module(module), func)
+    try:
+        return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
