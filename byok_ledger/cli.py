@@ -17,7 +17,7 @@ HANDLERS = {
     "scenarios": "simulator.cli:scenarios",
     "run": "pipeline.cli:run",
     "report": "reports.cli:report",
-    "alerts": "reports.cli:alerts",
+    "alerts": "pipeline.alerts.cli:alerts",
     "demo": "byok_ledger.demo:demo",
 }
 
