@@ -73,10 +73,10 @@ class Cost:
 
     def as_dict(self) -> dict[str, str]:
         return {
-            "list_usd": str(self.list_usd),
-            "provider_usd": str(self.provider_usd),
-            "platform_fee_usd": str(self.platform_fee_usd),
-            "platform_credits_usd": str(self.platform_credits_usd),
+            "list_usd": f"{self.list_usd:f}",
+            "provider_usd": f"{self.provider_usd:f}",
+            "platform_fee_usd": f"{self.platform_fee_usd:f}",
+            "platform_credits_usd": f"{self.platform_credits_usd:f}",
         }
 
 
