@@ -1,0 +1,259 @@
+"""Anthropic Messages (`POST {base_url}/v1/messages`, `x-api-key`, `anthropic-version`).
+
+Translates the internal (OpenAI chat) request form to Messages — system prompts move to
+the top-level `system`, tool calls and tool results become `tool_use` / `tool_result`
+blocks, consecutive same-role turns merge — and the answer back to an OpenAI-style
+completion. Anthropic reports `input_tokens` (uncached), `cache_read_input_tokens` and
+`cache_creation_input_tokens` apart, so usage maps straight onto the disjoint buckets.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from routing_core.providers.base import (
+    BAD_REQUEST,
+    CONTEXT_LENGTH,
+    RATE_LIMITED,
+    Adapter,
+    ProviderError,
+    ProviderResult,
+    parse_retry_after,
+    status_kind,
+)
+from routing_core.providers.openai import usage_to_openai
+from routing_core.schema import Usage
+
+ANTHROPIC_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096  # Messages requires max_tokens; the router normally sets it
+
+_STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "pause_turn": "stop",
+    "refusal": "content_filter",
+}
+# Sampling parameters with the same meaning on both sides.
+_PASS_THROUGH = ("temperature", "top_p", "top_k")
+
+
+def _int(v: Any) -> int:
+    return int(v) if isinstance(v, (int, float)) and v > 0 else 0
+
+
+def anthropic_usage(u: dict[str, Any] | None) -> Usage:
+    """Anthropic `usage` -> disjoint buckets (already disjoint on the wire)."""
+    if not u:
+        return Usage()
+    return Usage(
+        input_tokens=_int(u.get("input_tokens")),
+        cache_read_tokens=_int(u.get("cache_read_input_tokens")),
+        cache_write_tokens=_int(u.get("cache_creation_input_tokens")),
+        output_tokens=_int(u.get("output_tokens")),
+        reasoning_tokens=0,  # Messages does not split thinking out of output_tokens
+    )
+
+
+def _image_block(part: dict[str, Any]) -> dict[str, Any]:
+    url = (part.get("image_url") or {}).get("url", "")
+    if url.startswith("data:") and ";base64," in url:
+        media_type, data = url[5:].split(";base64,", 1)
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    """OpenAI message content (string or parts) -> Anthropic content blocks."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    out: list[dict[str, Any]] = []
+    for part in content:
+        ptype = part.get("type")
+        if ptype == "text":
+            out.append({"type": "text", "text": part.get("text", "")})
+        elif ptype == "image_url":
+            out.append(_image_block(part))
+        else:
+            out.append(part)  # already an Anthropic block (e.g. with cache_control)
+    return out
+
+
+def _system_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "\n".join(p.get("text", "") for p in content or () if p.get("type") == "text")
+
+
+def to_messages_body(request: dict[str, Any], upstream_model: str) -> dict[str, Any]:
+    """The internal request form -> an Anthropic Messages request body."""
+    system: list[str] = []
+    messages: list[dict[str, Any]] = []
+
+    def push(role: str, blocks: list[dict[str, Any]]) -> None:
+        if not blocks:
+            return
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(blocks)  # Messages wants alternating turns
+        else:
+            messages.append({"role": role, "content": blocks})
+
+    for m in request.get("messages") or ():
+        role = m.get("role")
+        if role in ("system", "developer"):
+            system.append(_system_text(m.get("content")))
+        elif role == "user":
+            push("user", _blocks(m.get("content")))
+        elif role == "assistant":
+            blocks = _blocks(m.get("content"))
+            for call in m.get("tool_calls") or ():
+                fn = call.get("function") or {}
+                try:
+                    args = json.loads(fn.get("arguments") or "{}")
+                except ValueError:
+                    args = {"_raw": fn.get("arguments")}
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": call.get("id", ""),
+                        "name": fn.get("name", ""),
+                        "input": args,
+                    }
+                )
+            push("assistant", blocks)
+        elif role == "tool":
+            content = m.get("content")
+            push(
+                "user",
+                [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": m.get("tool_call_id", ""),
+                        "content": content if isinstance(content, str) else _blocks(content),
+                    }
+                ],
+            )
+
+    body: dict[str, Any] = {
+        "model": upstream_model,
+        "max_tokens": request.get("max_tokens")
+        or request.get("max_completion_tokens")
+        or DEFAULT_MAX_TOKENS,
+        "messages": messages,
+    }
+    if system:
+        body["system"] = "\n\n".join(system)
+    for k in _PASS_THROUGH:
+        if request.get(k) is not None:
+            body[k] = request[k]
+    stop = request.get("stop")
+    if stop:
+        body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if request.get("user"):
+        body["metadata"] = {"user_id": str(request["user"])}
+    tools = request.get("tools")
+    if tools:
+        body["tools"] = [
+            {
+                "name": t["function"]["name"],
+                "description": t["function"].get("description", ""),
+                "input_schema": t["function"].get("parameters")
+                or {"type": "object", "properties": {}},
+            }
+            for t in tools
+            if t.get("type", "function") == "function"
+        ]
+    choice = request.get("tool_choice")
+    if choice is not None and tools:
+        if choice == "auto":
+            body["tool_choice"] = {"type": "auto"}
+        elif choice == "required":
+            body["tool_choice"] = {"type": "any"}
+        elif choice == "none":
+            body["tool_choice"] = {"type": "none"}
+        elif isinstance(choice, dict) and choice.get("function"):
+            body["tool_choice"] = {"type": "tool", "name": choice["function"]["name"]}
+    return body
+
+
+def to_chat_completion(data: dict[str, Any], gateway_model: str) -> ProviderResult:
+    """An Anthropic Messages answer -> the OpenAI-style completion callers get."""
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for block in data["content"]:
+        btype = block.get("type")
+        if btype == "text":
+            texts.append(block.get("text", ""))
+        elif btype == "tool_use":
+            calls.append(
+                {
+                    "id": block.get("id", ""),
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name", ""),
+                        "arguments": json.dumps(block.get("input") or {}),
+                    },
+                }
+            )
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
+    if calls:
+        message["tool_calls"] = calls
+    usage = anthropic_usage(data.get("usage"))
+    body = {
+        "id": data.get("id", ""),
+        "object": "chat.completion",
+        "created": 0,
+        "model": gateway_model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": _STOP_REASONS.get(data.get("stop_reason") or "", "stop"),
+            }
+        ],
+        "usage": usage_to_openai(usage),
+    }
+    return ProviderResult(body=body, usage=usage)
+
+
+class AnthropicAdapter(Adapter):
+    api = "anthropic"
+
+    def prepare(
+        self, request: dict[str, Any], upstream_model: str, secret: str, base_url: str
+    ) -> tuple[str, dict[str, str], dict[str, Any]]:
+        headers = {"x-api-key": secret, "anthropic-version": ANTHROPIC_VERSION}
+        return base_url + "/v1/messages", headers, to_messages_body(request, upstream_model)
+
+    def parse_ok(self, data: dict[str, Any], gateway_model: str) -> ProviderResult:
+        return to_chat_completion(data, gateway_model)
+
+    def classify(self, status: int, data: Any, headers: httpx.Headers) -> ProviderError:
+        err = data.get("error") if isinstance(data, dict) else None
+        if not isinstance(err, dict):
+            err = {}
+        etype = err.get("type")
+        message = str(err.get("message") or f"HTTP {status} from provider")
+        kind = status_kind(status)
+        low = message.lower()
+        if kind == BAD_REQUEST and (
+            "prompt is too long" in low or "exceed context limit" in low or "context window" in low
+        ):
+            kind = CONTEXT_LENGTH
+        retry = parse_retry_after(headers.get("retry-after")) if kind == RATE_LIMITED else None
+        return ProviderError(
+            kind,
+            message,
+            http_status=status,
+            error_type=str(etype or f"http_{status}"),
+            retry_after_s=retry,
+        )
