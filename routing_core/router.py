@@ -1,0 +1,909 @@
+"""The `Router`: plans a request (routing_core.planning), holds its budget
+(routing_core.budgets), calls providers in plan order with failover (SPEC §5), prices what
+was served (routing_core.pricing) and appends exactly one request record per call
+(routing_core.request_log).
+
+Failover: 429 -> next key/route (the key rests for `router.rate_limit_cooldown_s` or its
+Retry-After; Retry-After is waited out only to retry the same route when it is the last one
+left, within the deadline); 5xx / 529 / timeout / connection error -> next route; 401/403 ->
+the key cools down for `router.cooldown_s`, next route; 400 -> no failover, except a
+context-length error -> next model. Exponential backoff with full jitter between attempts;
+`max_attempts` and `deadline_s` of the workload bound everything.
+
+One attempt loop (`_run`, a generator yielding "call"/"sleep" steps) is driven by a sync
+driver (`complete`) and an async one (`acomplete`), so both have the same semantics.
+
+Secrets: a BYOK key's secret is `secrets[key.secret_env]`; the platform's pooled key for a
+provider's shared capacity is `secrets[shared_secret_env(provider)]`, i.e.
+`BYOK_LEDGER_SHARED_<PROVIDER>_KEY`. `secrets` defaults to `os.environ`, read once at
+construction. A missing secret fails that attempt as an auth error without a provider call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import inspect
+import os
+import random
+import secrets as _secrets
+import threading
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NoReturn
+
+import httpx
+
+from routing_core.budgets import Reservation, SpendGuard
+from routing_core.config import LedgerConfig
+from routing_core.planning import Planner, ResolvedRequest
+from routing_core.pricing import ByokFeeMeter, q9
+from routing_core.providers import (
+    AUTH,
+    BAD_REQUEST,
+    CONTEXT_LENGTH,
+    RATE_LIMITED,
+    UNAVAILABLE_KINDS,
+    Adapter,
+    ProviderError,
+    ProviderResult,
+    adapter_for,
+    shared_secret_env,
+)
+from routing_core.request_log import RequestLog
+from routing_core.routes import (
+    ALL_RATE_LIMITED,
+    UNAVAILABLE,
+    UNKNOWN_API_KEY,
+    UPSTREAM_FAILED,
+    Attempt,
+    Plan,
+    RouteError,
+    RouteRequest,
+)
+from routing_core.routes import BAD_REQUEST as HTTP_BAD_REQUEST
+from routing_core.schema import SCHEMA_VERSION, Cost, Usage, format_ts
+
+_ZERO_USAGE = Usage().as_dict()
+_ZERO_COST = Cost(q9(Decimal(0)), q9(Decimal(0)), q9(Decimal(0)), q9(Decimal(0))).as_dict()
+_PROVIDER_PREFS = frozenset(
+    {
+        "only",
+        "order",
+        "ignore",
+        "allow_fallbacks",
+        "data_collection",
+        "max_price",
+        "zdr",
+        "sort",
+        "require_parameters",
+    }
+)
+_CALL = 0
+_SLEEP = 1
+
+
+@dataclass(slots=True)
+class Completion:
+    """A served request: the OpenAI-style `chat.completion` body (its `model` is the gateway
+    slug) and how it was routed and priced. `replayed` marks an idempotent replay."""
+
+    request_id: str
+    body: dict[str, Any]
+    model: str
+    provider: str
+    upstream_model: str
+    credential: str
+    key_id: str | None
+    usage: Usage
+    cost: Cost
+    attempts: list[dict[str, Any]]
+    fallback_used: bool
+    fallback_reason: str | None
+    zdr: bool
+    replayed: bool = False
+
+    @property
+    def content(self) -> str | None:
+        return self.body["choices"][0]["message"].get("content")
+
+    @property
+    def message(self) -> dict[str, Any]:
+        return self.body["choices"][0]["message"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The body plus OpenRouter-style routing fields (`provider`, `request_id`)."""
+        return {**self.body, "provider": self.provider, "request_id": self.request_id}
+
+
+@dataclass(slots=True)
+class _Ctx:
+    """One `complete()` call in flight."""
+
+    request_id: str
+    t0: float
+    start: dt.datetime
+    api_key_id: str | None
+    requested: list[str]
+    idempotency_key: str | None
+    workflow_id: str | None
+    resolved: ResolvedRequest | None = None
+    plan: Plan | None = None
+    body: dict[str, Any] | None = None
+    reservation: Reservation | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    slept: float = 0.0
+
+
+@dataclass(slots=True)
+class _Provider:
+    adapter: Adapter
+    base_url: str
+    timeout_s: float
+
+
+def _estimate_input_tokens(messages: list[Any], tools: Any) -> int:
+    """A deliberately high token estimate (2 characters a token plus per-message overhead)
+    for budget holds: the hold must not be below what the provider will bill."""
+    chars = 0
+    for m in messages:
+        c = m.get("content") if isinstance(m, dict) else None
+        if isinstance(c, str):
+            chars += len(c)
+        elif isinstance(c, list):
+            for p in c:
+                if isinstance(p, dict):
+                    t = p.get("text")
+                    chars += len(t) if isinstance(t, str) else 1500  # images etc.
+    if tools:
+        chars += len(repr(tools))
+    return chars // 2 + 16 * len(messages) + 16
+
+
+class Router:
+    """BYOK-first router over one `LedgerConfig` (see module docstring). Thread-safe for
+    `complete`; `acomplete` for asyncio. Use as a context manager or call `close()`."""
+
+    def __init__(
+        self,
+        config: LedgerConfig,
+        *,
+        log_dir: str | os.PathLike[str] | None = None,
+        writer_id: str | None = None,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        secrets: Mapping[str, str] | None = None,
+        base_urls: Mapping[str, str] | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+        sleep: Callable[[float], Any] | None = None,
+        rng_seed: int | None = None,
+        seed_spend_from_logs: bool = True,
+    ):
+        self.config = config
+        self.planner = Planner(config)
+        self.prices = self.planner.prices
+        self.fee_meter = ByokFeeMeter.from_config(config)
+        self.guard = SpendGuard(config)
+        self.settings = config.router
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        # Injected sleep = simulated time: the deadline then counts slept seconds too.
+        self._virtual_sleep = sleep is not None
+        self._sleep = sleep or time.sleep
+        self._rng = random.Random(rng_seed)
+        self.log_dir = Path(log_dir) if log_dir is not None else config.logs_dir
+        self.log = RequestLog(self.log_dir, writer_id)
+        self._client = http_client
+        self._owns_client = http_client is None
+        self._aclient = async_http_client
+        self._owns_aclient = async_http_client is None
+        self._lock = threading.Lock()
+
+        env = os.environ if secrets is None else secrets
+        overrides = dict(base_urls or {})
+        self._providers = {
+            p.id: _Provider(
+                adapter_for(p.api), overrides.get(p.id, p.base_url).rstrip("/"), p.timeout_s
+            )
+            for p in config.providers
+        }
+        self._key_secret = {k.id: env.get(k.secret_env) or None for k in config.byok_keys}
+        self._shared_secret = {
+            p.id: env.get(shared_secret_env(p.id)) or None for p in config.providers
+        }
+        self._account = {k.id: dict(k.account) for k in config.byok_keys}
+        self._api_by_sha = {a.secret_sha256: a.id for a in config.api_keys}
+        self._api_ids = frozenset(a.id for a in config.api_keys)
+        self._resolved: dict[tuple, ResolvedRequest | RouteError] = {}
+        self._cool_until: dict[str, float] = {}
+        self._cooling: frozenset[str] = frozenset()
+        self._cool_next = float("inf")
+        self._idem: dict[tuple[str | None, str], tuple[float, Completion, ResolvedRequest]] = {}
+        self._bounds: dict[tuple, tuple[Plan, Cost]] = {}
+
+        if seed_spend_from_logs:
+            self.guard.seed_from_logs(self.log_dir, self._clock(), fee_meter=self.fee_meter)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def http_client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(limits=httpx.Limits(max_keepalive_connections=64))
+        return self._client
+
+    @property
+    def async_http_client(self) -> httpx.AsyncClient:
+        if self._aclient is None:
+            self._aclient = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=64))
+        return self._aclient
+
+    def close(self) -> None:
+        """Close the log files and the HTTP clients this router created."""
+        self.log.close()
+        if self._owns_client and self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        if self._owns_aclient and self._aclient is not None:
+            await self._aclient.aclose()
+            self._aclient = None
+        self.close()
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Router:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ cooldowns
+
+    def _now_s(self) -> float:
+        return self._clock().timestamp()
+
+    def cooling_keys(self, now_s: float | None = None) -> frozenset[str]:
+        """BYOK key ids resting after an auth error or a rate limit. The same frozenset
+        object is returned while nothing changes (it is part of the planner's memo key)."""
+        now_s = self._now_s() if now_s is None else now_s
+        if now_s >= self._cool_next:
+            with self._lock:
+                live = {k: t for k, t in self._cool_until.items() if t > now_s}
+                self._cool_until = live
+                self._cooling = frozenset(live)
+                self._cool_next = min(live.values(), default=float("inf"))
+        return self._cooling
+
+    def cool_down(self, key_id: str, seconds: float, now_s: float | None = None) -> None:
+        """Take a BYOK key out of rotation for `seconds` (router clock)."""
+        if seconds <= 0:
+            return
+        until = (self._now_s() if now_s is None else now_s) + seconds
+        with self._lock:
+            if self._cool_until.get(key_id, 0.0) >= until:
+                return
+            self._cool_until[key_id] = until
+            self._cooling = frozenset(self._cool_until)
+            self._cool_next = min(self._cool_next, until)
+
+    # ------------------------------------------------------------------ planning
+
+    def _route_request(
+        self,
+        api_key_id: str,
+        models: tuple[str, ...],
+        workload: str | None,
+        member_id: str | None,
+        zdr: bool,
+        provider: Mapping[str, Any] | None,
+        tools: Any,
+        at: dt.datetime | None,
+    ) -> RouteRequest:
+        kw: dict[str, Any] = {}
+        if provider:
+            unknown = set(provider) - _PROVIDER_PREFS
+            if unknown:
+                raise RouteError(
+                    HTTP_BAD_REQUEST,
+                    f"unknown provider preference(s) {sorted(unknown)}; known: "
+                    f"{sorted(_PROVIDER_PREFS)}",
+                )
+            if provider.get("only") is not None:
+                kw["provider_only"] = tuple(provider["only"])
+            if provider.get("order") is not None:
+                kw["provider_order"] = tuple(provider["order"])
+            if provider.get("ignore"):
+                kw["provider_ignore"] = tuple(provider["ignore"])
+            if provider.get("allow_fallbacks") is False:
+                kw["allow_fallbacks"] = False
+            if provider.get("data_collection") is not None:
+                kw["data_collection"] = provider["data_collection"]
+            if provider.get("zdr"):
+                zdr = True
+            mp = provider.get("max_price")
+            if mp:
+                try:
+                    if mp.get("prompt") is not None:
+                        kw["max_price_input"] = Decimal(str(mp["prompt"]))
+                    if mp.get("completion") is not None:
+                        kw["max_price_output"] = Decimal(str(mp["completion"]))
+                except (ArithmeticError, AttributeError, ValueError):
+                    raise RouteError(
+                        HTTP_BAD_REQUEST,
+                        "provider.max_price needs decimal prompt/completion "
+                        "prices (USD per 1M tokens)",
+                    ) from None
+        if tools:
+            kw["requires"] = ("tools",)
+        return RouteRequest(
+            api_key_id=api_key_id,
+            models=models,
+            workload=workload,
+            member_id=member_id,
+            zdr=bool(zdr),
+            at=at,
+            **kw,
+        )
+
+    def plan(self, req: RouteRequest | None = None, /, **kw: Any) -> Plan:
+        """The ordered attempt plan and every exclusion (what `explain` shows), for a
+        `RouteRequest` or the routing keywords of `complete` (api_key_id, model/models,
+        workload, member_id, zdr, provider, tools). Cooling keys are excluded."""
+        if req is None:
+            models = kw.get("models") or ([kw["model"]] if kw.get("model") else [])
+            req = self._route_request(
+                kw["api_key_id"],
+                tuple(models),
+                kw.get("workload"),
+                kw.get("member_id"),
+                kw.get("zdr", False),
+                kw.get("provider"),
+                kw.get("tools"),
+                kw.get("at") or self._clock(),
+            )
+        return self.planner.plan(req, cooling_keys=self.cooling_keys())
+
+    def _resolve(self, req: RouteRequest) -> ResolvedRequest | RouteError:
+        k = (req.api_key_id, req.member_id, req.workload)
+        r = self._resolved.get(k)
+        if r is None:
+            r = self.planner.resolve(req)
+            self._resolved[k] = r
+        return r
+
+    def _max_cost(self, plan: Plan, input_tokens: int, max_out: int, at: dt.datetime) -> Cost:
+        """Per-layer maximum over every attempt the plan may make (any one may serve)."""
+        key = (id(plan), input_tokens, max_out, at.date())
+        hit = self._bounds.get(key)
+        if hit is not None and hit[0] is plan:
+            return hit[1]
+        worst = Cost()
+        for a in plan.attempts:
+            c = self.prices.max_cost_breakdown(a, input_tokens, max_out, at)
+            worst = Cost(
+                max(worst.list_usd, c.list_usd),
+                max(worst.provider_usd, c.provider_usd),
+                max(worst.platform_fee_usd, c.platform_fee_usd),
+                max(worst.platform_credits_usd, c.platform_credits_usd),
+            )
+        if len(self._bounds) > 4096:
+            self._bounds.clear()
+        self._bounds[key] = (plan, worst)
+        return worst
+
+    # ------------------------------------------------------------------ entry points
+
+    def complete(self, **kw: Any) -> Completion:
+        """Route one chat completion (see `_begin` for the keywords). Returns a `Completion`
+        or raises `RouteError` (SPEC §5 codes); writes exactly one request record."""
+        ctx, early = self._begin(**kw)
+        if early is not None:
+            return early
+        gen = self._run(ctx)
+        client = self.http_client
+        try:
+            step = next(gen)
+            while True:
+                if step[0] == _CALL:
+                    res = self._call(client, ctx, step[1], step[2])
+                else:
+                    self._sleep(step[1])
+                    if self._virtual_sleep:
+                        ctx.slept += step[1]
+                    res = None
+                step = gen.send(res)
+        except StopIteration as stop:
+            return self._finish(ctx, stop.value)
+
+    async def acomplete(self, **kw: Any) -> Completion:
+        """`complete` for asyncio (same keywords, semantics and log record)."""
+        ctx, early = self._begin(**kw)
+        if early is not None:
+            return early
+        gen = self._run(ctx)
+        client = self.async_http_client
+        try:
+            step = next(gen)
+            while True:
+                if step[0] == _CALL:
+                    res = await self._acall(client, ctx, step[1], step[2])
+                else:
+                    if self._virtual_sleep:
+                        r = self._sleep(step[1])
+                        if inspect.isawaitable(r):
+                            await r
+                        ctx.slept += step[1]
+                    else:
+                        await asyncio.sleep(step[1])
+                    res = None
+                step = gen.send(res)
+        except StopIteration as stop:
+            return self._finish(ctx, stop.value)
+
+    def record_outcome(
+        self,
+        *,
+        request_id: str | None = None,
+        workflow_id: str | None = None,
+        accepted: bool,
+        score: float | None = None,
+        reason: str | None = None,
+        ts: dt.datetime | None = None,
+    ) -> str:
+        """Append an outcome event for a request or a workflow (the last one wins);
+        returns its `event_id`."""
+        if not request_id and not workflow_id:
+            raise ValueError("record_outcome needs request_id or workflow_id")
+        event_id = "evt_" + _secrets.token_hex(12)
+        self.log.write_outcome(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "event_id": event_id,
+                "ts": format_ts(ts or self._clock()),
+                "request_id": request_id,
+                "workflow_id": workflow_id,
+                "accepted": bool(accepted),
+                "score": None if score is None else float(score),
+                "reason": reason,
+            }
+        )
+        return event_id
+
+    # ------------------------------------------------------------------ execution
+
+    def _begin(
+        self,
+        *,
+        api_key: str | None = None,
+        api_key_id: str | None = None,
+        model: str | None = None,
+        models: list[str] | None = None,
+        messages: list[dict[str, Any]] | None = None,
+        max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        workload: str | None = None,
+        member_id: str | None = None,
+        zdr: bool = False,
+        provider: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        workflow_id: str | None = None,
+        **params: Any,
+    ) -> tuple[_Ctx, Completion | None]:
+        """Authenticate, validate, plan and reserve the budget. Raises RouteError (after
+        logging it) for 400/401/402/403/404; returns a stored Completion for a replay."""
+        start = self._clock()
+        req_models = list(models) if models else ([model] if model else [])
+        if model and models and models[0] != model:
+            req_models = [model, *[m for m in models if m != model]]
+        ctx = _Ctx(
+            "req_" + _secrets.token_hex(12),
+            time.perf_counter(),
+            start,
+            None,
+            req_models,
+            idempotency_key,
+            workflow_id,
+        )
+
+        if api_key is not None:
+            kid = self._api_by_sha.get(hashlib.sha256(api_key.encode()).hexdigest())
+            if kid is None:
+                self._fail(ctx, RouteError(UNKNOWN_API_KEY, "unknown API key"))
+            if api_key_id is not None and api_key_id != kid:
+                self._fail(
+                    ctx, RouteError(UNKNOWN_API_KEY, "api_key does not belong to api_key_id")
+                )
+            api_key_id = kid
+        if api_key_id is None or api_key_id not in self._api_ids:
+            self._fail(
+                ctx,
+                RouteError(
+                    UNKNOWN_API_KEY,
+                    f"unknown API key id {api_key_id!r}" if api_key_id else "no API key given",
+                ),
+            )
+        ctx.api_key_id = api_key_id
+
+        if idempotency_key is not None:
+            hit = self._idem.get((api_key_id, idempotency_key))
+            if hit is not None:
+                expires, stored, resolved = hit
+                if expires > start.timestamp():
+                    ctx.resolved = resolved
+                    return ctx, self._replay(ctx, stored)
+                self._idem.pop((api_key_id, idempotency_key), None)
+
+        if not req_models:
+            self._fail(ctx, RouteError(HTTP_BAD_REQUEST, "give model or models"))
+        if (
+            not isinstance(messages, list)
+            or not messages
+            or not all(isinstance(m, dict) and "role" in m for m in messages)
+        ):
+            self._fail(
+                ctx,
+                RouteError(
+                    HTTP_BAD_REQUEST, "messages must be a non-empty list of {role, content}"
+                ),
+            )
+        if params.get("stream"):
+            self._fail(ctx, RouteError(HTTP_BAD_REQUEST, "streaming is not supported"))
+        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens <= 0):
+            self._fail(ctx, RouteError(HTTP_BAD_REQUEST, "max_tokens must be a positive integer"))
+        try:
+            rreq = self._route_request(
+                api_key_id, tuple(req_models), workload, member_id, zdr, provider, tools, start
+            )
+        except RouteError as e:
+            self._fail(ctx, e)
+        resolved = self._resolve(rreq)
+        if isinstance(resolved, RouteError):
+            self._fail(ctx, resolved)
+        ctx.resolved = resolved
+        plan = self.planner.plan(rreq, cooling_keys=self.cooling_keys(start.timestamp()))
+        ctx.plan = plan
+        if plan.error is not None:
+            self._fail(ctx, plan.error)
+
+        max_out = max_tokens or self.settings.default_max_output_tokens
+        body: dict[str, Any] = {"messages": messages, "max_tokens": max_out}
+        if tools:
+            body["tools"] = tools
+        if params:
+            body.update(params)
+        ctx.body = body
+        est = _estimate_input_tokens(messages, tools)
+        bound = self._max_cost(plan, est, max_out, start)
+        try:
+            ctx.reservation = self.guard.reserve(
+                api_key_id, resolved.member_id, bound, plan.attempts[0].credential, start
+            )
+        except RouteError as e:
+            self._fail(ctx, e)
+        return ctx, None
+
+    def _run(self, ctx: _Ctx) -> Generator[tuple, Any, tuple]:
+        """The attempt loop. Yields (_CALL, attempt, timeout) -> ProviderResult |
+        ProviderError and (_SLEEP, seconds) -> None; returns (attempt, result) on success
+        or (None, RouteError)."""
+        plan = ctx.plan
+        assert plan is not None
+        routes = plan.attempts
+        max_attempts = plan.max_attempts
+        deadline = plan.deadline_s
+        st = self.settings
+        skip_models: set[str] = set()
+        dead_keys: set[str] = set()  # keys that failed auth in this request
+        i = 0
+        n = 0
+        last_error: ProviderError | None = None
+
+        def elapsed() -> float:
+            return time.perf_counter() - ctx.t0 + ctx.slept
+
+        def usable(j: int) -> bool:
+            a = routes[j]
+            return a.model not in skip_models and (a.key_id is None or a.key_id not in dead_keys)
+
+        wait_same = 0.0  # Retry-After to wait before retrying the same route
+        while i < len(routes) and n < max_attempts:
+            if not usable(i):
+                i += 1
+                continue
+            a = routes[i]
+            if n:
+                pause = wait_same or self._rng.uniform(
+                    0, min(st.backoff_max_s, st.backoff_base_s * (2 ** (n - 1)))
+                )
+                if elapsed() + pause >= deadline:
+                    break
+                if pause > 0:
+                    yield (_SLEEP, pause)
+            wait_same = 0.0
+            remaining = deadline - elapsed()
+            if remaining <= 0:
+                break
+            prov = self._providers[a.provider]
+            res = yield (_CALL, a, min(prov.timeout_s, remaining))
+            n += 1
+            if isinstance(res, ProviderResult):
+                return a, res
+            last_error = res
+            kind = res.kind
+            if kind == RATE_LIMITED:
+                if a.key_id is not None:
+                    self.cool_down(
+                        a.key_id,
+                        max(st.rate_limit_cooldown_s, min(res.retry_after_s or 0.0, st.cooldown_s)),
+                    )
+                last_left = not any(usable(j) for j in range(i + 1, len(routes)))
+                ra = res.retry_after_s
+                if (
+                    last_left
+                    and n < max_attempts
+                    and ra is not None
+                    and ra <= st.max_retry_after_s
+                    and elapsed() + ra < deadline
+                ):
+                    wait_same = max(ra, 1e-6)
+                    continue  # same route again after Retry-After
+                i += 1
+            elif kind == AUTH:
+                if a.key_id is not None:
+                    dead_keys.add(a.key_id)
+                    self.cool_down(a.key_id, st.cooldown_s)
+                i += 1
+            elif kind == CONTEXT_LENGTH:
+                skip_models.add(a.model)
+                i += 1
+            elif kind == BAD_REQUEST:
+                return None, RouteError(
+                    HTTP_BAD_REQUEST,
+                    f"provider {a.provider} rejected the request: {res.message}",
+                    self._err_meta(ctx),
+                )
+            else:
+                i += 1
+        return None, self._exhausted(ctx, last_error, n, elapsed() >= deadline)
+
+    def _exhausted(self, ctx: _Ctx, last: ProviderError | None, n: int, late: bool) -> RouteError:
+        kinds = ctx.kinds
+        meta = self._err_meta(ctx)
+        if not kinds:
+            return RouteError(UNAVAILABLE, "deadline reached before any provider answered", meta)
+        if (
+            last is not None
+            and last.kind == CONTEXT_LENGTH
+            and all(k == CONTEXT_LENGTH for k in kinds)
+        ):
+            return RouteError(
+                HTTP_BAD_REQUEST,
+                "the prompt is too long for every eligible model: " + last.message,
+                meta,
+            )
+        why = f" after {n} attempt(s)" + (" (deadline reached)" if late else "")
+        if all(k == RATE_LIMITED for k in kinds):
+            return RouteError(ALL_RATE_LIMITED, "every eligible route is rate limited" + why, meta)
+        if all(k in UNAVAILABLE_KINDS for k in kinds):
+            return RouteError(UNAVAILABLE, "providers unavailable" + why, meta)
+        return RouteError(UPSTREAM_FAILED, "upstream providers failed" + why, meta)
+
+    @staticmethod
+    def _err_meta(ctx: _Ctx) -> dict[str, Any]:
+        return {"request_id": ctx.request_id, "attempts": ctx.attempts}
+
+    def _secret(self, a: Attempt) -> str | None:
+        if a.key_id is not None:
+            return self._key_secret.get(a.key_id)
+        return self._shared_secret.get(a.provider)
+
+    def _note(
+        self, ctx: _Ctx, a: Attempt, t: float, res: ProviderResult | ProviderError
+    ) -> ProviderResult | ProviderError:
+        ok = isinstance(res, ProviderResult)
+        ctx.attempts.append(
+            {
+                "model": a.model,
+                "provider": a.provider,
+                "credential": a.credential,
+                "key_id": a.key_id,
+                "status": "ok" if ok else res.kind,
+                "http_status": res.http_status,
+                "error_type": None if ok else res.error_type,
+                "latency_ms": round((time.perf_counter() - t) * 1000.0, 3),
+            }
+        )
+        if not ok:
+            ctx.kinds.append(res.kind)
+        return res
+
+    def _call(
+        self, client: httpx.Client, ctx: _Ctx, a: Attempt, timeout: float
+    ) -> ProviderResult | ProviderError:
+        t = time.perf_counter()
+        secret = self._secret(a)
+        if secret is None:
+            return self._note(ctx, a, t, _missing_secret(a))
+        prov = self._providers[a.provider]
+        try:
+            res: ProviderResult | ProviderError = prov.adapter.send(
+                client,
+                ctx.body,
+                upstream_model=a.upstream_model,
+                gateway_model=a.model,
+                secret=secret,
+                base_url=prov.base_url,
+                timeout=timeout,
+            )
+        except ProviderError as e:
+            res = e
+        return self._note(ctx, a, t, res)
+
+    async def _acall(
+        self, client: httpx.AsyncClient, ctx: _Ctx, a: Attempt, timeout: float
+    ) -> ProviderResult | ProviderError:
+        t = time.perf_counter()
+        secret = self._secret(a)
+        if secret is None:
+            return self._note(ctx, a, t, _missing_secret(a))
+        prov = self._providers[a.provider]
+        try:
+            res: ProviderResult | ProviderError = await prov.adapter.asend(
+                client,
+                ctx.body,
+                upstream_model=a.upstream_model,
+                gateway_model=a.model,
+                secret=secret,
+                base_url=prov.base_url,
+                timeout=timeout,
+            )
+        except ProviderError as e:
+            res = e
+        return self._note(ctx, a, t, res)
+
+    # ------------------------------------------------------------------ records
+
+    def _fallback(self, ctx: _Ctx, served: Attempt | None) -> tuple[bool, str | None]:
+        if served is not None and ctx.requested and served.model != ctx.requested[0]:
+            return True, "model_fallback"
+        if not ctx.kinds or (served is None and len(ctx.attempts) < 2):
+            return False, None
+        first = ctx.kinds[0]
+        if first == RATE_LIMITED:
+            return True, "rate_limited"
+        if first == AUTH:
+            return True, "auth_error"
+        if first == CONTEXT_LENGTH:
+            return True, "model_fallback"
+        return True, "provider_error"
+
+    def _record(
+        self,
+        ctx: _Ctx,
+        served: Attempt | None,
+        usage: Usage | None,
+        cost: Cost | None,
+        error: RouteError | None,
+    ) -> dict[str, Any]:
+        r = ctx.resolved
+        fb, reason = self._fallback(ctx, served)
+        rec = {
+            "schema_version": SCHEMA_VERSION,
+            "request_id": ctx.request_id,
+            "ts": format_ts(ctx.start),
+            "duration_ms": round((time.perf_counter() - ctx.t0 + ctx.slept) * 1000.0, 3),
+            "api_key_id": ctx.api_key_id,
+            "environment": r.environment if r else None,
+            "app": r.app if r else None,
+            "member_id": r.member_id if r else None,
+            "workload": r.workload if r else None,
+            "data_class": r.data_class if r else None,
+            "workflow_id": ctx.workflow_id,
+            "idempotency_key": ctx.idempotency_key,
+            "requested_models": ctx.requested,
+            "model": served.model if served else None,
+            "provider": served.provider if served else None,
+            "upstream_model": served.upstream_model if served else None,
+            "credential": served.credential if served else None,
+            "key_id": served.key_id if served else None,
+            "account": self._account.get(served.key_id, {}) if served and served.key_id else {},
+            "attempts": ctx.attempts,
+            "fallback_used": fb,
+            "fallback_reason": reason,
+            "status": "error" if error else "ok",
+            "error_code": error.code if error else None,
+            "zdr": served.zdr if served else None,
+            "usage": usage.as_dict() if usage else _ZERO_USAGE,
+            "cost": cost.as_dict() if cost else _ZERO_COST,
+        }
+        self.log.write_request(rec)
+        return rec
+
+    def _fail(self, ctx: _Ctx, err: RouteError) -> NoReturn:
+        """Log an error record and raise the error (a copy carrying this request's id:
+        plan errors are memoised and shared) to the caller."""
+        if ctx.reservation is not None:
+            self.guard.release(ctx.reservation)
+        err = RouteError(err.code, err.message, {**err.metadata, "request_id": ctx.request_id})
+        self._record(ctx, None, None, None, err)
+        raise err
+
+    def _finish(self, ctx: _Ctx, outcome: tuple) -> Completion:
+        served, res = outcome
+        if served is None:
+            self._fail(ctx, res)
+        usage = res.usage
+        cost = self.prices.cost(served, usage, ctx.start, self.fee_meter)
+        if ctx.reservation is not None:
+            self.guard.settle(ctx.reservation, cost)
+        rec = self._record(ctx, served, usage, cost, None)
+        body = res.body
+        body["provider"] = served.provider
+        comp = Completion(
+            request_id=ctx.request_id,
+            body=body,
+            model=served.model,
+            provider=served.provider,
+            upstream_model=served.upstream_model,
+            credential=served.credential,
+            key_id=served.key_id,
+            usage=usage,
+            cost=cost,
+            attempts=ctx.attempts,
+            fallback_used=rec["fallback_used"],
+            fallback_reason=rec["fallback_reason"],
+            zdr=served.zdr,
+        )
+        if ctx.idempotency_key is not None:
+            expires = ctx.start.timestamp() + self.settings.idempotency_ttl_s
+            with self._lock:
+                if len(self._idem) > 100_000:
+                    now = ctx.start.timestamp()
+                    self._idem = {k: v for k, v in self._idem.items() if v[0] > now}
+                self._idem[(ctx.api_key_id, ctx.idempotency_key)] = (expires, comp, ctx.resolved)
+        return comp
+
+    def _replay(self, ctx: _Ctx, stored: Completion) -> Completion:
+        """An idempotent replay: no provider call; the record has no attempts and zero
+        usage/cost (the original record carries the spend) and points at the served route."""
+        served = Attempt(
+            stored.model,
+            stored.provider,
+            stored.credential,
+            stored.key_id,
+            "shared" if stored.credential == "shared" else "prioritized",
+            stored.upstream_model,
+            stored.zdr,
+        )
+        self._record(ctx, served, None, None, None)
+        return Completion(
+            request_id=stored.request_id,
+            body=stored.body,
+            model=stored.model,
+            provider=stored.provider,
+            upstream_model=stored.upstream_model,
+            credential=stored.credential,
+            key_id=stored.key_id,
+            usage=stored.usage,
+            cost=stored.cost,
+            attempts=stored.attempts,
+            fallback_used=stored.fallback_used,
+            fallback_reason=stored.fallback_reason,
+            zdr=stored.zdr,
+            replayed=True,
+        )
+
+
+def _missing_secret(a: Attempt) -> ProviderError:
+    where = f"BYOK key {a.key_id}" if a.key_id else f"shared capacity on {a.provider}"
+    return ProviderError(AUTH, f"no secret configured for {where}", error_type="missing_secret")
