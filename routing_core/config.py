@@ -426,6 +426,8 @@ class _CrossRefError(ValueError):
 def _dupes(items: Iterable[Any], section: str) -> Iterable[ConfigProblem]:
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
+        if item.id is None:
+            continue
         if item.id in seen:
             yield ConfigProblem(
                 path=f"{section}[{i}].id",
@@ -526,8 +528,81 @@ def _cross_reference_problems(c: LedgerConfig) -> Iterable[ConfigProblem]:
         "provider": (providers, "provider"),
     }
     for i, b in enumerate(c.budgets):
+        if b.scope not in scope_known:
+            continue  # reported as a field error
         known, what = scope_known[b.scope]
         yield from unknown(f"budgets[{i}].match", b.match, known, what)
+
+
+# The cross-reference checks read attributes; when field validation fails, pydantic never
+# builds the model, so they run on this tolerant view of the raw YAML instead. Anything of
+# the wrong type reads as absent: its field error is already reported.
+_RAW_SECTIONS = {
+    "providers": {},
+    "models": {"endpoints": ("list", {"provider": None})},
+    "byok_keys": {
+        "provider": None,
+        "tier": "prioritized",
+        "shared_fallback": "allow",
+        "filters": ("obj", {"models": None, "api_keys": None, "members": None, "environments": None}),
+    },
+    "api_keys": {"owner": None, "guardrail": None, "default_workload": None, "environment": None},
+    "members": {"guardrail": None},
+    "guardrails": {"allowed_models": None, "ignored_models": None, "allowed_providers": None,
+                   "ignored_providers": None},
+    "workloads": {"allowed_models": None, "allowed_providers": None, "model_fallbacks": None},
+    "budgets": {"scope": None, "match": None},
+}
+
+
+class _Raw:
+    """Attribute access over a raw YAML mapping, with defaults for missing/ill-typed keys."""
+
+    def __init__(self, data: Any, fields: dict[str, Any]):
+        data = data if isinstance(data, dict) else {}
+        self.id = _raw_scalar(data.get("id"))
+        for name, spec in fields.items():
+            value = data.get(name)
+            if isinstance(spec, tuple) and spec[0] == "list":
+                items = value if isinstance(value, list) else []
+                setattr(self, name, [_Raw(v, spec[1]) for v in items])
+            elif isinstance(spec, tuple) and spec[0] == "obj":
+                setattr(self, name, _Raw(value, spec[1]))
+            elif isinstance(value, list):
+                setattr(self, name, [_raw_scalar(v) for v in value])
+            elif value is None or isinstance(value, str):
+                setattr(self, name, spec if value is None else value)
+            else:
+                setattr(self, name, spec)
+
+
+def _raw_scalar(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+class _RawConfig:
+    def __init__(self, data: dict[str, Any]):
+        for section, fields in _RAW_SECTIONS.items():
+            items = data.get(section)
+            setattr(self, section, [_Raw(v, fields) for v in items] if isinstance(items, list) else [])
+        sc = data.get("shared_capacity")
+        sc_providers = sc.get("providers") if isinstance(sc, dict) else None
+        self.shared_capacity = _Raw({"providers": sc_providers}, {"providers": None})
+
+
+def _raw_cross_reference_problems(data: dict[str, Any], reported: list[ConfigProblem]):
+    """Cross-reference problems of a config whose fields did not validate, minus those at
+    (or under) a path that already has a field error."""
+    taken = [p.path for p in reported]
+
+    def covered(path: str) -> bool:
+        return any(path == t or path.startswith((t + ".", t + "[")) for t in taken)
+
+    try:
+        found = list(_cross_reference_problems(_RawConfig(data)))  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - best effort on a broken file; field errors stand
+        return []
+    return [p for p in found if not covered(p.path)]
 
 
 # --------------------------------------------------------------------------- loading
@@ -585,6 +660,9 @@ def parse_config(data: Any, source: str | Path = "<memory>") -> LedgerConfig:
                 msg = "required key is missing"
             msg = msg.removeprefix("Value error, ")
             problems.append(ConfigProblem(path=_loc_to_path(err["loc"]), message=msg))
+        if not any(isinstance((err.get("ctx") or {}).get("error"), _CrossRefError)
+                   for err in e.errors()):
+            problems.extend(_raw_cross_reference_problems(data, problems))
         raise ConfigError(source, problems) from None
     if isinstance(source, Path) or (isinstance(source, str) and source != "<memory>"):
         cfg = cfg.model_copy(update={"source": Path(source).resolve()})
