@@ -1,0 +1,11 @@
+"""Budget and anomaly alerts over the marts (SPEC §9): evaluate, record in `marts.alerts`, and
+deliver each alert once to `alerts.webhook_url`.
+
+Entry point: `evaluate_alerts(config, as_of=None, dry_run=False)`; the CLI handler is
+`pipeline.alerts.cli:alerts`, the Dagster schedule lives in `pipeline/defs/alerts/`.
+"""
+
+from pipeline.alerts.evaluation import AlertsError, EvaluationResult, evaluate_alerts
+from pipeline.alerts.model import Alert
+
+__all__ = ["Alert", "AlertsError", "EvaluationResult", "evaluate_alerts"]

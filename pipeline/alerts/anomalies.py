@@ -1,0 +1,238 @@
+"""Spend anomalies (SPEC §9): each day's spend per API key, workload, model and BYOK key
+against a robust baseline (median and MAD of the trailing `alerts.baseline_days` days, same
+weekday only when there are enough of those), fired only when the dollar impact reaches
+`alerts.min_impact_usd`. Each alert names the likely driver: the model, key, workload, API
+key or provider that moved most within that dimension value."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+import duckdb
+
+from pipeline.alerts.model import Alert, alert_id, money
+from pipeline.alerts.queries import sql
+from routing_core.config import LedgerConfig
+
+# dimension name -> column of anomaly_daily_spend.sql
+DIMENSIONS = {
+    "api_key": "api_key_id",
+    "workload": "workload",
+    "model": "model",
+    "byok_key": "key_id",
+}
+# Driver candidates: the other dimensions plus the provider; on a tie the first listed wins
+# (a model or key change is the more actionable explanation).
+DRIVER_DIMS = {
+    "model": "model",
+    "byok_key": "key_id",
+    "workload": "workload",
+    "api_key": "api_key_id",
+    "provider": "provider",
+}
+UNATTRIBUTED = {None, "", "(unattributed)"}
+
+# Fewer baseline days than this: no verdict (a new deployment is not an anomaly).
+MIN_BASELINE_DAYS = 7
+# Same-weekday baselines need this many same weekdays in the window, else all days are used.
+MIN_SAME_WEEKDAY = 3
+# 1.4826 * MAD estimates the standard deviation of normally distributed noise.
+MAD_SCALE = Decimal("1.4826")
+# With a flat history MAD is 0; still demand a relative move before calling it anomalous.
+MIN_RELATIVE_MOVE = Decimal("0.2")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    expected: Decimal
+    sigma: Decimal  # robust spread (scaled MAD)
+    days: int
+    same_weekday: bool
+
+
+def median(values: list[Decimal]) -> Decimal:
+    s = sorted(values)
+    n = len(s)
+    if n == 0:
+        return Decimal(0)
+    mid = n // 2
+    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def baseline(
+    history: dict[dt.date, Decimal], baseline_days: list[dt.date], day: dt.date
+) -> Baseline:
+    """Median/MAD over `baseline_days` (days with data; a day without this value's spend counts
+    as zero), restricted to `day`'s weekday when enough of those exist."""
+    same = [d for d in baseline_days if d.weekday() == day.weekday()]
+    use_same = len(same) >= MIN_SAME_WEEKDAY
+    days = same if use_same else baseline_days
+    values = [history.get(d, Decimal(0)) for d in days]
+    med = median(values)
+    mad = median([abs(v - med) for v in values])
+    return Baseline(expected=med, sigma=MAD_SCALE * mad, days=len(days), same_weekday=use_same)
+
+
+def is_anomalous(
+    actual: Decimal, base: Baseline, sensitivity: Decimal, min_impact: Decimal
+) -> bool:
+    delta = abs(actual - base.expected)
+    if delta < min_impact:
+        return False
+    return delta > sensitivity * base.sigma and delta >= MIN_RELATIVE_MOVE * base.expected
+
+
+def _label(dim: str, value: str | None) -> str:
+    if dim == "byok_key" and value is None:
+        return "shared capacity"
+    return "(unattributed)" if value in UNATTRIBUTED else str(value)
+
+
+def evaluate_anomalies(
+    conn: duckdb.DuckDBPyConnection,
+    config: LedgerConfig,
+    as_of: dt.date,
+    window_days: int,
+) -> list[Alert]:
+    """Anomalies on each data day of the last `window_days` days up to `as_of`."""
+    settings = config.alerts
+    lookback = settings.baseline_days
+    first_check = as_of - dt.timedelta(days=max(window_days, 1) - 1)
+    start = first_check - dt.timedelta(days=lookback)
+    data_days = [
+        r[0] for r in conn.execute(sql("data_days"), {"start": start, "end": as_of}).fetchall()
+    ]
+    rows = conn.execute(sql("anomaly_daily_spend"), {"start": start, "end": as_of}).fetchall()
+    # cols: day, api_key_id, workload, model, key_id, provider, spend
+    col = {"api_key_id": 1, "workload": 2, "model": 3, "key_id": 4, "provider": 5}
+
+    # series[dim][value][day] and, for drivers, sub[dim][value][(subdim, subvalue)][day]
+    series: dict[str, dict[object, dict[dt.date, Decimal]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(Decimal))
+    )
+    sub: dict[str, dict[object, dict[tuple[str, object], dict[dt.date, Decimal]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(Decimal)))
+    )
+    for r in rows:
+        day, spend = r[0], Decimal(r[6])
+        for dim, c in DIMENSIONS.items():
+            v = r[col[c]]
+            if dim != "byok_key" and v in UNATTRIBUTED:
+                continue  # unattributed cost has its own report section, not an anomaly per key
+            if dim == "byok_key" and v is None:
+                continue  # shared capacity is not a BYOK key
+            series[dim][v][day] += spend
+            for sdim, sc in DRIVER_DIMS.items():
+                if sdim != dim:
+                    sub[dim][v][(sdim, r[col[sc]])][day] += spend
+
+    sensitivity = Decimal(str(settings.sensitivity))
+    min_impact = settings.min_impact_usd
+    alerts: list[Alert] = []
+    for day in (d for d in data_days if d >= first_check):
+        window = [d for d in data_days if day - dt.timedelta(days=lookback) <= d < day]
+        if len(window) < MIN_BASELINE_DAYS:
+            continue
+        for dim in DIMENSIONS:
+            for value, hist in series[dim].items():
+                actual = hist.get(day, Decimal(0))
+                base = baseline(hist, window, day)
+                if not is_anomalous(actual, base, sensitivity, min_impact):
+                    continue
+                alerts.append(
+                    _anomaly_alert(dim, value, day, actual, base, hist, sub[dim][value], window)
+                )
+    return alerts
+
+
+def _driver(
+    parent: dict[dt.date, Decimal],
+    subs: dict[tuple[str, object], dict[dt.date, Decimal]],
+    window: list[dt.date],
+    day: dt.date,
+    direction: int,
+) -> dict[str, object] | None:
+    """The sub-dimension value whose spend moved most in the anomaly's direction. A value that
+    carries all of the parent's spend (an API key used by one workload only) says nothing new,
+    so it is named only when no narrower value moved."""
+    days = [*window, day]
+    parent_total = sum((parent.get(d, Decimal(0)) for d in days), Decimal(0))
+    best: tuple[bool, Decimal, str, object, Decimal, Decimal] | None = None
+    for (sdim, svalue), hist in subs.items():
+        actual = hist.get(day, Decimal(0))
+        expected = baseline(hist, window, day).expected
+        delta = (actual - expected) * direction
+        if delta <= 0:
+            continue
+        narrower = sum((hist.get(d, Decimal(0)) for d in days), Decimal(0)) != parent_total
+        key = (narrower, delta)
+        if best is None or key > best[:2]:
+            best = (narrower, delta, sdim, svalue, expected, actual)
+    if best is None:
+        return None
+    _, delta, sdim, svalue, expected, actual = best
+    return {
+        "dimension": sdim,
+        "value": _label(sdim, svalue),
+        "expected_usd": expected,
+        "actual_usd": actual,
+        "delta_usd": delta * direction,
+    }
+
+
+def _anomaly_alert(
+    dim: str,
+    value: object,
+    day: dt.date,
+    actual: Decimal,
+    base: Baseline,
+    hist: dict[dt.date, Decimal],
+    subs: dict[tuple[str, object], dict[dt.date, Decimal]],
+    window: list[dt.date],
+) -> Alert:
+    delta = actual - base.expected
+    direction = 1 if delta > 0 else -1
+    driver = _driver(hist, subs, window, day, direction)
+    label = _label(dim, value if isinstance(value, str) or value is None else str(value))
+    scope = f"{dim}:{label}"
+    how = (
+        f"median of {base.days} {day.strftime('%A')}s"
+        if base.same_weekday
+        else f"median of the last {base.days} days"
+    )
+    word = "spike" if direction > 0 else "drop"
+    sign = "+" if delta > 0 else "-"
+    msg = (
+        f"Spend {word} on {dim} {label} on {day.isoformat()}: {money(actual)} vs expected "
+        f"{money(base.expected)} ({sign}{money(abs(delta))}; {how})."
+    )
+    if driver:
+        dsign = "+" if driver["delta_usd"] > 0 else "-"  # type: ignore[operator]
+        msg += (
+            f" Likely driver: {driver['dimension']} {driver['value']} "
+            f"({money(driver['expected_usd'])} -> {money(driver['actual_usd'])}, "  # type: ignore[arg-type]
+            f"{dsign}{money(abs(driver['delta_usd']))})."  # type: ignore[arg-type]
+        )
+    return Alert(
+        alert_id=alert_id("anomaly", scope, f"day:{day.isoformat()}"),
+        kind="anomaly",
+        scope=scope,
+        period=f"day:{day.isoformat()}",
+        severity="warning" if direction > 0 else "info",
+        message=msg,
+        payload={
+            "dimension": dim,
+            "value": label,
+            "day": day,
+            "actual_usd": actual,
+            "expected_usd": base.expected,
+            "delta_usd": delta,
+            "robust_sigma_usd": base.sigma.quantize(Decimal("0.000000001")),
+            "baseline_days": base.days,
+            "same_weekday": base.same_weekday,
+            "driver": driver,
+        },
+    )

@@ -1,0 +1,76 @@
+"""`byok-ledger alerts --config FILE [--dry-run]`: evaluate budgets and anomalies now, deliver
+new alerts, and print what happened."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline.alerts.evaluation import AlertsError, EvaluationResult, evaluate_alerts
+from routing_core.config import ConfigError, load_config
+
+
+def format_result(r: EvaluationResult) -> str:
+    """A summary line, then one row per alert evaluated with what happened to it."""
+    failed = {a.alert_id: err for a, err in r.failed}
+    delivered = {a.alert_id for a in r.delivered}
+    new = {a.alert_id for a in r.new}
+    head = (
+        f"alerts as of {r.as_of}: evaluated {len(r.evaluated)}, new {len(r.new)}, "
+        f"delivered {len(r.delivered)}, failed {len(r.failed)}"
+        + (" (dry run: nothing sent or recorded)" if r.dry_run else "")
+    )
+    lines = [head]
+    if not r.dry_run and not r.webhook_configured and r.new:
+        lines.append("alerts.webhook_url is not set: alerts recorded, not delivered")
+    rows = []
+    for a in r.evaluated:
+        if r.dry_run:
+            state = "new (not sent)" if a.alert_id in new else "already recorded"
+        elif a.alert_id in delivered:
+            state = "delivered"
+        elif a.alert_id in failed:
+            state = "FAILED"
+        elif a.alert_id in new:
+            state = "recorded"
+        else:
+            state = "already recorded"
+        rows.append((state, a.kind, a.severity, a.scope, a.period, a.message))
+    # Retried deliveries of alerts found on earlier runs.
+    evaluated_ids = {a.alert_id for a in r.evaluated}
+    for a in r.delivered:
+        if a.alert_id not in evaluated_ids:
+            rows.append(("delivered (retry)", a.kind, a.severity, a.scope, a.period, a.message))
+    for a, _err in r.failed:
+        if a.alert_id not in evaluated_ids:
+            rows.append(("FAILED (retry)", a.kind, a.severity, a.scope, a.period, a.message))
+    if rows:
+        titles = ("status", "kind", "severity", "scope", "period")
+        widths = [max(len(t), *(len(str(row[i])) for row in rows)) for i, t in enumerate(titles)]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        lines.append(fmt.format(*titles) + "  message")
+        for row in rows:
+            lines.append(fmt.format(*row[:5]) + "  " + row[5])
+    for a, err in r.failed:
+        lines.append(
+            f"delivery failed for {a.alert_id} ({a.scope}): {err}; retried on the next run"
+        )
+    return "\n".join(lines)
+
+
+def alerts(args: argparse.Namespace) -> int:
+    """CLI handler. Exit 0 when every alert was delivered (or there was none), 1 when some
+    deliveries failed (they stay in the ledger and are retried next run), 2 on a config or
+    data problem (missing DuckDB file or marts)."""
+    try:
+        config = load_config(args.config)
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"byok-ledger alerts: {e}", file=sys.stderr)
+        return 2
+    try:
+        result = evaluate_alerts(config, dry_run=bool(getattr(args, "dry_run", False)))
+    except AlertsError as e:
+        print(f"byok-ledger alerts: {e}", file=sys.stderr)
+        return 2
+    print(format_result(result))
+    return 1 if result.failed else 0

@@ -1,0 +1,159 @@
+"""One alert evaluation: budgets and anomalies as of the last day in the marts (or `as_of`),
+new alerts recorded in `marts.alerts`, undelivered ones POSTed to the webhook."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import httpx
+
+from pipeline.alerts import ledger
+from pipeline.alerts.anomalies import evaluate_anomalies
+from pipeline.alerts.budgets import BudgetStatus, evaluate_budgets
+from pipeline.alerts.delivery import deliver
+from pipeline.alerts.model import Alert
+from pipeline.alerts.queries import sql
+from routing_core.config import LedgerConfig
+
+# Days re-examined each run: a missed daily run, or a late invoice that moves spend, is caught
+# up without re-alerting (ids are deterministic).
+DEFAULT_WINDOW_DAYS = 7
+
+
+class AlertsError(Exception):
+    """A problem the user must fix before alerts can be evaluated (message says what)."""
+
+
+@dataclass
+class EvaluationResult:
+    as_of: dt.date | None
+    evaluated: list[Alert] = field(default_factory=list)  # everything found this run
+    new: list[Alert] = field(default_factory=list)  # not in the ledger before
+    delivered: list[Alert] = field(default_factory=list)
+    failed: list[tuple[Alert, str]] = field(default_factory=list)
+    budget_status: list[BudgetStatus] = field(default_factory=list)
+    dry_run: bool = False
+    webhook_configured: bool = True
+
+
+def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    if not path.exists():
+        raise AlertsError(
+            f"DuckDB file {path} does not exist: run `byok-ledger run --config ...` first "
+            "to build the marts"
+        )
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as e:
+        raise AlertsError(f"cannot open {path}: {e} (is another process writing it?)") from None
+
+
+def _last_day(conn: duckdb.DuckDBPyConnection, path: Path) -> dt.date | None:
+    try:
+        return conn.execute(sql("last_day")).fetchone()[0]
+    except duckdb.CatalogException:
+        raise AlertsError(
+            f"{path} has no marts.split_billing_daily: run `byok-ledger run --config ...` first"
+        ) from None
+
+
+def evaluate_alerts(
+    config: LedgerConfig,
+    *,
+    as_of: dt.date | None = None,
+    dry_run: bool = False,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    client: httpx.Client | None = None,
+    max_attempts: int = 3,
+    backoff_base_s: float = 0.5,
+    conn: duckdb.DuckDBPyConnection | None = None,
+    now: dt.datetime | None = None,
+) -> EvaluationResult:
+    """Evaluate budgets and anomalies, record new alerts and deliver every undelivered one.
+
+    `dry_run` opens the DuckDB file read-only and neither sends nor records anything. Pass
+    `conn` to reuse an open read-write connection (the Dagster asset does)."""
+    path = config.duckdb_path
+    own = conn is None
+    if conn is None:
+        conn = _connect(path, read_only=dry_run)
+    try:
+        return _evaluate(
+            conn,
+            config,
+            path,
+            as_of,
+            dry_run,
+            window_days,
+            client,
+            max_attempts,
+            backoff_base_s,
+            now,
+        )
+    finally:
+        if own:
+            conn.close()
+
+
+def _evaluate(
+    conn: duckdb.DuckDBPyConnection,
+    config: LedgerConfig,
+    path: Path,
+    as_of: dt.date | None,
+    dry_run: bool,
+    window_days: int,
+    client: httpx.Client | None,
+    max_attempts: int,
+    backoff_base_s: float,
+    now: dt.datetime | None,
+) -> EvaluationResult:
+    last = _last_day(conn, path)
+    as_of = as_of or last
+    result = EvaluationResult(
+        as_of=as_of, dry_run=dry_run, webhook_configured=bool(config.alerts.webhook_url)
+    )
+    if as_of is None:
+        return result  # no billing rows yet: nothing to evaluate
+
+    statuses, budget_alerts = evaluate_budgets(conn, config, as_of, window_days)
+    found = budget_alerts + evaluate_anomalies(conn, config, as_of, window_days)
+    # One alert per id even if two rules produced it.
+    result.evaluated = list({a.alert_id: a for a in found}.values())
+    result.budget_status = statuses
+
+    try:
+        known = ledger.ledger_state(conn)
+    except duckdb.CatalogException:
+        known = {}  # no ledger yet (dry run on a fresh file)
+    result.new = [a for a in result.evaluated if a.alert_id not in known]
+    if dry_run:
+        return result
+
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    ledger.ensure_tables(conn)
+    ledger.write_budget_status(conn, statuses, [b.id for b in config.budgets], now)
+    ledger.record_new(conn, result.new, now)
+
+    url = config.alerts.webhook_url
+    if not url:
+        return result  # recorded; delivered once a webhook is configured
+    own_client = client is None
+    client = client or httpx.Client(timeout=httpx.Timeout(10.0))
+    try:
+        for alert in ledger.pending(conn):
+            d = deliver(
+                client, url, alert, max_attempts=max_attempts, backoff_base_s=backoff_base_s
+            )
+            when = dt.datetime.now(dt.UTC).replace(tzinfo=None) if d.ok else None
+            ledger.record_delivery(conn, alert.alert_id, d.attempts, when, d.error)
+            if d.ok:
+                result.delivered.append(alert)
+            else:
+                result.failed.append((alert, d.error or "unknown error"))
+    finally:
+        if own_client:
+            client.close()
+    return result
