@@ -1,0 +1,53 @@
+"""`byok-ledger alerts` end to end through the CLI entry point."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from byok_ledger.cli import main
+
+NO_ANOMALIES = {"min_impact_usd": "1000000", "baseline_days": 28, "sensitivity": 4.0}
+BUDGET = {
+    "id": "chat-monthly",
+    "scope": "api_key",
+    "match": "chat-prod",
+    "usd": "100",
+    "period": "monthly",
+    "thresholds_pct": [50, 100],
+}
+
+
+def test_alerts_cli_dry_run_then_real_run(make_cfg, marts, receiver, tmp_path, capsys):
+    marts.add(dt.date(2026, 11, 1), "120")
+    make_cfg(budgets=[BUDGET], alerts={**NO_ANOMALIES, "webhook_url": receiver.url})
+    cfg = str(tmp_path / "ledger.yaml")
+
+    assert main(["alerts", "--config", cfg, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "evaluated 2, new 2, delivered 0, failed 0 (dry run" in out
+    assert out.count("new (not sent)") == 2 and receiver.received == []
+
+    assert main(["alerts", "--config", cfg]) == 0
+    out = capsys.readouterr().out
+    assert "evaluated 2, new 2, delivered 2, failed 0" in out
+    assert out.count("delivered") >= 3 and "budget_threshold" in out
+    assert len(receiver.received) == 2
+
+    assert main(["alerts", "--config", cfg]) == 0
+    assert "new 0, delivered 0" in capsys.readouterr().out
+
+
+def test_alerts_cli_without_duckdb_says_run_first(make_cfg, tmp_path, capsys):
+    make_cfg()
+    assert main(["alerts", "--config", str(tmp_path / "ledger.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "byok-ledger run" in err
+
+
+def test_alerts_cli_without_marts_says_run_first(make_cfg, tmp_path, capsys):
+    import duckdb
+
+    make_cfg()
+    duckdb.connect(str(tmp_path / "ledger.duckdb")).close()
+    assert main(["alerts", "--config", str(tmp_path / "ledger.yaml")]) == 2
+    assert "no marts.split_billing_daily" in capsys.readouterr().err
