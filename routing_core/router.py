@@ -776,8 +776,16 @@ class Router:
     def _fallback(self, ctx: _Ctx, served: Attempt | None) -> tuple[bool, str | None]:
         if served is not None and ctx.requested and served.model != ctx.requested[0]:
             return True, "model_fallback"
-        if not ctx.kinds or (served is None and len(ctx.attempts) < 2):
+        if not ctx.kinds:
             return False, None
+        first = ctx.attempts[0]
+        same_route = (first["model"], first["provider"], first["key_id"])
+        if served is not None and (served.model, served.provider, served.key_id) == same_route:
+            return False, None  # served by the first route (e.g. after its Retry-After)
+        if served is None and all(
+            (a["model"], a["provider"], a["key_id"]) == same_route for a in ctx.attempts
+        ):
+            return False, None  # never left the first route
         first = ctx.kinds[0]
         if first == RATE_LIMITED:
             return True, "rate_limited"

@@ -112,10 +112,6 @@ def records(router: Router) -> list[dict]:
     return out
 
 
-def msg(text: str = "hello there") -> list[dict]:
-    return [{"role": "user", "content": text}]
-
-
 class Clock:
     """A settable UTC clock for cooldowns, TTLs and outage windows."""
 
@@ -185,3 +181,15 @@ def small_config(**overrides: Any) -> LedgerConfig:
     data = copy.deepcopy(SMALL)
     data.update(copy.deepcopy(overrides))
     return parse_config(data)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def logged() -> Callable[[Router], list[dict]]:
+    """`logged(router)`: the router's request records, each validated (test modules cannot
+    import conftest under --import-mode=importlib, so helpers travel as fixtures)."""
+    return records
