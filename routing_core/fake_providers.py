@@ -155,7 +155,10 @@ class FakeProvider:
         self._revoked: set[str] = set()
         self._limits: dict[str, tuple[int, float]] = {}
         self._windows: dict[str, deque[float]] = {}
-        self._stop = threading.Event()
+        # reset() starts a new generation: answers still in flight from before it (a stalled
+        # timeout, say) are neither recorded nor kept waiting.
+        self._gen = 0
+        self._stall = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -178,7 +181,7 @@ class FakeProvider:
         return self
 
     def close(self) -> None:
-        self._stop.set()
+        self._stall.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -251,6 +254,9 @@ class FakeProvider:
         self.clear_faults()
         with self._lock:
             self._served.clear()
+            self._gen += 1
+            stall, self._stall = self._stall, threading.Event()
+        stall.set()
 
     # ------------------------------------------------------------------ reading
 
@@ -272,9 +278,10 @@ class FakeProvider:
 
     # ------------------------------------------------------------------ serving
 
-    def _record(self, entry: Served) -> None:
+    def _record(self, entry: Served, gen: int) -> None:
         with self._lock:
-            self._served.append(entry)
+            if gen == self._gen:
+                self._served.append(entry)
 
     def _decide(
         self, label: str, model: str, now: dt.datetime
@@ -303,6 +310,7 @@ class FakeProvider:
     ) -> tuple[int, dict[str, str], dict[str, Any]]:
         """Answer one request: (status, extra headers, JSON body)."""
         now = self.clock()
+        gen, stall = self._gen, self._stall
         rid = ("chatcmpl-" if self.api == "openai" else "msg_") + uuid.uuid4().hex[:24]
         wire = _OPENAI if self.api == "openai" else _ANTHROPIC
         if not path.endswith(wire.path):
@@ -322,7 +330,7 @@ class FakeProvider:
             code: str | None = None,
             extra: dict[str, str] | None = None,
         ):
-            self._record(Served(now, self.name, label, model, Usage(), status, rid, etype))
+            self._record(Served(now, self.name, label, model, Usage(), status, rid, etype), gen)
             st, hdrs, b = wire.error(status, etype, message, code=code)
             hdrs.update(extra or {})
             return st, hdrs, b
@@ -355,7 +363,7 @@ class FakeProvider:
                 return fail(*wire.server_error(529 if self.api == "anthropic" else 503))
             if kind == "timeout":
                 # Stall past the client's timeout; the client has gone by the time we answer.
-                self._stop.wait(min(fault.delay_s, MAX_STALL_S))
+                stall.wait(min(fault.delay_s, MAX_STALL_S))
                 return fail(*wire.server_error(504))
             if kind == "context_length":
                 return fail(
@@ -377,7 +385,7 @@ class FakeProvider:
         if self.latency_s:
             time.sleep(self.latency_s)
         out, served_usage = wire.success(rid, model, body, usage, now)
-        self._record(Served(now, self.name, label, model, served_usage, 200, rid))
+        self._record(Served(now, self.name, label, model, served_usage, 200, rid), gen)
         return 200, {}, out
 
 

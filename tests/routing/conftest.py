@@ -193,3 +193,9 @@ def logged() -> Callable[[Router], list[dict]]:
     """`logged(router)`: the router's request records, each validated (test modules cannot
     import conftest under --import-mode=importlib, so helpers travel as fixtures)."""
     return records
+
+
+@pytest.fixture
+def small_cfg() -> Callable[..., LedgerConfig]:
+    """`small_cfg(**sections)`: the SMALL config with top-level sections replaced."""
+    return small_config
