@@ -86,6 +86,49 @@ class _Key:
         )
 
 
+# Indexes into _Entry.excl: the per-request reasons a key can be excluded for.
+_R_DISABLED, _R_API_KEY, _R_MEMBER, _R_ENV, _R_ZDR, _R_COOLING = range(6)
+_R_CODES = (
+    KEY_DISABLED,
+    KEY_FILTER_API_KEY,
+    KEY_FILTER_MEMBER,
+    KEY_FILTER_ENVIRONMENT,
+    ZDR_REQUIRED,
+    KEY_COOLING_DOWN,
+)
+
+
+class _Entry:
+    """One BYOK key on one endpoint: its (static) Attempt and, filled on first use, its
+    Exclusion for each reason, so plan() allocates nothing per key. A benign race may build
+    the same Exclusion twice; both are equal."""
+
+    __slots__ = ("key", "attempt", "excl")
+
+    def __init__(self, key: _Key, attempt: Attempt) -> None:
+        self.key = key
+        self.attempt = attempt
+        self.excl: list[Exclusion | None] = [None] * 6
+
+    def excluded(self, r: int) -> Exclusion:
+        e = self.excl[r]
+        if e is None:
+            a = self.attempt
+            e = self.excl[r] = Exclusion(a.model, a.provider, "byok", a.key_id, _R_CODES[r])
+        return e
+
+
+class _ExclusionCache(dict):
+    """(model, provider, credential, reason, detail) -> Exclusion, built once."""
+
+    def get_or_make(self, model, provider, credential, reason, detail=""):
+        k = (model, provider, credential, reason, detail)
+        e = self.get(k)
+        if e is None:
+            e = self[k] = Exclusion(model, provider, credential, None, reason, detail)
+        return e
+
+
 @dataclass(frozen=True, slots=True)
 class _Ep:
     """One (model, provider) endpoint with its keys already sorted and split by tier."""
@@ -98,8 +141,9 @@ class _Ep:
     context_length: int
     collects_data: bool  # provider data_collection: allow
     shared: bool  # served by the platform's shared capacity
-    prioritized: tuple[_Key, ...]  # model filter passed, sorted by (order, id)
-    fallback: tuple[_Key, ...]
+    prioritized: tuple[_Entry, ...]  # model filter passed, sorted by (order, id)
+    fallback: tuple[_Entry, ...]
+    shared_attempt: Attempt
     model_filtered: tuple[Exclusion, ...]  # keys of this provider whose model filter excludes it
     # Keys whose shared_fallback setting may remove shared capacity here (checked per request
     # against their API key / member / environment filters).
@@ -232,8 +276,19 @@ class Planner:
                         context_length=ep.context_length,
                         collects_data=providers[ep.provider].data_collection == "allow",
                         shared=ep.provider in shared,
-                        prioritized=tuple(k for k in serving if k.tier == "prioritized"),
-                        fallback=tuple(k for k in serving if k.tier == "fallback"),
+                        prioritized=tuple(
+                            _Entry(k, self._byok_attempt(m.id, ep, k))
+                            for k in serving
+                            if k.tier == "prioritized"
+                        ),
+                        fallback=tuple(
+                            _Entry(k, self._byok_attempt(m.id, ep, k))
+                            for k in serving
+                            if k.tier == "fallback"
+                        ),
+                        shared_attempt=Attempt(
+                            m.id, ep.provider, "shared", None, "shared", ep.upstream_model, ep.zdr
+                        ),
                         model_filtered=filtered,
                         shared_blockers=blockers,
                     )
@@ -255,6 +310,19 @@ class Planner:
             for wid in wids:
                 self._policy(a, a.owner, wid)
         self._cache: dict[tuple, Plan] = {}
+        self._excl = _ExclusionCache()
+
+    @staticmethod
+    def _byok_attempt(model: str, ep: Endpoint, k: _Key) -> Attempt:
+        return Attempt(
+            model,
+            ep.provider,
+            "byok",
+            k.id,
+            k.tier,
+            ep.upstream_model,
+            ep.zdr if k.zdr is None else k.zdr,
+        )
 
     # ----------------------------------------------------------------- lookups
 
@@ -418,28 +486,30 @@ class Planner:
         attempts: list[Attempt] = []
         excluded: list[Exclusion] = []
         not_guardrail = 0  # exclusions that are not a guardrail's allow/ignore list
+        xc = self._excl.get_or_make
+        wl_models = pol.wl_models
+        gr_models = pol.gr_models
+        gr_ignored_models = pol.gr_ignored_models
+        wl_providers = pol.wl_providers
+        gr_providers = pol.gr_providers
+        gr_ignored_providers = pol.gr_ignored_providers
+        screen_price = max_in is not None or max_out is not None
 
         for model in models:
             eps = self._models.get(model)
             if eps is None:
-                excluded.append(Exclusion(model, None, None, None, MODEL_UNKNOWN))
+                excluded.append(xc(model, None, None, MODEL_UNKNOWN))
                 not_guardrail += 1
                 continue
-            if pol.wl_models is not None and model not in pol.wl_models:
-                excluded.append(
-                    Exclusion(model, None, None, None, MODEL_NOT_ALLOWED, f"workload {wid}")
-                )
+            if wl_models is not None and model not in wl_models:
+                excluded.append(xc(model, None, None, MODEL_NOT_ALLOWED, f"workload {wid}"))
                 not_guardrail += 1
                 continue
-            if pol.gr_models is not None and model not in pol.gr_models:
-                excluded.append(
-                    Exclusion(model, None, None, None, MODEL_NOT_ALLOWED, "guardrail allowlist")
-                )
+            if gr_models is not None and model not in gr_models:
+                excluded.append(xc(model, None, None, MODEL_NOT_ALLOWED, "guardrail allowlist"))
                 continue
-            if model in pol.gr_ignored_models:
-                excluded.append(
-                    Exclusion(model, None, None, None, MODEL_NOT_ALLOWED, "guardrail ignore list")
-                )
+            if model in gr_ignored_models:
+                excluded.append(xc(model, None, None, MODEL_NOT_ALLOWED, "guardrail ignore list"))
                 continue
 
             ok: list[_Ep] = []
@@ -448,13 +518,13 @@ class Planner:
                 reason = None
                 detail = ""
                 guardrail = False
-                if pol.wl_providers is not None and p not in pol.wl_providers:
+                if wl_providers is not None and p not in wl_providers:
                     reason, detail = PROVIDER_NOT_ALLOWED, f"workload {wid}"
-                elif pol.gr_providers is not None and p not in pol.gr_providers:
+                elif gr_providers is not None and p not in gr_providers:
                     reason, detail, guardrail = PROVIDER_NOT_ALLOWED, "guardrail allowlist", True
                 elif only is not None and p not in only:
                     reason, detail = PROVIDER_NOT_ALLOWED, "request provider.only"
-                elif p in pol.gr_ignored_providers:
+                elif p in gr_ignored_providers:
                     reason, detail, guardrail = PROVIDER_IGNORED, "guardrail ignore list", True
                 elif p in ignore:
                     reason, detail = PROVIDER_IGNORED, "request provider.ignore"
@@ -465,7 +535,7 @@ class Planner:
                     detail = "needs " + ",".join(sorted(requires - ep.supports))
                 elif est_tokens and est_tokens > ep.context_length:
                     reason = CONTEXT_TOO_LONG
-                elif max_in is not None or max_out is not None:
+                elif screen_price:
                     pr = price(model, p, day)
                     if (max_in is not None and pr.input > max_in) or (
                         max_out is not None and pr.output > max_out
@@ -474,7 +544,7 @@ class Planner:
                 if reason is None:
                     ok.append(ep)
                 else:
-                    excluded.append(Exclusion(model, p, None, None, reason, detail))
+                    excluded.append(xc(model, p, None, reason, detail))
                     if not guardrail:
                         not_guardrail += 1
 
@@ -485,62 +555,50 @@ class Planner:
             shared: list[Attempt] = []
             fallback: list[Attempt] = []
             for ep in ok:
-                p = ep.provider
                 if ep.model_filtered:
-                    excluded.extend(ep.model_filtered)
+                    excluded += ep.model_filtered
                     not_guardrail += len(ep.model_filtered)
-                for tier_keys, out in ((ep.prioritized, prio), (ep.fallback, fallback)):
-                    for k in tier_keys:
+                for tier_entries, out in ((ep.prioritized, prio), (ep.fallback, fallback)):
+                    for ent in tier_entries:
+                        k = ent.key
                         if k.disabled:
-                            r = KEY_DISABLED
+                            r = _R_DISABLED
                         elif k.api_keys is not None and api_id not in k.api_keys:
-                            r = KEY_FILTER_API_KEY
+                            r = _R_API_KEY
                         elif k.members is not None and member not in k.members:
-                            r = KEY_FILTER_MEMBER
+                            r = _R_MEMBER
                         elif k.environments is not None and env not in k.environments:
-                            r = KEY_FILTER_ENVIRONMENT
-                        elif zdr and not (ep.zdr if k.zdr is None else k.zdr):
-                            r = ZDR_REQUIRED
-                        elif k.id in cooling:
-                            r = KEY_COOLING_DOWN
+                            r = _R_ENV
+                        elif zdr and not ent.attempt.zdr:
+                            r = _R_ZDR
+                        elif cooling and k.id in cooling:
+                            r = _R_COOLING
                         else:
-                            out.append(
-                                Attempt(
-                                    model,
-                                    p,
-                                    "byok",
-                                    k.id,
-                                    k.tier,
-                                    ep.upstream_model,
-                                    ep.zdr if k.zdr is None else k.zdr,
-                                )
-                            )
+                            out.append(ent.attempt)
                             continue
-                        excluded.append(Exclusion(model, p, "byok", k.id, r))
+                        excluded.append(ent.excl[r] or ent.excluded(r))
                         not_guardrail += 1
 
                 # Shared capacity for this endpoint.
-                r = None
+                r_shared = None
                 detail = ""
                 if not ep.shared:
-                    r = NO_SHARED_CAPACITY
+                    r_shared = NO_SHARED_CAPACITY
                 elif shared_off is not None:
-                    r, detail = shared_off, shared_off_detail
+                    r_shared, detail = shared_off, shared_off_detail
                 else:
                     for k in ep.shared_blockers:
                         if k.serves(api_id, member, env):
-                            r = SHARED_FALLBACK_DISABLED
+                            r_shared = SHARED_FALLBACK_DISABLED
                             detail = f"key {k.id} is shared_fallback: {k.shared_fallback}"
                             break
                     else:
                         if zdr and not ep.zdr:
-                            r = ZDR_REQUIRED
-                if r is None:
-                    shared.append(
-                        Attempt(model, p, "shared", None, "shared", ep.upstream_model, ep.zdr)
-                    )
+                            r_shared = ZDR_REQUIRED
+                if r_shared is None:
+                    shared.append(ep.shared_attempt)
                 else:
-                    excluded.append(Exclusion(model, p, "shared", None, r, detail))
+                    excluded.append(xc(model, ep.provider, "shared", r_shared, detail))
                     not_guardrail += 1
 
             if pol.zdr_preferred and not zdr:
