@@ -1,0 +1,224 @@
+"""`byok-ledger run`: materialize the whole ledger graph through Dagster, headless, for a range
+of UTC days, then print a per-day summary. Dagster does the work (one in-process run of the
+`ledger_daily` job over the day range, recorded in the Dagster instance); this module only
+prepares the environment, launches the run and reads the marts back.
+
+Exit codes: 0 ok (non-blocking check warnings are printed), 1 the run failed or a blocking
+check failed, 2 the config or the arguments are wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pipeline.settings import CONFIG_ENV, REPO_ROOT
+from routing_core.config import ConfigError, LedgerConfig, load_config
+
+
+def _parse_day(value: str | None, flag: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise SystemExit(f"byok-ledger run: {flag} {value!r} is not a YYYY-MM-DD day") from None
+
+
+def _prepare_environment(
+    cfg: LedgerConfig, config_file: Path, start: dt.date, end: dt.date
+) -> None:
+    """Env the Dagster definitions read at import: config path, instance folder, partitions."""
+    os.environ[CONFIG_ENV] = str(config_file)
+    if not os.environ.get("DAGSTER_HOME"):
+        home = cfg.duckdb_path.parent / ".dagster"
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ["DAGSTER_HOME"] = str(home)
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists() and (REPO_ROOT / "dagster.yaml").exists():
+        shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    if "pipeline.defs.partitions" not in sys.modules:
+        from pipeline.defs.partitions import DEFAULT_START, END_OFFSET_ENV, START_ENV
+
+        default = dt.date.fromisoformat(os.environ.get(START_ENV) or DEFAULT_START)
+        if start < default:
+            os.environ[START_ENV] = start.isoformat()
+        today = dt.datetime.now(dt.UTC).date()
+        offset = max(int(os.environ.get(END_OFFSET_ENV) or 1), (end - today).days + 1)
+        os.environ[END_OFFSET_ENV] = str(offset)
+
+
+def _money(v: Any) -> str:
+    return "-" if v is None else f"{Decimal(v):,.2f}"
+
+
+def _summary(cfg: LedgerConfig, start: dt.date, end: dt.date) -> list[tuple]:
+    import duckdb
+
+    with duckdb.connect(str(cfg.duckdb_path), read_only=True) as conn:
+        return conn.execute(
+            """
+            WITH d AS (SELECT CAST(unnest(generate_series(CAST($start AS DATE), CAST($end AS DATE),
+                                      INTERVAL 1 DAY)) AS DATE) AS day),
+            s AS (
+                SELECT day, sum(requests) AS requests,
+                       sum(coalesce(provider_billed_usd, provider_estimated_usd)) AS provider,
+                       sum(platform_fee_usd) AS fee, sum(platform_credits_usd) AS credits,
+                       sum(total_usd) AS total,
+                       sum(total_usd) FILTER (WHERE attribution = 'unattributed') AS unattributed,
+                       CASE WHEN bool_and(status = 'invoiced') THEN 'invoiced'
+                            WHEN bool_or(status = 'invoiced') THEN 'partial'
+                            ELSE 'estimated' END AS status
+                FROM marts.split_billing_daily WHERE day BETWEEN $start AND $end GROUP BY day
+            ), r AS (
+                SELECT day, sum(variance_usd) FILTER (WHERE status IN
+                           ('matched', 'over_billed', 'under_billed')) AS variance,
+                       count(*) FILTER (WHERE status IN ('over_billed', 'under_billed')) AS off
+                FROM marts.reconciliation_daily WHERE day BETWEEN $start AND $end GROUP BY day
+            )
+            SELECT d.day, coalesce(s.requests, 0), s.provider, s.fee, s.credits, s.total,
+                   s.unattributed, coalesce(s.status, '-'), r.variance, coalesce(r.off, 0)
+            FROM d LEFT JOIN s USING (day) LEFT JOIN r USING (day) ORDER BY d.day
+            """,
+            {"start": start, "end": end},
+        ).fetchall()
+
+
+def _print_summary(rows: list[tuple]) -> None:
+    head = (
+        "day",
+        "requests",
+        "provider_billed",
+        "platform_fee",
+        "platform_credits",
+        "total",
+        "unattributed",
+        "status",
+        "variance",
+        "cells_off",
+    )
+    table = [head] + [
+        (
+            str(r[0]),
+            str(r[1]),
+            _money(r[2]),
+            _money(r[3]),
+            _money(r[4]),
+            _money(r[5]),
+            _money(r[6]),
+            r[7],
+            _money(r[8]),
+            str(r[9]),
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for i, row in enumerate(table):
+        print(
+            "  ".join(
+                c.rjust(w) if j not in (0, 7) else c.ljust(w)
+                for j, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of `byok-ledger run --config FILE [--start DAY] [--end DAY]`."""
+    config_file = Path(args.config).resolve()
+    try:
+        cfg = load_config(config_file)
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"byok-ledger run: {e}", file=sys.stderr)
+        return 2
+    from pipeline.sources.logs import days_with_logs
+
+    start = _parse_day(getattr(args, "start", None), "--start")
+    end = _parse_day(getattr(args, "end", None), "--end")
+    if start is None or end is None:
+        present = days_with_logs(cfg.logs_dir)
+        if not present and (start is None and end is None):
+            print(
+                f"byok-ledger run: no request logs under {cfg.logs_dir}/requests/dt=*/; "
+                "pass --start and --end to run days without logs",
+                file=sys.stderr,
+            )
+            return 2
+        start = start or dt.date.fromisoformat(present[0] if present else end.isoformat())
+        end = end or dt.date.fromisoformat(present[-1] if present else start.isoformat())
+    if end < start:
+        print(f"byok-ledger run: --end {end} is before --start {start}", file=sys.stderr)
+        return 2
+
+    _prepare_environment(cfg, config_file, start, end)
+    import dagster as dg
+
+    from pipeline.definitions import defs
+    from pipeline.defs.metadata import RANGE_END, RANGE_START
+    from pipeline.defs.partitions import daily_partitions
+    from pipeline.defs.resources import build_resources
+
+    first = daily_partitions.start.date()
+    if start < first:
+        print(
+            f"byok-ledger run: {start} is before the first partition {first}; set "
+            "BYOK_LEDGER_START to an earlier day",
+            file=sys.stderr,
+        )
+        return 2
+
+    job = defs.resolve_job_def("ledger_daily")
+    ndays = (end - start).days + 1
+    print(f"byok-ledger run: {ndays} day(s) {start}..{end}, config {config_file}")
+    print(f"  duckdb  {cfg.duckdb_path}\n  dagster {os.environ['DAGSTER_HOME']}")
+    t0 = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            resources=build_resources(config_file),
+            tags={RANGE_START: start.isoformat(), RANGE_END: end.isoformat()},
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+    elapsed = time.perf_counter() - t0
+
+    for ev in result.all_events:
+        if ev.event_type_value == "STEP_SUCCESS":
+            print(f"  ok      {ev.step_key}")
+        elif ev.event_type_value == "STEP_FAILURE":
+            err = ev.event_specific_data.error if ev.event_specific_data else None
+            msg = err.message.strip().splitlines()[-1] if err else "failed"
+            print(f"  FAILED  {ev.step_key}: {msg}")
+        elif ev.event_type_value == "STEP_SKIPPED":
+            print(f"  skipped {ev.step_key} (an upstream step or blocking check failed)")
+    blocking_failed = False
+    for ev in result.get_asset_check_evaluations():
+        if ev.passed:
+            continue
+        severity = getattr(ev.severity, "value", ev.severity)
+        blocking = ev.blocking if hasattr(ev, "blocking") else False
+        blocking_failed |= bool(blocking)
+        tag = "BLOCKING" if blocking else severity
+        print(f"  check {ev.check_name} on {ev.asset_key.to_user_string()} failed ({tag})")
+        for k, v in ev.metadata.items():
+            text = str(getattr(v, "value", v))
+            if "\n" in text:
+                print(f"      {k}:\n        " + text.replace("\n", "\n        "))
+            else:
+                print(f"      {k}: {text}")
+    print(f"run {result.run_id} {'succeeded' if result.success else 'FAILED'} in {elapsed:.1f}s")
+    if cfg.duckdb_path.exists():
+        try:
+            _print_summary(_summary(cfg, start, end))
+        except Exception as e:  # the marts may not exist when the very first load failed
+            print(f"(no summary: {e})")
+    return 0 if result.success and not blocking_failed else 1

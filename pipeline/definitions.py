@@ -1,0 +1,7 @@
+"""Dagster code location: every asset, check, job and schedule under `pipeline/defs/`."""
+
+from pathlib import Path
+
+import dagster as dg
+
+defs = dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

@@ -1,0 +1,1 @@
+"""Ingest: request logs, outcome events, invoices and the platform statement into staging."""

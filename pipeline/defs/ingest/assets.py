@@ -1,0 +1,64 @@
+"""Staging assets: request logs (+ OpenRouter generations), outcome events, invoice lines."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from pipeline import loads
+from pipeline.defs.metadata import run_days, table_metadata
+from pipeline.defs.partitions import daily_partitions, single_run
+from pipeline.defs.resources import LedgerConfigResource
+from pipeline.sources.invoices import InvoiceError
+
+COMMON = dict(partitions_def=daily_partitions, backfill_policy=single_run, group_name="ingest")
+
+
+@dg.asset(key=["staging", "requests"], kinds={"duckdb"}, **COMMON)
+def staging_requests(
+    context: dg.AssetExecutionContext, ledger: LedgerConfigResource, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    """Request records of the days (SPEC §6) and OpenRouter generation records: schema-checked,
+    one row per request_id; malformed lines go to raw.rejected_records with file and line."""
+    days = run_days(context)
+    with duckdb.get_connection() as conn:
+        stats = loads.load_requests(conn, ledger.config(), days)
+        meta = table_metadata(
+            conn, "staging.requests", days, **{k: dg.MetadataValue.int(v) for k, v in stats.items()}
+        )
+    if stats["rejected"]:
+        context.log.warning(
+            f"{stats['rejected']} malformed line(s) quarantined in raw.rejected_records"
+        )
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(key=["staging", "outcomes"], kinds={"duckdb"}, **COMMON)
+def staging_outcomes(
+    context: dg.AssetExecutionContext, ledger: LedgerConfigResource, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    """Outcome events (accepted or not) of the days, one row per event_id."""
+    days = run_days(context)
+    with duckdb.get_connection() as conn:
+        stats = loads.load_outcomes(conn, ledger.config(), days)
+        meta = table_metadata(
+            conn, "staging.outcomes", days, **{k: dg.MetadataValue.int(v) for k, v in stats.items()}
+        )
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(key=["staging", "invoice_lines"], kinds={"duckdb"}, **COMMON)
+def staging_invoice_lines(
+    context: dg.AssetExecutionContext, ledger: LedgerConfigResource, duckdb: DuckDBResource
+) -> dg.MaterializeResult:
+    """Provider invoices (openai_costs, anthropic_cost_report, focus) and the platform
+    statement (openrouter_activity) as FOCUS-named lines, each traceable to file and line.
+    An unreadable file stops the load (nothing is written) with its name and line."""
+    days = run_days(context)
+    with duckdb.get_connection() as conn:
+        try:
+            stats = loads.load_invoices(conn, ledger.config(), days)
+        except InvoiceError as e:
+            raise dg.Failure(description=str(e)) from e
+        meta = table_metadata(
+            conn, "staging.invoice_lines", days, files=dg.MetadataValue.int(stats["files"])
+        )
+    return dg.MaterializeResult(metadata=meta)

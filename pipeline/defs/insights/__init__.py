@@ -1,0 +1,1 @@
+"""Insights: cost per accepted output, policy audit, routing health."""

@@ -1,0 +1,59 @@
+"""Small helpers shared by the asset files: the day range of a run (assets and checks), and the
+row-count + preview metadata every asset returns."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from pipeline.loads import DayRange
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+PARTITION = "dagster/partition"
+
+
+def run_days(context: Any) -> DayRange:
+    """The days a run covers: its partition key range (assets) or its tags (checks)."""
+    if isinstance(context, dg.AssetExecutionContext) and context.has_partition_key_range:
+        keys = context.partition_key_range
+        return DayRange(dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end))
+    tags = context.run.tags
+    if RANGE_START in tags:
+        return DayRange(
+            dt.date.fromisoformat(tags[RANGE_START]), dt.date.fromisoformat(tags[RANGE_END])
+        )
+    if PARTITION in tags:
+        d = dt.date.fromisoformat(tags[PARTITION])
+        return DayRange(d, d)
+    raise dg.Failure("this run has no day partition: launch it for a day or a range of days")
+
+
+def table_metadata(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    days: DayRange,
+    day_col: str = "day",
+    limit: int = 5,
+    **extra: Any,
+) -> dict[str, Any]:
+    """`dagster/row_count` for the days, plus a Markdown preview of a few rows."""
+    where = f"WHERE {day_col} BETWEEN $start AND $end"
+    n = conn.execute(f"SELECT count(*) FROM {table} {where}", days.params).fetchone()[0]
+    cur = conn.execute(
+        f"SELECT * FROM {table} {where} ORDER BY ALL LIMIT {int(limit)}", days.params
+    )
+    cols = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    md = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    md += "\n".join("| " + " | ".join("" if v is None else str(v) for v in r) + " |" for r in rows)
+    return {
+        "dagster/row_count": dg.MetadataValue.int(int(n)),
+        "days": dg.MetadataValue.text(str(days)),
+        "table": dg.MetadataValue.text(table),
+        "preview": dg.MetadataValue.md(md),
+        **{k: v for k, v in extra.items()},
+    }

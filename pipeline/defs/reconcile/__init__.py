@@ -1,0 +1,1 @@
+"""Reconcile: logs vs invoices, allocation of billed cost, split billing."""

@@ -1,0 +1,40 @@
+"""The one job that materializes the whole ledger graph, and its daily schedule. Each tick
+re-runs a trailing window (`pipeline.rerun_window_days`, default 7) as ONE run over the day
+range, so late invoices and corrections land in the days they belong to."""
+
+import datetime as dt
+
+import dagster as dg
+
+from pipeline.defs.metadata import RANGE_END, RANGE_START
+from pipeline.defs.partitions import daily_partitions
+from pipeline.settings import get_config
+
+LEDGER_GROUPS = ("ingest", "reconcile", "insights")
+
+ledger_job = dg.define_asset_job(
+    "ledger_daily",
+    selection=dg.AssetSelection.groups(*LEDGER_GROUPS),
+    partitions_def=daily_partitions,
+    description="Every ledger asset (staging, reconciliation, marts) and its checks.",
+)
+
+
+def rerun_window(today: dt.date, window_days: int, first_day: dt.date) -> tuple[dt.date, dt.date]:
+    """Days to (re)build on `today`: yesterday and the `window_days - 1` days before it."""
+    end = today - dt.timedelta(days=1)
+    start = max(end - dt.timedelta(days=max(window_days, 1) - 1), first_day)
+    return start, end
+
+
+@dg.schedule(job=ledger_job, cron_schedule="30 2 * * *", execution_timezone="UTC")
+def ledger_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """02:30 UTC: rebuild the trailing window ending yesterday."""
+    today = context.scheduled_execution_time.astimezone(dt.UTC).date()
+    window = get_config().pipeline.rerun_window_days
+    first = daily_partitions.start.date()
+    start, end = rerun_window(today, window, first)
+    return dg.RunRequest(
+        run_key=f"ledger-{end.isoformat()}",
+        tags={RANGE_START: start.isoformat(), RANGE_END: end.isoformat()},
+    )
