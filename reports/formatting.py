@@ -1,0 +1,51 @@
+"""How money, percentages and changes are written in reports (from Decimal, never float)."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+MINUS = "\u2212"  # a real minus sign reads better than a hyphen in tables
+
+
+def usd(value: Decimal | int | None, places: int = 2) -> str:
+    """$1,234.56; tiny non-zero amounts keep enough digits to not read as zero."""
+    if value is None:
+        return "\u2014"
+    d = Decimal(value)
+    if d != 0 and abs(d) < Decimal("0.01") and places == 2:
+        places = 4
+    q = d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    sign = MINUS if q < 0 else ""
+    return f"{sign}${abs(q):,.{places}f}"
+
+
+def usd_short(value: Decimal) -> str:
+    """Axis ticks: $1.2k, $350, $0.25."""
+    d = Decimal(value)
+    if abs(d) >= 1000:
+        k = (d / 1000).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        return f"${k.normalize():f}k"
+    if abs(d) >= 1 or d == 0:
+        return f"${d.quantize(Decimal(1), rounding=ROUND_HALF_UP):,}"
+    return f"${d.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
+
+
+def pct(value: Decimal | float | None, places: int = 1) -> str:
+    if value is None:
+        return "\u2014"
+    d = Decimal(str(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return f"{MINUS if d < 0 else ''}{abs(d)}%"
+
+
+def share(part: Decimal | int, whole: Decimal | int) -> Decimal | None:
+    """part/whole as a percentage, None when whole is zero."""
+    return Decimal(part) * 100 / Decimal(whole) if whole else None
+
+
+def change(current: Decimal, previous: Decimal) -> str:
+    """Month-over-month change: +12.3% / −4.0% / 'new' when there was nothing before."""
+    if previous == 0:
+        return "new" if current else "\u2014"
+    d = (Decimal(current) - Decimal(previous)) * 100 / abs(Decimal(previous))
+    d = d.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return f"{'+' if d >= 0 else MINUS}{abs(d)}%"

@@ -1,0 +1,215 @@
+"""Renders the finance report (monthly and rolling N-day views) from the marts into one
+self-contained HTML file: Jinja2 with autoescaping, inline CSS and SVG, no network."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import jinja2
+
+from reports import charts, data
+from reports.data import ReportData, ReportError
+from reports.formatting import change, pct, share, usd
+from routing_core.config import LedgerConfig
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+LAYERS = (
+    ("provider_usd", "Provider invoices (own accounts)", charts.PALETTE["blue"]),
+    ("fee_usd", "Platform BYOK fees", charts.PALETTE["orange"]),
+    ("credits_usd", "Platform shared-capacity credits", charts.PALETTE["green"]),
+)
+
+# What a reader should do about each reconciliation outcome.
+ACTIONS = {
+    "over_billed": "The provider billed more than the logs explain. Look for traffic outside the "
+    "router on this account, a price change missing from ledger.yaml, or a discount the config "
+    "assumes but the contract lacks; dispute with the provider if none applies.",
+    "under_billed": "Billed less than the logs expect: a discount or credit not in the config, or "
+    "a partial invoice. Check the price and provider_discount_pct; re-run after the final export.",
+    "missing_invoice": "Logged BYOK spend with no invoice line yet. Exports lag: re-run "
+    "`byok-ledger run` after the next one. If it persists past the re-run window, check the "
+    "key's account identifiers against the invoice.",
+    "unlogged_usage": "Invoice cost on a known account with no logged request: something uses this "
+    "key outside the router. Find it and route it, or rotate the key.",
+    "matched": "Nothing to do.",
+}
+UNATTRIBUTED_ACTION = (
+    "Billed on an account no BYOK key claims, or on a known account with no request behind it: "
+    "usage outside the router. Find the owner; add the account to byok_keys[].account or move "
+    "that traffic behind the router."
+)
+
+
+def environment() -> jinja2.Environment:
+    """Autoescape is on for every template: a model or workload named <script> stays text."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(usd=usd, pct=pct, change=change, share=share)
+    return env
+
+
+def _month_bounds(month: str) -> tuple[dt.date, dt.date]:
+    try:
+        start = dt.datetime.strptime(month, "%Y-%m").date()
+    except ValueError:
+        raise ReportError(f"--month {month!r} is not YYYY-MM (e.g. 2026-11)") from None
+    end = (start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    return start, end
+
+
+def _charts(d: ReportData) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    days = [r["day"] for r in d.daily]
+    out["daily"] = charts.stacked_bars(
+        f"Daily spend by billing layer, {d.title}",
+        "Stacked bars per UTC day: provider invoices on own accounts, platform BYOK fees and "
+        "platform shared-capacity credits. The same numbers are in the table below.",
+        days,
+        [(name, color, [Decimal(r[key]) for r in d.daily]) for key, name, color in LAYERS],
+        y_label="USD per day",
+    )
+    wl = [(r["label"], Decimal(r["total_usd"])) for r in d.splits["workload"]][:12]
+    out["workload"] = charts.hbars(
+        f"Spend by workload, {d.title}",
+        "Total spend (all billing layers) per workload, largest first.",
+        wl,
+        x_label="USD in period",
+    )
+    cd = d.credential_daily
+    byok, shared = [], []
+    for r in cd:
+        tot = Decimal(r["byok_usd"]) + Decimal(r["shared_usd"])
+        byok.append(Decimal(r["byok_usd"]) * 100 / tot if tot else Decimal(0))
+        shared.append(Decimal(r["shared_usd"]) * 100 / tot if tot else Decimal(0))
+    out["share"] = charts.stacked_bars(
+        f"BYOK vs shared capacity, share of routed spend per day, {d.title}",
+        "For each UTC day, the percentage of spend served on the customer's own keys (BYOK) "
+        "and on the platform's shared capacity. Unattributed invoice cost is excluded.",
+        [r["day"] for r in cd],
+        [
+            ("BYOK", charts.PALETTE["blue"], byok),
+            ("shared capacity", charts.PALETTE["orange"], shared),
+        ],
+        y_label="Share of spend",
+        percent=True,
+        height=240,
+    )
+    out["burn"] = [
+        charts.burn_down(
+            f"Budget {b['budget_id']} burn-down",
+            f"Cumulative spend of {b['scope']} {b['match']} in {b['month_start']:%B %Y} against "
+            f"its monthly limit of {usd(b['limit_usd'])}; spent {usd(b['spent_usd'])} so far.",
+            b["points"],
+            b["limit_usd"],
+            b["month_start"],
+            b["month_end"],
+            b["forecast_usd"],
+        )
+        for b in d.burn_down
+    ]
+    return out
+
+
+def _fallback_heavy(d: ReportData) -> list[dict[str, Any]]:
+    """Days whose fallback rate is at least twice the period's median (and at least 5%)."""
+    rows = [r for r in (d.fallback_daily or []) if r["requests"]]
+    if not rows:
+        return []
+    rates = [Decimal(r["fallback_served"]) / Decimal(r["requests"]) for r in rows]
+    med = Decimal(str(median(rates)))
+    out = []
+    for r, rate in zip(rows, rates, strict=True):
+        if rate >= max(2 * med, Decimal("0.05")):
+            out.append({**r, "rate": rate * 100, "median": med * 100})
+    return out
+
+
+def render(d: ReportData, out_path: Path) -> Path:
+    """Write the HTML atomically (a reader never sees half a report)."""
+    html = (
+        environment()
+        .get_template("finance.html.j2")
+        .render(
+            d=d,
+            layers=LAYERS,
+            charts=_charts(d),
+            actions=ACTIONS,
+            unattributed_action=UNATTRIBUTED_ACTION,
+            fallback_heavy=_fallback_heavy(d),
+        )
+    )
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=out_path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(html)
+    os.replace(tmp, out_path)
+    return out_path
+
+
+def render_month(config: LedgerConfig, month: str) -> Path:
+    """Render `<reports dir>/finance-YYYY-MM.html` for a calendar month (UTC)."""
+    start, end = _month_bounds(month)
+    prev_end = start - dt.timedelta(days=1)
+    prev_start = prev_end.replace(day=1)
+    conn = data.connect(config.duckdb_path)
+    try:
+        first, last = data.data_range(conn)
+        if first is None or start > last or end < first:
+            span = f"{first}..{last}" if first else "nothing yet"
+            raise ReportError(
+                f"no billing data for {month} in {config.duckdb_path} (the marts cover {span})"
+            )
+        d = data.load(
+            conn,
+            config,
+            title=start.strftime("%B %Y"),
+            kind="month",
+            start=start,
+            end=end,
+            prev_start=prev_start,
+            prev_end=prev_end,
+        )
+    finally:
+        conn.close()
+    return render(d, config.reports_dir / f"finance-{month}.html")
+
+
+def render_last_days(config: LedgerConfig, days: int = 7) -> Path:
+    """Render `<reports dir>/finance-last-<days>-days.html`: the last `days` UTC days with data
+    in the marts (not the wall clock: data may be simulated), against the `days` before."""
+    if days < 1:
+        raise ReportError("days must be at least 1")
+    conn = data.connect(config.duckdb_path)
+    try:
+        _, last = data.data_range(conn)
+        if last is None:
+            raise ReportError(
+                f"{config.duckdb_path} has no billing rows yet: run `byok-ledger run` first"
+            )
+        start = last - dt.timedelta(days=days - 1)
+        prev_end = start - dt.timedelta(days=1)
+        d = data.load(
+            conn,
+            config,
+            title=f"last {days} days to {last.isoformat()}",
+            kind="rolling",
+            start=start,
+            end=last,
+            prev_start=prev_end - dt.timedelta(days=days - 1),
+            prev_end=prev_end,
+        )
+    finally:
+        conn.close()
+    return render(d, config.reports_dir / f"finance-last-{days}-days.html")

@@ -1,0 +1,362 @@
+"""Fixtures for the report tests: a temporary DuckDB holding the marts (columns as the
+pipeline builds them, SPEC §8) with hand-written rows whose totals are easy to check, and a
+config pointing at it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import yaml
+
+from routing_core.config import LedgerConfig, load_config
+
+MARTS_DDL = """
+CREATE SCHEMA IF NOT EXISTS marts;
+CREATE TABLE marts.split_billing_daily (
+    day DATE NOT NULL, environment VARCHAR, app VARCHAR, api_key_id VARCHAR, workload VARCHAR,
+    member_id VARCHAR, provider VARCHAR, model VARCHAR, credential VARCHAR, requests BIGINT NOT NULL,
+    provider_billed_usd DECIMAL(38, 9), provider_estimated_usd DECIMAL(38, 9) NOT NULL,
+    platform_fee_usd DECIMAL(38, 9) NOT NULL, platform_credits_usd DECIMAL(38, 9) NOT NULL,
+    total_usd DECIMAL(38, 9) NOT NULL, status VARCHAR NOT NULL, key_id VARCHAR,
+    upstream_model VARCHAR, account VARCHAR, provider_adjustment_usd DECIMAL(38, 9),
+    platform_fee_estimated_usd DECIMAL(38, 9) NOT NULL,
+    platform_credits_estimated_usd DECIMAL(38, 9) NOT NULL, list_usd DECIMAL(38, 9) NOT NULL,
+    attribution VARCHAR NOT NULL
+);
+CREATE TABLE marts.reconciliation_daily (
+    day DATE NOT NULL, provider VARCHAR NOT NULL, account VARCHAR, upstream_model VARCHAR,
+    expected_usd DECIMAL(38, 9) NOT NULL, billed_usd DECIMAL(38, 9), variance_usd DECIMAL(38, 9),
+    variance_pct DECIMAL(18, 4), status VARCHAR NOT NULL, requests BIGINT NOT NULL,
+    invoice_lines BIGINT NOT NULL, key_ids VARCHAR, corrections_usd DECIMAL(38, 9) NOT NULL
+);
+CREATE TABLE marts.unattributed_usage (
+    day DATE NOT NULL, source VARCHAR NOT NULL, provider VARCHAR, account VARCHAR,
+    upstream_model VARCHAR, model VARCHAR, key_id VARCHAR, billed_usd DECIMAL(38, 9) NOT NULL,
+    invoice_lines BIGINT NOT NULL, source_files VARCHAR, reason VARCHAR NOT NULL
+);
+CREATE TABLE marts.non_usage_charges (
+    day DATE NOT NULL, provider VARCHAR NOT NULL, account VARCHAR, charge_category VARCHAR NOT NULL,
+    charge_class VARCHAR, description VARCHAR, billed_usd DECIMAL(38, 9) NOT NULL,
+    currency VARCHAR NOT NULL, source_file VARCHAR NOT NULL, source_line BIGINT NOT NULL
+);
+CREATE TABLE marts.cost_per_accepted_output (
+    period DATE NOT NULL, workload VARCHAR, environment VARCHAR, model VARCHAR,
+    requests BIGINT NOT NULL, workflows BIGINT NOT NULL, accepted BIGINT NOT NULL,
+    total_cost_usd DECIMAL(38, 9) NOT NULL, cost_per_accepted_usd DECIMAL(38, 9),
+    outputs BIGINT NOT NULL, rejected BIGINT NOT NULL, no_outcome BIGINT NOT NULL,
+    failed_requests BIGINT NOT NULL, fallback_requests BIGINT NOT NULL
+);
+CREATE TABLE marts.policy_violations (
+    day DATE NOT NULL, request_id VARCHAR NOT NULL, ts TIMESTAMP NOT NULL,
+    violation VARCHAR NOT NULL, explanation VARCHAR NOT NULL, api_key_id VARCHAR,
+    environment VARCHAR, workload VARCHAR, member_id VARCHAR, model VARCHAR, provider VARCHAR,
+    credential VARCHAR, key_id VARCHAR, source_file VARCHAR
+);
+CREATE TABLE marts.routing_health (
+    day DATE NOT NULL, provider VARCHAR, key_id VARCHAR, credential VARCHAR,
+    requests BIGINT NOT NULL, attempts BIGINT NOT NULL, served BIGINT NOT NULL,
+    errors BIGINT NOT NULL, rate_limit_hits BIGINT NOT NULL, fallback_served BIGINT NOT NULL,
+    error_rate DECIMAL(9, 6), rate_limit_rate DECIMAL(9, 6), fallback_rate DECIMAL(9, 6),
+    byok_share DECIMAL(9, 6), shared_share DECIMAL(9, 6)
+);
+"""
+
+EVIL_MODEL = '<script>alert("model")</script>'
+EVIL_APP = "<img src=x onerror=alert(1)>"
+D = dt.date
+
+
+def _split(
+    day,
+    env,
+    app,
+    key,
+    workload,
+    provider,
+    model,
+    credential,
+    key_id,
+    billed,
+    fee,
+    credits,
+    status="invoiced",
+    requests=100,
+    attribution="attributed",
+):
+    billed, fee, credits = Decimal(billed), Decimal(fee), Decimal(credits)
+    return (
+        day,
+        env,
+        app,
+        key,
+        workload,
+        None,
+        provider,
+        model,
+        credential,
+        requests,
+        None if status == "estimated" else billed,
+        billed,
+        fee,
+        credits,
+        billed + fee + credits,
+        status,
+        key_id,
+        model,
+        None,
+        Decimal(0),
+        fee,
+        credits,
+        billed + credits,
+        attribution,
+    )
+
+
+def split_rows() -> list[tuple]:
+    """Oct 30-31 and Nov 1-10, 2026. Per day: public-chat on a BYOK key ($10 provider + $0.50
+    fee), public-chat on shared capacity ($4 credits), batch on shared capacity ($1 credits,
+    with a hostile model name). Nov 9-10 are not invoiced yet. Nov 3: $2 unattributed invoice
+    cost. November by hand: provider $102, fees $5, credits $50, total $157 ($21 estimated).
+    October: provider $20, fees $1, credits $10, total $31."""
+    rows = []
+    days = [D(2026, 10, 30), D(2026, 10, 31)] + [D(2026, 11, i) for i in range(1, 11)]
+    for day in days:
+        status = "estimated" if day >= D(2026, 11, 9) else "invoiced"
+        rows.append(
+            _split(
+                day,
+                "prod",
+                "web-chat",
+                "public-chat-prod",
+                "public-chat",
+                "openai",
+                "openai/gpt-4.1",
+                "byok",
+                "oai-prod-primary",
+                "10",
+                "0.50",
+                "0",
+                status,
+            )
+        )
+        rows.append(
+            _split(
+                day,
+                "prod",
+                "web-chat",
+                "public-chat-prod",
+                "public-chat",
+                "anthropic",
+                "anthropic/claude-sonnet-4",
+                "shared",
+                None,
+                "0",
+                "0",
+                "4",
+            )
+        )
+        rows.append(
+            _split(
+                day,
+                "prod",
+                EVIL_APP,
+                "batch-prod",
+                "batch",
+                "deepinfra",
+                EVIL_MODEL,
+                "shared",
+                None,
+                "0",
+                "0",
+                "1",
+                requests=20,
+            )
+        )
+    rows.append(
+        _split(
+            D(2026, 11, 3),
+            None,
+            None,
+            None,
+            None,
+            "openai",
+            None,
+            None,
+            None,
+            "2",
+            "0",
+            "0",
+            requests=0,
+            attribution="unattributed",
+        )
+    )
+    return rows
+
+
+def build_marts(path: Path) -> None:
+    with duckdb.connect(str(path)) as c:
+        c.execute(MARTS_DDL)
+        c.executemany(
+            "INSERT INTO marts.split_billing_daily VALUES (" + ",".join(["?"] * 24) + ")",
+            split_rows(),
+        )
+        recon = []
+        for i in range(1, 11):
+            day = D(2026, 11, i)
+            if i == 4:  # over-billed by $3
+                recon.append(
+                    (
+                        day,
+                        "openai",
+                        "proj_acme_prod",
+                        "gpt-4.1",
+                        "10",
+                        "13",
+                        "3",
+                        "30",
+                        "over_billed",
+                    )
+                )
+            elif i >= 9:
+                recon.append(
+                    (
+                        day,
+                        "openai",
+                        "proj_acme_prod",
+                        "gpt-4.1",
+                        "10",
+                        None,
+                        None,
+                        None,
+                        "missing_invoice",
+                    )
+                )
+            else:
+                recon.append(
+                    (day, "openai", "proj_acme_prod", "gpt-4.1", "10", "10", "0", "0", "matched")
+                )
+        recon.append(
+            (
+                D(2026, 11, 3),
+                "openai",
+                "proj_unknown",
+                "gpt-4.1",
+                "0",
+                "2",
+                "2",
+                None,
+                "unlogged_usage",
+            )
+        )
+        c.executemany(
+            "INSERT INTO marts.reconciliation_daily VALUES (?,?,?,?,?,?,?,?,?,100,1,'oai-prod-primary',0)",
+            recon,
+        )
+        c.execute(
+            "INSERT INTO marts.unattributed_usage VALUES "
+            "('2026-11-03','invoice','openai','proj_unknown','gpt-4.1',NULL,NULL,2,1,'openai/costs.json','no key account matches')"
+        )
+        c.execute(
+            "INSERT INTO marts.non_usage_charges VALUES "
+            "('2026-11-05','bedrock','412938475610','Credit','','Promotional credit',-25,'USD','bedrock/focus.csv',7)"
+        )
+        c.execute(
+            "INSERT INTO marts.cost_per_accepted_output VALUES "
+            "('2026-11-02','public-chat','prod','openai/gpt-4.1',100,80,60,'10.50',0.175,80,10,10,2,5),"
+            f"('2026-11-02','batch','prod','{EVIL_MODEL}',20,20,0,'1',NULL,20,20,0,0,0)"
+        )
+        for i in range(1, 11):
+            fb = 40 if i == 5 else 3  # Nov 5 is fallback-heavy
+            c.execute(
+                "INSERT INTO marts.routing_health VALUES (?, 'openai', 'oai-prod-primary', 'byok', 100, 110, ?, 10, ?, ?, 0, 0, 0, 1, 0)",
+                [D(2026, 11, i), 100, 25 if i == 5 else 1, fb],
+            )
+
+
+def write_config(tmp: Path, **overrides: Any) -> LedgerConfig:
+    """A config whose budgets reference the fixture's keys; paths inside `tmp`."""
+    keys = {"public-chat-prod": ("prod", "web-chat"), "batch-prod": ("prod", "batch")}
+    data: dict[str, Any] = {
+        "paths": {
+            "duckdb": "ledger.duckdb",
+            "reports": "reports",
+            "logs": "logs",
+            "invoices": "inv",
+        },
+        "providers": [
+            {
+                "id": "openai",
+                "api": "openai",
+                "base_url": "http://127.0.0.1:1/v1",
+                "invoice_format": "openai_costs",
+            }
+        ],
+        "models": [
+            {
+                "id": "openai/gpt-4.1",
+                "endpoints": [
+                    {
+                        "provider": "openai",
+                        "upstream_model": "gpt-4.1",
+                        "price": {"input": "2", "output": "8"},
+                    }
+                ],
+            }
+        ],
+        "byok_keys": [{"id": "oai-prod-primary", "provider": "openai", "secret_env": "OAI"}],
+        "api_keys": [
+            {
+                "id": k,
+                "secret_sha256": hashlib.sha256(k.encode()).hexdigest(),
+                "environment": e,
+                "app": a,
+            }
+            for k, (e, a) in keys.items()
+        ],
+        "workloads": [{"id": "public-chat"}, {"id": "batch"}],
+        "budgets": [
+            {
+                "id": "chat-monthly",
+                "scope": "api_key",
+                "match": "public-chat-prod",
+                "usd": "200",
+                "period": "monthly",
+                "thresholds_pct": [50, 80, 100],
+            },
+            {
+                "id": "openai-monthly",
+                "scope": "provider",
+                "match": "openai",
+                "usd": "90",
+                "period": "monthly",
+                "thresholds_pct": [100],
+            },
+        ],
+        "alerts": {
+            "webhook_url": None,
+            "min_impact_usd": "20",
+            "baseline_days": 28,
+            "sensitivity": 4,
+        },
+    }
+    data.update(overrides)
+    path = tmp / "ledger.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return load_config(path)
+
+
+@pytest.fixture
+def report_env(tmp_path: Path) -> LedgerConfig:
+    """Config + fixture marts + an evaluated alert ledger (so budgets/alerts show)."""
+    from pipeline.alerts import evaluate_alerts
+
+    cfg = write_config(tmp_path)
+    build_marts(cfg.duckdb_path)
+    evaluate_alerts(cfg)
+    return cfg

@@ -1,0 +1,101 @@
+"""The finance report in a real headless Chromium (Debian's package): it renders, the inline
+script runs without error, the page text holds the headline numbers, and a screenshot is
+taken. A missing Chromium FAILS these tests (never skips): install it."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from reports.render import render_month
+
+from .conftest import EVIL_MODEL
+
+pytestmark = pytest.mark.browser
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+]
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        exe = shutil.which(name) or (
+            f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None
+        )
+        if exe:
+            return exe
+    pytest.fail(
+        "Chromium is not installed, so the report cannot be checked in a real browser: "
+        "install Debian's package (apt-get install -y chromium); .ci/run does this."
+    )
+
+
+def run_chromium(tmp: Path, page: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
+    return subprocess.run(
+        [chromium(), *FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+RENDERED = re.compile(r'id="render-check"[^>]*>render-check: ok<')
+
+
+def script_errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "Uncaught" in line]
+
+
+def test_report_renders_in_chromium(report_env, tmp_path):
+    page = render_month(report_env, "2026-11")
+    dom = run_chromium(tmp_path, page, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert script_errors(dom.stderr) == []
+    html = dom.stdout
+    # The inline script ran (it only sets this text if nothing before it failed).
+    assert RENDERED.search(html)
+    text = re.sub(r"<[^>]+>", " ", html)
+    for number in ("$102.00", "$5.00", "$50.00", "$157.00", "+406.5%"):
+        assert number in text, number
+    # The hostile model name is text in the live DOM, not an element.
+    assert '&lt;script&gt;alert("model")&lt;/script&gt;' in html
+    assert len(re.findall(r"<script\b", html)) == 1
+    assert EVIL_MODEL not in html
+
+    shot = tmp_path / "report.png"
+    res = run_chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1280,4000")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert script_errors(res.stderr) == []
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000  # a real, non-blank page
+
+
+def test_script_error_detection_works(tmp_path):
+    """The check above would catch a broken page: a thrown error shows up as 'Uncaught'."""
+    page = tmp_path / "broken.html"
+    good = '<!doctype html><p id="render-check">render-check: waiting</p><script>{}' + (
+        'document.getElementById("render-check").textContent = ["render-check", "ok"].join(": ");'
+        "</script>"
+    )
+    page.write_text(good.format(""))
+    res = run_chromium(tmp_path, page, "--dump-dom")
+    assert RENDERED.search(res.stdout) and script_errors(res.stderr) == []
+    page.write_text(good.format("undefinedFunction();"))
+    res = run_chromium(tmp_path, page, "--dump-dom")
+    assert not RENDERED.search(res.stdout)
+    assert script_errors(res.stderr), res.stderr[-2000:]

@@ -1,0 +1,31 @@
+"""`byok-ledger report` through the CLI entry point: paths printed, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from byok_ledger.cli import main
+
+from .conftest import write_config
+
+
+def test_report_cli_renders_month_and_rolling_view(report_env, capsys):
+    assert main(["report", "--config", str(report_env.source), "--month", "2026-11"]) == 0
+    out = capsys.readouterr().out.split()
+    assert [Path(p).name for p in out] == ["finance-2026-11.html", "finance-last-7-days.html"]
+    assert all(Path(p).parent == report_env.reports_dir and Path(p).exists() for p in out)
+
+
+def test_report_cli_without_duckdb_says_run_first(tmp_path, capsys):
+    cfg = write_config(tmp_path)
+    assert main(["report", "--config", str(cfg.source), "--month", "2026-11"]) == 2
+    err = capsys.readouterr().err
+    assert "ledger.duckdb does not exist" in err and "run `byok-ledger run" in err
+    assert not cfg.reports_dir.exists()
+
+
+def test_report_cli_bad_month_and_bad_config(report_env, tmp_path, capsys):
+    assert main(["report", "--config", str(report_env.source), "--month", "2026-13"]) == 2
+    assert "is not YYYY-MM" in capsys.readouterr().err
+    assert main(["report", "--config", str(tmp_path / "nope.yaml"), "--month", "2026-11"]) == 2
+    assert "config file not found" in capsys.readouterr().err

@@ -1,0 +1,148 @@
+"""The finance report's content: headline totals computed by hand from the fixture rows,
+escaping of hostile names, self-containment, the rolling view and missing optional marts."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from reports.data import ReportError
+from reports.formatting import change, pct, usd, usd_short
+from reports.render import render_last_days, render_month
+
+from .conftest import EVIL_APP, EVIL_MODEL, MARTS_DDL, build_marts, write_config  # noqa: F401
+
+
+def card(html: str, layer: str) -> str:
+    """The text of one headline card (value and change line)."""
+    m = re.search(rf'data-layer="{layer}">(.*?)</div>', html, re.S)
+    assert m, f"no headline card for {layer}"
+    return re.sub(r"<[^>]+>", " ", m.group(1))
+
+
+def test_month_headline_totals_match_hand_computed(report_env):
+    html = render_month(report_env, "2026-11").read_text()
+    # November by hand (conftest.split_rows): 10 days x $10 BYOK provider + $2 unattributed;
+    # 10 x $0.50 fee; 10 x ($4 + $1) credits. October (2 days): $20, $1, $10, $31.
+    assert "$102.00" in card(html, "provider_usd") and "+410.0%" in card(html, "provider_usd")
+    assert "$5.00" in card(html, "fee_usd") and "+400.0%" in card(html, "fee_usd")
+    assert "$50.00" in card(html, "credits_usd") and "($10.00)" in card(html, "credits_usd")
+    assert "$157.00" in card(html, "total_usd") and "+406.5%" in card(html, "total_usd")
+    assert "<strong>$21.00</strong> is still the router" in html  # Nov 9-10 not invoiced
+    assert "2,200 requests over 10 days" in html
+
+
+def test_month_sections_show_what_to_do(report_env):
+    html = render_month(report_env, "2026-11").read_text()
+    for status in ("over_billed", "missing_invoice", "unlogged_usage"):
+        assert f'<span class="badge {status}">{status}</span>' in html
+    assert "dispute with the provider" in html  # over_billed action
+    assert "$2.00 of invoice cost has no logged request behind it" in html
+    assert "$0.1750" in html  # cost per accepted output: $10.50 / 60
+    assert "no accepted output" in html
+    assert "Fallback-heavy day: 2026-11-05 (40.0% of requests" in html
+    assert "BYOK share of routed spend: <strong>67.7%</strong>" in html  # 105 / 155
+    assert "−$25.00" in html  # the Bedrock credit, beside the totals
+    # Budgets and alerts come from the ledger `byok-ledger alerts` wrote.
+    assert "openai-monthly" in html and "118.9%" in html  # $107 of $90
+    assert "reached 100%" in html and "No policy violations" in html
+    assert html.count('role="img"') == 5  # daily, workload, share, 2 burn-downs
+
+
+def test_values_from_data_are_escaped(report_env):
+    html = render_month(report_env, "2026-11").read_text()
+    assert EVIL_MODEL not in html and EVIL_APP not in html
+    assert "&lt;script&gt;alert(&#34;model&#34;)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert html.count("<script") == 1  # only the report's own render check
+
+
+def test_report_is_self_contained(report_env):
+    html = render_month(report_env, "2026-11").read_text()
+    # Nothing is fetched: no external scripts, styles, fonts or images.
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
+    assert "@import" not in html and "url(" not in html
+    assert "@media print" in html
+
+
+def test_rolling_last_seven_days(report_env):
+    path = render_last_days(report_env)
+    assert path.name == "finance-last-7-days.html"
+    html = path.read_text()
+    # Nov 4-10: 7 x $10 provider, 7 x $0.50 fee, 7 x $5 credits; previous 7 days (Oct 28 -
+    # Nov 3) hold Oct 30 - Nov 3: $52, $2.50, $25, $79.50.
+    assert "$70.00" in card(html, "provider_usd") and "($52.00)" in card(html, "provider_usd")
+    assert "$108.50" in card(html, "total_usd") and "+36.5%" in card(html, "total_usd")
+    assert "last 7 days to 2026-11-10" in html
+
+
+def test_missing_optional_marts_are_explained(tmp_path):
+    cfg = write_config(tmp_path, budgets=[])
+    with duckdb.connect(str(cfg.duckdb_path)) as c:
+        c.execute(MARTS_DDL)
+        c.execute("DROP TABLE marts.routing_health; DROP TABLE marts.cost_per_accepted_output")
+    build_rows_only(cfg.duckdb_path)
+    html = render_month(cfg, "2026-11").read_text()
+    assert "marts.routing_health is not built yet" in html
+    assert "Budgets have not been evaluated yet" in html and "No alert ledger yet" in html
+
+
+def build_rows_only(path: Path) -> None:
+    from .conftest import split_rows
+
+    with duckdb.connect(str(path)) as c:
+        c.executemany(
+            "INSERT INTO marts.split_billing_daily VALUES (" + ",".join(["?"] * 24) + ")",
+            split_rows(),
+        )
+
+
+def test_month_without_data_is_an_error(report_env):
+    with pytest.raises(
+        ReportError, match=r"no billing data for 2026-05 .*2026-10-30\.\.2026-11-10"
+    ):
+        render_month(report_env, "2026-05")
+    with pytest.raises(ReportError, match="YYYY-MM"):
+        render_month(report_env, "November")
+
+
+def test_missing_duckdb_and_marts_are_errors(tmp_path):
+    cfg = write_config(tmp_path)
+    with pytest.raises(ReportError, match="does not exist: run `byok-ledger run"):
+        render_month(cfg, "2026-11")
+    duckdb.connect(str(cfg.duckdb_path)).close()
+    with pytest.raises(
+        ReportError, match="no marts.split_billing_daily, marts.reconciliation_daily"
+    ):
+        render_month(cfg, "2026-11")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (Decimal("1234.565"), "$1,234.57"),
+        (Decimal("-3.2"), "−$3.20"),
+        (Decimal("0.0042"), "$0.0042"),  # not shown as $0.00
+        (Decimal("0"), "$0.00"),
+        (None, "—"),
+    ],
+)
+def test_usd(value, expected):
+    assert usd(value) == expected
+
+
+def test_changes_and_ticks():
+    assert change(Decimal(110), Decimal(100)) == "+10.0%"
+    assert change(Decimal(90), Decimal(100)) == "−10.0%"
+    assert change(Decimal(5), Decimal(0)) == "new"
+    assert pct(Decimal("12.345")) == "12.3%" and pct(None) == "—"
+    assert [usd_short(Decimal(v)) for v in ("1250", "1000", "350", "0.25")] == [
+        "$1.25k",
+        "$1k",
+        "$350",
+        "$0.25",
+    ]
