@@ -775,3 +775,25 @@ def start_fleet(
             fp.close()
         raise
     return Fleet(fakes, secrets, {pid: fp.url for pid, fp in fakes.items()})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m routing_core.fake_providers CONFIG`: serve a fleet for a config in its own
+    process (benchmarks, manual tries). Prints one JSON line {"base_urls", "secrets"} and
+    serves until stdin closes."""
+    import argparse
+    import sys
+
+    from routing_core.config import load_config
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("config")
+    args = ap.parse_args(argv)
+    with start_fleet(load_config(args.config)) as fleet:
+        print(json.dumps({"base_urls": fleet.base_urls, "secrets": fleet.secrets}), flush=True)
+        sys.stdin.read()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -63,13 +63,17 @@ class RequestLog:
             return fd
 
     def _append(self, kind: str, record: dict[str, Any]) -> None:
-        ts = record["ts"]
         # `ts` is RFC 3339 UTC ("YYYY-MM-DDT..."): its first 10 characters are the day.
-        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        fd = self._fd(kind, ts[:10])
-        n = os.write(fd, line)
-        while n < len(line):  # only on a full disk or a signal; finish the line
-            n += os.write(fd, line[n:])
+        self.write_line(kind, record["ts"][:10], json.dumps(record, separators=(",", ":")))
+
+    def write_line(self, kind: str, day: str, line: str) -> None:
+        """Append one already-encoded JSON object (no newline) to `kind`'s file of UTC
+        `day` (YYYY-MM-DD): one os.write of the whole line."""
+        data = (line + "\n").encode()
+        fd = self._fd(kind, day)
+        n = os.write(fd, data)
+        while n < len(data):  # only on a full disk or a signal; finish the line
+            n += os.write(fd, data[n:])
 
     def write_request(self, record: dict[str, Any]) -> None:
         """Append one request record (a dict in `schema.REQUEST_FIELDS` shape)."""

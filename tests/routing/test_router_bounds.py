@@ -198,3 +198,16 @@ def test_record_matches_served_usage_and_cost(
     # p2 price: input 1, output 3 per 1M; cached_input and cache_write default to input.
     assert rec["cost"]["list_usd"] == "0.005100000"
     assert rec["upstream_model"] == "a-2" == served.model
+
+
+def test_record_encoding_round_trips_awkward_caller_strings(
+    small_cfg, small_fleet, make_router, logged
+):
+    router = make_router(small_cfg(api_keys=[API]), small_fleet)
+    odd = 'quote " backslash \\ newline \n tab \t unicode é \u2028 emoji 🙂'
+    router.complete(
+        api_key_id="app", model="m/a", messages=msg(), idempotency_key=odd, workflow_id=odd + "-wf"
+    )
+    [rec] = logged(router)  # parsed with json and validated with RequestRecord
+    assert rec["idempotency_key"] == odd and rec["workflow_id"] == odd + "-wf"
+    assert rec["ts"].endswith("Z") and len(rec["ts"]) == 24
