@@ -245,6 +245,8 @@ class Planner:
 
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
         self._models: dict[str, tuple[_Ep, ...]] = {}
+        self._dated_models: set[str] = set()
+        self._day_order: dict[tuple[str, dt.date], tuple[_Ep, ...]] = {}
         for m in config.models:
             eps = []
             for ep in m.endpoints:
@@ -293,7 +295,12 @@ class Planner:
                         shared_blockers=blockers,
                     )
                 )
-            self._models[m.id] = tuple(eps)
+            # Endpoints are stored cheapest first, so plan() needs no sort unless the
+            # request gives a provider order; models with dated price changes are re-sorted
+            # per UTC day (cached) because a change can reorder them.
+            if any(ep.price.effective_from for ep in m.endpoints):
+                self._dated_models.add(m.id)
+            self._models[m.id] = tuple(self._by_price(eps, m.id, dt.date.min))
 
         self._api_keys = {
             a.id: _ApiKey(a.id, a.environment, a.app, a.owner, a.guardrail, a.default_workload)
@@ -497,6 +504,8 @@ class Planner:
 
         for model in models:
             eps = self._models.get(model)
+            if eps is not None and model in self._dated_models:
+                eps = self._eps_on(model, day)
             if eps is None:
                 excluded.append(xc(model, None, None, MODEL_UNKNOWN))
                 not_guardrail += 1
@@ -548,8 +557,10 @@ class Planner:
                     if not guardrail:
                         not_guardrail += 1
 
-            if len(ok) > 1:
-                ok = self._order(ok, model, day, order)
+            if order is not None and len(ok) > 1:
+                # request provider.order first, in that order; the rest keep price order
+                last = len(order)
+                ok.sort(key=lambda ep: order.index(ep.provider) if ep.provider in order else last)
 
             prio: list[Attempt] = []
             shared: list[Attempt] = []
@@ -635,20 +646,24 @@ class Planner:
             deadline_s=pol.deadline_s,
         )
 
-    def _order(
-        self, eps: list[_Ep], model: str, day: dt.date, order: tuple[str, ...] | None
-    ) -> list[_Ep]:
-        """Providers in request `provider.order` first (in that order), the rest cheapest
-        first by effective input + output price on `day`; ties by provider id."""
+    def _by_price(self, eps: list[_Ep] | tuple[_Ep, ...], model: str, day: dt.date) -> list[_Ep]:
+        """Cheapest first by effective input + output price on `day`; ties by provider id."""
         price = self.prices.price
-        ranks = order or ()
-        last = len(ranks)
 
-        def key(ep: _Ep) -> tuple[int, Decimal, str]:
-            rank = ranks.index(ep.provider) if ep.provider in ranks else last
-            return (rank, price(model, ep.provider, day).sort_key, ep.provider)
+        def key(ep: _Ep) -> tuple[Decimal, str]:
+            return (price(model, ep.provider, day).sort_key, ep.provider)
 
         return sorted(eps, key=key)
+
+    def _eps_on(self, model: str, day: dt.date) -> tuple[_Ep, ...]:
+        """Endpoints of a model with dated price changes, in price order on `day`."""
+        k = (model, day)
+        eps = self._day_order.get(k)
+        if eps is None:
+            if len(self._day_order) > 4096:
+                self._day_order.clear()
+            eps = self._day_order[k] = tuple(self._by_price(self._models[model], model, day))
+        return eps
 
 
 def _not_zdr(a: Attempt) -> bool:

@@ -175,7 +175,10 @@ def requests(draw):
 )
 def test_no_attempt_violates_policy(data: dict, req: RouteRequest, cooling: list[str]) -> None:
     cfg = parse_config(data)
-    plan = Planner(cfg).plan(req, cooling_keys=frozenset(cooling))
+    planner = Planner(cfg)
+    plan = planner.plan(req, cooling_keys=frozenset(cooling))
+    assert plan == planner.plan_uncached(req, cooling_keys=cooling)  # the memo changes nothing
+    assert plan == planner.plan(req, cooling_keys=set(cooling))
 
     api = next(a for a in data["api_keys"] if a["id"] == req.api_key_id)
     member = req.member_id or api.get("owner")

@@ -626,3 +626,45 @@ def test_memo_matches_uncached(acme: Planner) -> None:
     r = req("public-chat-prod", "anthropic/claude-sonnet-4", zdr=True)
     assert acme.plan(r) == acme.plan_uncached(r)
     assert acme.plan(r) is acme.plan(r)
+
+
+def test_resolve_reports_who_is_asking(acme: Planner) -> None:
+    r = acme.resolve(RouteRequest("sandbox-dev", ("openai/gpt-4o-mini",)))
+    assert not isinstance(r, Exception)
+    assert (r.environment, r.app, r.member_id, r.workload) == ("dev", "sandbox", "dan", None)
+    assert r.guardrails == ("sandbox", "default")
+    r = acme.resolve(RouteRequest("legal-prod", ("x",), member_id="alice"))
+    assert not isinstance(r, Exception)
+    assert (r.workload, r.data_class, r.guardrails) == (
+        "legal-review",
+        "legal",
+        ("legal", "default"),
+    )
+    err = acme.resolve(RouteRequest("ghost", ("x",)))
+    assert isinstance(err, Exception) and err.code == 401
+
+
+def test_provider_order_with_dated_prices_keeps_price_order_for_the_rest() -> None:
+    d = base()
+    d["providers"].append(dict(d["providers"][0], id="p3", base_url="http://127.0.0.1:3"))
+    d["shared_capacity"]["providers"].append("p3")
+    d["models"][0]["endpoints"].append(
+        {
+            "provider": "p3",
+            "upstream_model": "m1-up-p3",
+            "price": {"input": "0.5", "output": "0.5"},
+            "supports": ["tools"],
+        }
+    )
+    d["models"][0]["endpoints"][1]["price"]["effective_from"] = [
+        {"date": "2026-12-01", "input": "0.1", "output": "0.1"}
+    ]
+    p = planner(d)
+    dec = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+    assert [a.provider for a in p.plan(req()).attempts] == ["p3", "p1", "p2"]
+    assert [a.provider for a in p.plan(RouteRequest("a1", ("m1",), at=dec)).attempts] == [
+        "p2",
+        "p3",
+        "p1",
+    ]
+    assert [a.provider for a in p.plan(req(provider_order=("p1",))).attempts] == ["p1", "p3", "p2"]
