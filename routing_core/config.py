@@ -711,4 +711,42 @@ def load_config(path: str | Path) -> LedgerConfig:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
         raise ConfigError(p, [ConfigProblem(path=where, message=f"invalid YAML: {e}")]) from None
-    return parse_config(data, p)
+    dupes = _duplicate_key_problems(text)
+    try:
+        cfg = parse_config(data, p)
+    except ConfigError as e:
+        raise ConfigError(p, dupes + e.problems) from None
+    if dupes:
+        raise ConfigError(p, dupes)
+    return cfg
+
+
+def _duplicate_key_problems(text: str) -> list[ConfigProblem]:
+    """YAML keeps only the last of two equal keys in a mapping: a repeated `filters:` or
+    `zdr:` would silently drop a policy, so report it."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return []
+    problems: list[ConfigProblem] = []
+
+    def walk(node: yaml.Node | None, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for k, v in node.value:
+                name = str(k.value)
+                path = f"{prefix}.{name}" if prefix else name
+                if name in first and name != "<<":
+                    problems.append(ConfigProblem(
+                        path=path,
+                        message=f"duplicate key {name!r} (first on line {first[name]}, again on "
+                        f"line {k.start_mark.line + 1}): YAML keeps only the last value",
+                    ))
+                first.setdefault(name, k.start_mark.line + 1)
+                walk(v, path)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, f"{prefix}[{i}]")
+
+    walk(root, "")
+    return problems

@@ -224,3 +224,16 @@ def test_missing_required_and_invalid_yaml(tmp_path: Path) -> None:
     problems = problems_of(tmp_path, "providers: [\n  - id: x\n")
     ((where, msg),) = problems.items()
     assert where.startswith("line ") and "invalid YAML" in msg
+
+
+def test_duplicate_yaml_keys_are_reported(tmp_path: Path) -> None:
+    text = yaml.safe_dump(BASE, sort_keys=False).replace(
+        "  secret_env: K1_KEY", "  secret_env: K1_KEY\n  disabled: true\n  disabled: false"
+    )
+    assert text.count("disabled:") == 2
+    problems = problems_of(tmp_path, text)
+    msg = problems["byok_keys[0].disabled"]
+    assert "duplicate key 'disabled'" in msg and "keeps only the last" in msg
+    # reported together with field errors elsewhere
+    problems = problems_of(tmp_path, text.replace("environment: prod", "environment: 7\n  envx: 1"))
+    assert "byok_keys[0].disabled" in problems and "api_keys[0].envx" in problems
