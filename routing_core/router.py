@@ -421,10 +421,50 @@ class Router:
 
     # ------------------------------------------------------------------ entry points
 
-    def complete(self, **kw: Any) -> Completion:
-        """Route one chat completion (see `_begin` for the keywords). Returns a `Completion`
-        or raises `RouteError` (SPEC §5 codes); writes exactly one request record."""
-        ctx, early = self._begin(**kw)
+    def complete(
+        self,
+        *,
+        api_key: str | None = None,
+        api_key_id: str | None = None,
+        model: str | None = None,
+        models: list[str] | None = None,
+        messages: list[dict[str, Any]] | None = None,
+        max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        workload: str | None = None,
+        member_id: str | None = None,
+        zdr: bool = False,
+        provider: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        workflow_id: str | None = None,
+        **params: Any,
+    ) -> Completion:
+        """Route one chat completion. Who: `api_key` (the router secret, looked up by its
+        SHA-256) or `api_key_id`. What: `model` and/or `models` (primary first, then
+        request fallbacks; the workload's `model_fallbacks` follow), OpenAI-style
+        `messages`/`max_tokens`/`tools` and any other body parameter (`temperature`, ...).
+        Policy: `workload` (default: the API key's), `member_id`, `zdr`, `provider`
+        (OpenRouter-style `only`, `order`, `ignore`, `allow_fallbacks`, `data_collection`,
+        `max_price` {prompt, completion} USD per 1M tokens, `zdr`). `idempotency_key`
+        replays a stored result for the same API key within `router.idempotency_ttl_s`;
+        `workflow_id` groups requests for outcome events. Returns a `Completion` or raises
+        `RouteError` (SPEC §5 codes and shape); writes exactly one request record."""
+        ctx, early = self._begin(
+            api_key=api_key,
+            api_key_id=api_key_id,
+            model=model,
+            models=models,
+            messages=messages,
+            max_tokens=max_tokens,
+            tools=tools,
+            workload=workload,
+            member_id=member_id,
+            zdr=zdr,
+            provider=provider,
+            idempotency_key=idempotency_key,
+            workflow_id=workflow_id,
+            **params,
+        )
         if early is not None:
             return early
         gen = self._run(ctx)
@@ -443,9 +483,41 @@ class Router:
         except StopIteration as stop:
             return self._finish(ctx, stop.value)
 
-    async def acomplete(self, **kw: Any) -> Completion:
+    async def acomplete(
+        self,
+        *,
+        api_key: str | None = None,
+        api_key_id: str | None = None,
+        model: str | None = None,
+        models: list[str] | None = None,
+        messages: list[dict[str, Any]] | None = None,
+        max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        workload: str | None = None,
+        member_id: str | None = None,
+        zdr: bool = False,
+        provider: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        workflow_id: str | None = None,
+        **params: Any,
+    ) -> Completion:
         """`complete` for asyncio (same keywords, semantics and log record)."""
-        ctx, early = self._begin(**kw)
+        ctx, early = self._begin(
+            api_key=api_key,
+            api_key_id=api_key_id,
+            model=model,
+            models=models,
+            messages=messages,
+            max_tokens=max_tokens,
+            tools=tools,
+            workload=workload,
+            member_id=member_id,
+            zdr=zdr,
+            provider=provider,
+            idempotency_key=idempotency_key,
+            workflow_id=workflow_id,
+            **params,
+        )
         if early is not None:
             return early
         gen = self._run(ctx)
