@@ -124,10 +124,10 @@ def _charts(d: ReportData) -> dict[str, Any]:
 
 def _fallback_heavy(d: ReportData) -> list[dict[str, Any]]:
     """Days whose fallback rate is at least twice the period's median (and at least 5%)."""
-    rows = [r for r in (d.fallback_daily or []) if r["requests"]]
+    rows = [r for r in (d.fallback_daily or []) if r["served"]]
     if not rows:
         return []
-    rates = [Decimal(r["fallback_served"]) / Decimal(r["requests"]) for r in rows]
+    rates = [Decimal(r["fallback_served"]) / Decimal(r["served"]) for r in rows]
     med = Decimal(str(median(rates)))
     out = []
     for r, rate in zip(rows, rates, strict=True):

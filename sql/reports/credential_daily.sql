@@ -1,5 +1,5 @@
--- BYOK vs shared capacity per day, by spend and by requests. Rows without a credential are
--- invoice cost outside the router (unattributed).
+-- BYOK vs shared capacity per day, by spend and by requests, over routed traffic only:
+-- unattributed invoice cost (no API key) is usage outside the router.
 SELECT
     day,
     coalesce(sum(total_usd) FILTER (WHERE credential = 'byok'), 0) AS byok_usd,
@@ -10,5 +10,6 @@ SELECT
     coalesce(sum(requests) FILTER (WHERE credential = 'shared'), 0) AS shared_requests
 FROM marts.split_billing_daily
 WHERE day BETWEEN $start AND $end
+  AND api_key_id IS NOT NULL AND api_key_id <> '(unattributed)'
 GROUP BY day
 ORDER BY day

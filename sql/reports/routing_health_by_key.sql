@@ -1,11 +1,13 @@
 -- Routing health per provider x key over [$start, $end] (reads: provider, key_id, credential,
--- requests, attempts, errors, rate_limit_hits, fallback_served).
+-- requests, attempts, served, errors, rate_limit_hits, fallback_served). Fallback rate is
+-- fallback_served / served: of the requests this key served, how many were a fallback.
 SELECT
     provider,
     coalesce(key_id, '(shared capacity)') AS key_id,
     credential,
     sum(requests) AS requests,
     sum(attempts) AS attempts,
+    sum(served) AS served,
     sum(errors) AS errors,
     sum(rate_limit_hits) AS rate_limit_hits,
     sum(fallback_served) AS fallback_served

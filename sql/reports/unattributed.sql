@@ -1,5 +1,8 @@
--- Invoice cost no logged request explains, per provider x account x upstream model.
+-- Invoice and statement cost no logged request explains, per source x provider x account x
+-- upstream model x reason.
 SELECT
+    source,
+    reason,
     provider,
     account,
     upstream_model,

@@ -44,7 +44,7 @@ def test_month_sections_show_what_to_do(report_env):
     assert "$2.00 of invoice cost has no logged request behind it" in html
     assert "$0.1750" in html  # cost per accepted output: $10.50 / 60
     assert "no accepted output" in html
-    assert "Fallback-heavy day: 2026-11-05 (40.0% of requests" in html
+    assert "Fallback-heavy day: 2026-11-05 (40.0% of served requests were fallbacks" in html
     assert "BYOK share of routed spend: <strong>67.7%</strong>" in html  # 105 / 155
     assert "−$25.00" in html  # the Bedrock credit, beside the totals
     # Budgets and alerts come from the ledger `byok-ledger alerts` wrote.
