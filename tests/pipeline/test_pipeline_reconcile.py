@@ -1,0 +1,231 @@
+"""Reconciliation, allocation and split billing end to end through `dg.materialize` on a temp
+DuckDB, against the hand-computed totals of tests/fixtures/invoices/acme_2026-03-02."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from decimal import Decimal
+
+from pipeline_testkit import FIXTURES, Ledger, materialize
+
+D1, D2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
+
+
+def _split(led: Ledger, day: dt.date = D2) -> dict[tuple, tuple]:
+    rows = led.query(
+        "SELECT api_key_id, provider, model, credential, provider_billed_usd, "
+        "provider_estimated_usd, platform_fee_usd, platform_credits_usd, total_usd, status, "
+        "provider_adjustment_usd FROM marts.split_billing_daily WHERE day = ? "
+        "AND attribution = 'logged'",
+        [day],
+    )
+    return {r[:4]: r[4:] for r in rows}
+
+
+def _checks(result) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def test_split_billing_allocates_invoices_exactly_to_the_cent(acme_day: Ledger):
+    result = materialize(acme_day, day="2026-03-02")
+    assert result.success
+    assert _checks(result) == {
+        "rejected_rate_under_threshold": True,
+        "variance_within_tolerance": True,
+        "split_billing_adds_up": True,
+        "no_policy_violations": True,
+    }
+    s = _split(acme_day)
+    d = Decimal
+    # OpenAI cell 4.10 billed vs 1.00 + 3.00 estimated: 1.025 and 3.075 (estimate + adjustment).
+    assert s[("public-chat-prod", "openai", "openai/gpt-4.1", "byok")] == (
+        d("1.025"),
+        d("1.0"),
+        d("0.05"),
+        d("0"),
+        d("1.075"),
+        "invoiced",
+        d("0.025"),
+    )
+    assert s[("assistant-prod", "openai", "openai/gpt-4.1", "byok")] == (
+        d("3.075"),
+        d("3.0"),
+        d("0.15"),
+        d("0"),
+        d("3.225"),
+        "invoiced",
+        d("0.075"),
+    )
+    assert s[("public-chat-prod", "anthropic", "anthropic/claude-sonnet-4", "byok")][:1] == (
+        d("2.039567"),
+    )
+    assert s[("public-chat-staging", "anthropic", "anthropic/claude-3.5-haiku", "byok")][0] == d(
+        "0.25"
+    )
+    assert s[("assistant-prod", "bedrock", "anthropic/claude-sonnet-4", "byok")][0] == d("0.95")
+    # Shared capacity: the statement's 0.31 replaces the 0.30 estimate; the provider bills 0.
+    assert s[("public-chat-prod", "vertex", "google/gemini-2.5-flash", "shared")] == (
+        d("0"),
+        d("0"),
+        d("0"),
+        d("0.31"),
+        d("0.31"),
+        "invoiced",
+        d("0"),
+    )
+    # The failed request is counted, costs nothing.
+    assert s[("assistant-prod", None, "openai/gpt-4.1", None)][4] == d("0")
+
+    totals = acme_day.query(
+        "SELECT day, sum(provider_billed_usd), sum(platform_fee_usd), sum(platform_credits_usd), "
+        "sum(total_usd) FROM marts.split_billing_daily GROUP BY day ORDER BY day"
+    )
+    # By hand: invoices 4.67 + 2.289567 + 0.95 = 7.909567; statement 0.7375.
+    assert totals == [(D2, d("7.909567"), d("0.3875"), d("0.35"), d("8.647067"))]
+
+
+def test_unattributed_usage_is_kept_and_labelled(acme_day: Ledger):
+    materialize(acme_day, start="2026-03-01", end="2026-03-02")
+    rows = acme_day.query(
+        "SELECT day, source, provider, model, key_id, billed_usd FROM marts.unattributed_usage "
+        "ORDER BY day, source, provider"
+    )
+    assert rows == [
+        (D1, "provider_invoice", "openai", "openai/gpt-4.1", "oai-prod-primary", Decimal("0.42")),
+        (D2, "platform_statement", None, "mistralai/mistral-small", None, Decimal("0.04")),
+        (D2, "provider_invoice", "openai", "openai/gpt-4o-mini", None, Decimal("0.07")),
+    ]
+    # The same money sits in split_billing_daily as '(unattributed)' rows, so totals add up.
+    assert acme_day.query(
+        "SELECT day, sum(total_usd) FROM marts.split_billing_daily "
+        "WHERE attribution = 'unattributed' GROUP BY day ORDER BY day"
+    ) == [(D1, Decimal("0.42")), (D2, Decimal("0.11"))]
+    assert acme_day.query(
+        "SELECT DISTINCT environment, app FROM marts.split_billing_daily "
+        "WHERE attribution = 'unattributed'"
+    ) == [("(unattributed)", "(unattributed)")]
+
+
+def test_reconciliation_statuses_and_variances(acme_day: Ledger):
+    materialize(acme_day, start="2026-03-01", end="2026-03-02")
+    rows = acme_day.query(
+        "SELECT day, provider, upstream_model, expected_usd, billed_usd, variance_usd, status "
+        "FROM marts.reconciliation_daily ORDER BY day, provider, upstream_model"
+    )
+    d = Decimal
+    assert rows == [
+        (D1, "openai", "gpt-4.1-2025-04-14", d("0"), d("0.42"), d("0.42"), "unlogged_usage"),
+        (D2, "anthropic", "claude-3-5-haiku-20241022", d("0.25"), d("0.25"), d("0"), "matched"),
+        (
+            D2,
+            "anthropic",
+            "claude-sonnet-4-20250514",
+            d("2"),
+            d("2.039567"),
+            d("0.039567"),
+            "matched",
+        ),
+        (
+            D2,
+            "bedrock",
+            "anthropic.claude-sonnet-4-20250514-v1:0",
+            d("0.9"),
+            d("0.95"),
+            d("0.05"),
+            "matched",
+        ),
+        (D2, "openai", "gpt-4.1-2025-04-14", d("4"), d("4.1"), d("0.1"), "matched"),
+        (D2, "openai", "gpt-4.1-mini-2025-04-14", d("0.5"), d("0.5"), d("0"), "matched"),
+        (D2, "openai", "gpt-4o-mini-2024-07-18", d("0"), d("0.07"), d("0.07"), "unlogged_usage"),
+    ]
+    assert acme_day.query(
+        "SELECT charge_category, billed_usd FROM marts.non_usage_charges ORDER BY 1"
+    ) == [("Credit", d("-10")), ("Tax", d("0.07"))]
+
+
+def test_logs_without_invoice_are_estimated_until_it_arrives(ledger: Ledger):
+    from pipeline_testkit import acme_day_requests
+
+    ledger.write_requests("2026-03-02", acme_day_requests())
+    result = materialize(ledger, day="2026-03-02")
+    assert result.success
+    assert {
+        r[0] for r in ledger.query("SELECT DISTINCT status FROM marts.split_billing_daily")
+    } == {"estimated"}
+    # By hand: estimates 7.65 provider + 0.3875 fees + 0.30 credits; nothing billed yet.
+    assert ledger.query("SELECT sum(total_usd) FROM marts.split_billing_daily") == [
+        (Decimal("8.3375"),)
+    ]
+    assert ledger.query(
+        "SELECT DISTINCT provider_billed_usd FROM marts.split_billing_daily "
+        "WHERE credential = 'byok'"
+    ) == [(None,)]
+    assert {r[0] for r in ledger.query("SELECT status FROM marts.reconciliation_daily")} == {
+        "missing_invoice"
+    }
+    ledger.add_invoices("acme_2026-03-02")
+    materialize(ledger, day="2026-03-02")
+    assert {
+        r[0] for r in ledger.query("SELECT DISTINCT status FROM marts.split_billing_daily")
+    } == {"invoiced"}
+
+
+def test_late_correction_updates_the_same_rows_on_rerun(acme_day: Ledger):
+    materialize(acme_day, day="2026-03-02")
+    before = acme_day.query("SELECT count(*) FROM marts.split_billing_daily")
+    shutil.copytree(
+        FIXTURES / "invoices" / "late_corrections", acme_day.invoices, dirs_exist_ok=True
+    )
+    result = materialize(acme_day, day="2026-03-02")
+    assert result.success
+    assert acme_day.query("SELECT count(*) FROM marts.split_billing_daily") == before
+    bedrock = acme_day.query(
+        "SELECT billed_usd, variance_usd, status, corrections_usd FROM marts.reconciliation_daily "
+        "WHERE provider = 'bedrock'"
+    )
+    assert bedrock == [(Decimal("0.9"), Decimal("0"), "matched", Decimal("-0.05"))]
+    assert acme_day.query(
+        "SELECT provider_billed_usd FROM marts.split_billing_daily WHERE provider = 'bedrock'"
+    ) == [(Decimal("0.9"),)]
+    assert acme_day.query("SELECT sum(provider_billed_usd) FROM marts.split_billing_daily") == [
+        (Decimal("7.859567"),)
+    ]
+
+
+def test_cost_per_accepted_output_counts_failures_and_last_outcome_wins(acme_day: Ledger):
+    materialize(acme_day, day="2026-03-02")
+    rows = {
+        r[:3]: r[3:]
+        for r in acme_day.query(
+            "SELECT workload, environment, model, requests, workflows, accepted, total_cost_usd, "
+            "cost_per_accepted_usd, failed_requests FROM marts.cost_per_accepted_output"
+        )
+    }
+    # r1 was accepted, then rejected: the last event wins -> no accepted output.
+    assert rows[("public-chat", "prod", "openai/gpt-4.1")] == (1, 0, 0, Decimal("1.075"), None, 0)
+    # Workflow wf-1: r2 served (3.225) + r8 failed (0); accepted once at workflow level.
+    assert rows[("internal-assistant", "prod", "openai/gpt-4.1")] == (
+        2,
+        1,
+        1,
+        Decimal("3.225"),
+        Decimal("3.225"),
+        1,
+    )
+    assert rows[("public-chat", "prod", "anthropic/claude-sonnet-4")][2:4] == (
+        1,
+        Decimal("2.139567"),
+    )
+
+
+def test_routing_health_rates(acme_day: Ledger):
+    materialize(acme_day, day="2026-03-02")
+    row = acme_day.query(
+        "SELECT requests, attempts, served, rate_limit_hits, rate_limit_rate, byok_share "
+        "FROM marts.routing_health WHERE key_id = 'oai-prod-primary'"
+    )
+    assert row == [(3, 3, 2, 1, Decimal("0.333333"), Decimal("1"))]
+    assert acme_day.query(
+        "SELECT shared_share FROM marts.routing_health WHERE provider = 'vertex'"
+    ) == [(Decimal("1"),)]
