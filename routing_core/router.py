@@ -100,6 +100,7 @@ _PROVIDER_PREFS = frozenset(
 )
 _CALL = 0
 _SLEEP = 1
+CLIENT_CLOSED = 499  # logged when the caller abandons a request (nginx's convention)
 
 
 @dataclass(slots=True)
@@ -482,6 +483,9 @@ class Router:
                 step = gen.send(res)
         except StopIteration as stop:
             return self._finish(ctx, stop.value)
+        except BaseException:
+            self._abort(ctx)  # cancelled or interrupted: still one record, no held budget
+            raise
 
     async def acomplete(
         self,
@@ -539,6 +543,9 @@ class Router:
                 step = gen.send(res)
         except StopIteration as stop:
             return self._finish(ctx, stop.value)
+        except BaseException:
+            self._abort(ctx)  # cancelled or interrupted: still one record, no held budget
+            raise
 
     def record_outcome(
         self,
@@ -783,6 +790,8 @@ class Router:
             )
         why = f" after {n} attempt(s)" + (" (deadline reached)" if late else "")
         if all(k == RATE_LIMITED for k in kinds):
+            if last is not None and last.retry_after_s is not None:
+                meta["retry_after_s"] = last.retry_after_s
             return RouteError(ALL_RATE_LIMITED, "every eligible route is rate limited" + why, meta)
         if all(k in UNAVAILABLE_KINDS for k in kinds):
             return RouteError(UNAVAILABLE, "providers unavailable" + why, meta)
@@ -1045,6 +1054,13 @@ class Router:
         err = RouteError(err.code, err.message, {**err.metadata, "request_id": ctx.request_id})
         self._record(ctx, None, None, None, err)
         raise err
+
+    def _abort(self, ctx: _Ctx) -> None:
+        """The caller went away mid-request (asyncio cancellation, KeyboardInterrupt):
+        release the hold and log the request as error 499 (client closed request)."""
+        if ctx.reservation is not None:
+            self.guard.release(ctx.reservation)
+        self._record(ctx, None, None, None, RouteError(CLIENT_CLOSED, "request abandoned"))
 
     def _finish(self, ctx: _Ctx, outcome: tuple) -> Completion:
         served, res = outcome

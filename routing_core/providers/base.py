@@ -179,9 +179,13 @@ class Adapter:
             raise ProviderError(
                 TIMEOUT, f"no answer within {timeout:.3g}s", error_type=type(e).__name__
             ) from None
-        except httpx.TransportError as e:
+        except (httpx.TransportError, httpx.InvalidURL) as e:
             raise ProviderError(
                 CONNECT, f"could not reach provider: {e}", error_type=type(e).__name__
+            ) from None
+        except httpx.HTTPError as e:  # decoding errors and the like: a broken answer
+            raise ProviderError(
+                SERVER, f"unreadable provider answer: {e}", error_type=type(e).__name__
             ) from None
         return self._handle(resp, gateway_model)
 
@@ -204,8 +208,12 @@ class Adapter:
             raise ProviderError(
                 TIMEOUT, f"no answer within {timeout:.3g}s", error_type=type(e).__name__
             ) from None
-        except httpx.TransportError as e:
+        except (httpx.TransportError, httpx.InvalidURL) as e:
             raise ProviderError(
                 CONNECT, f"could not reach provider: {e}", error_type=type(e).__name__
+            ) from None
+        except httpx.HTTPError as e:  # decoding errors and the like: a broken answer
+            raise ProviderError(
+                SERVER, f"unreadable provider answer: {e}", error_type=type(e).__name__
             ) from None
         return self._handle(resp, gateway_model)

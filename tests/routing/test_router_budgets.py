@@ -119,3 +119,26 @@ def test_spend_survives_a_restart_via_the_logs(
             r2.complete(api_key_id="app", model="m/b", messages=PROMPT, max_tokens=1000)
             served += 1
     assert ei.value.code == 402 and 10 + served <= 32
+
+
+def test_cancelled_async_request_releases_its_hold_and_is_logged(
+    small_cfg, small_fleet, make_router, logged
+):
+    router = make_router(limited(small_cfg), small_fleet)
+    small_fleet["p1"].add_fault("timeout", delay_s=1.5)
+
+    async def go():
+        try:
+            await asyncio.wait_for(
+                router.acomplete(api_key_id="app", model="m/b", messages=PROMPT, max_tokens=1000),
+                timeout=0.2,
+            )
+        finally:
+            await router.aclose()
+
+    with pytest.raises(asyncio.TimeoutError):
+        asyncio.run(go())
+    now = dt.datetime.now(dt.UTC)
+    assert router.guard.in_flight("api_key", "app", now) == 0
+    [rec] = logged(router)
+    assert rec["status"] == "error" and rec["error_code"] == 499
