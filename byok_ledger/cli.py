@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--provider-ignore", action="append", help="never these providers")
     s.add_argument("--no-fallbacks", action="store_true", help="allow_fallbacks=false")
     s.add_argument("--require", action="append", help="capability, e.g. tools")
+    s.add_argument("--data-collection", choices=["allow", "deny"], help="request data policy")
+    s.add_argument("--max-price-input", help="USD per 1M input tokens")
+    s.add_argument("--max-price-output", help="USD per 1M output tokens")
+    s.add_argument("--input-tokens", type=int, default=0, help="estimated input (context check)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
 
     s = sub.add_parser("check-config", help="validate a ledger.yaml (exit 2 on problems)")

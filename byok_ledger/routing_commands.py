@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,20 @@ def request_from_args(args: argparse.Namespace) -> RouteRequest:
         provider_ignore=tuple(getattr(args, "provider_ignore", None) or ()),
         allow_fallbacks=not getattr(args, "no_fallbacks", False),
         requires=tuple(getattr(args, "require", None) or ()),
+        data_collection=getattr(args, "data_collection", None),
+        max_price_input=_money(getattr(args, "max_price_input", None)),
+        max_price_output=_money(getattr(args, "max_price_output", None)),
+        estimated_input_tokens=getattr(args, "input_tokens", 0) or 0,
     )
+
+
+def _money(value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise SystemExit(f"error: {value!r} is not a decimal amount") from None
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:

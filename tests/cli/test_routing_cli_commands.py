@@ -183,3 +183,28 @@ def test_explain_with_invalid_config_exits_2(tmp_path: Path) -> None:
     r = run("explain", "--config", str(bad), "--api-key", "legal-prod", "--model", "x")
     assert r.returncode == 2
     assert "workloads[4].byok" in r.stdout
+
+
+def test_explain_data_collection_max_price_and_context_flags() -> None:
+    base = [
+        "explain",
+        "--config",
+        str(ACME),
+        "--api-key",
+        "batch-prod",
+        "--json",
+        "--model",
+        "meta-llama/llama-3.3-70b-instruct",
+    ]
+    out = json.loads(run(*base).stdout)
+    assert out["attempts"][0]["provider"] == "deepinfra"  # cheapest, batch allows it
+    out = json.loads(run(*base, "--data-collection", "deny", "--max-price-output", "0.5").stdout)
+    reasons = {(e["provider"], e["reason"]) for e in out["excluded"]}
+    assert {("deepinfra", "data_collection"), ("vertex", "over_max_price")} <= reasons
+    assert out["error"]["code"] == 404
+    out = json.loads(run(*base, "--input-tokens", "150000").stdout)
+    assert ("deepinfra", "context_too_long") in {
+        (e["provider"], e["reason"]) for e in out["excluded"]
+    }
+    r = run(*base, "--max-price-input", "cheap")
+    assert r.returncode != 0 and "not a decimal" in r.stderr
