@@ -431,7 +431,10 @@ class Planner:
             day,
             cooling_keys,
         )
-        plan = self._cache.get(memo)
+        try:
+            plan = self._cache.get(memo)
+        except TypeError:  # a caller passed lists instead of tuples: plan without the memo
+            return self._build(req, day, cooling_keys)
         if plan is None:
             plan = self._build(req, day, cooling_keys)
             if len(self._cache) >= _PLAN_CACHE_MAX:

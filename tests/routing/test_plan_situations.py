@@ -668,3 +668,8 @@ def test_provider_order_with_dated_prices_keeps_price_order_for_the_rest() -> No
         "p1",
     ]
     assert [a.provider for a in p.plan(req(provider_order=("p1",))).attempts] == ["p1", "p3", "p2"]
+
+
+def test_lists_instead_of_tuples_still_plan(acme: Planner) -> None:
+    r = RouteRequest("public-chat-prod", ["openai/gpt-4.1"], at=DAY)  # type: ignore[arg-type]
+    assert acme.plan(r).attempts == acme.plan(req("public-chat-prod", "openai/gpt-4.1")).attempts
