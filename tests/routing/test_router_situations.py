@@ -359,3 +359,36 @@ def test_record_outcome_events(logged, acme_router, fleet):
     assert events[0]["request_id"] == c.request_id and events[1]["workflow_id"] == "wf-1"
     with pytest.raises(ValueError):
         acme_router.record_outcome(accepted=True)
+
+
+def test_coding_agent_tools_round_trip_through_anthropic(logged, acme_router, fleet):
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "read_file",
+                "description": "read",
+                "parameters": {"type": "object"},
+            },
+        }
+    ]
+    c = acme_router.complete(
+        api_key_id="coding-agent-prod",
+        model="anthropic/claude-sonnet-4",
+        messages=[
+            {"role": "system", "content": "you are a coder"},
+            {"role": "user", "content": "open main.py"},
+        ],
+        tools=tools,
+        tool_choice="required",
+    )
+    assert (c.provider, c.key_id) == ("anthropic", "ant-prod-primary")
+    assert c.body["choices"][0]["finish_reason"] == "tool_calls"
+    assert c.message["tool_calls"][0]["function"]["name"] == "read_file"
+    # A request with tools is never planned onto an endpoint without tool support.
+    plan = acme_router.plan(
+        api_key_id="public-chat-prod", model="meta-llama/llama-3.3-70b-instruct", tools=tools
+    )
+    assert all(a.provider == "vertex" for a in plan.attempts)
+    assert {(e.provider, e.reason) for e in plan.excluded} >= {("deepinfra", "missing_capability")}
+    assert logged(acme_router)[0]["workload"] == "coding-agent"
