@@ -13,11 +13,13 @@ from routing_core.config import ConfigError, load_config
 def format_result(r: EvaluationResult) -> str:
     """A summary line, then one row per alert evaluated with what happened to it."""
     failed = {a.alert_id: err for a, err in r.failed}
+    deferred = {a.alert_id for a in r.deferred}
     delivered = {a.alert_id for a in r.delivered}
     new = {a.alert_id for a in r.new}
     head = (
         f"alerts as of {r.as_of}: evaluated {len(r.evaluated)}, new {len(r.new)}, "
         f"delivered {len(r.delivered)}, failed {len(r.failed)}"
+        + (f", deferred {len(r.deferred)}" if r.deferred else "")
         + (" (dry run: nothing sent or recorded)" if r.dry_run else "")
     )
     lines = [head]
@@ -31,6 +33,8 @@ def format_result(r: EvaluationResult) -> str:
             state = "delivered"
         elif a.alert_id in failed:
             state = "FAILED"
+        elif a.alert_id in deferred:
+            state = "deferred"
         elif a.alert_id in new:
             state = "recorded"
         else:

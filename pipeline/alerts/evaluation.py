@@ -34,6 +34,8 @@ class EvaluationResult:
     new: list[Alert] = field(default_factory=list)  # not in the ledger before
     delivered: list[Alert] = field(default_factory=list)
     failed: list[tuple[Alert, str]] = field(default_factory=list)
+    # Not attempted this run because the webhook had just failed: retried on the next run.
+    deferred: list[Alert] = field(default_factory=list)
     budget_status: list[BudgetStatus] = field(default_factory=list)
     dry_run: bool = False
     webhook_configured: bool = True
@@ -144,6 +146,10 @@ def _evaluate(
     client = client or httpx.Client(timeout=httpx.Timeout(10.0))
     try:
         for alert in ledger.pending(conn):
+            if result.failed:
+                # The receiver is down or refusing: don't spend every alert's retries on it.
+                result.deferred.append(alert)
+                continue
             d = deliver(
                 client, url, alert, max_attempts=max_attempts, backoff_base_s=backoff_base_s
             )

@@ -1,0 +1,78 @@
+"""`byok-ledger run` end to end, in a fresh process as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from decimal import Decimal
+
+from pipeline_testkit import FIXTURES, REPO, Ledger
+
+
+def _run(led: Ledger, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DAGSTER_HOME", "BYOK_LEDGER_CONFIG", "BYOK_LEDGER_START")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "byok_ledger.cli", "run", "--config", str(led.config), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+    )
+
+
+def test_run_defaults_to_the_days_in_the_logs_and_prints_a_summary(acme_day: Ledger):
+    proc = _run(acme_day)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "1 day(s) 2026-03-02..2026-03-02" in out
+    assert "succeeded" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("2026-03-02"))
+    # requests, provider billed, fee, credits, total, unattributed, status
+    assert line.split()[:8] == [
+        "2026-03-02",
+        "8",
+        "7.91",
+        "0.39",
+        "0.35",
+        "8.65",
+        "0.11",
+        "invoiced",
+    ]
+    # The Dagster instance defaults to a folder beside the DuckDB file, telemetry off.
+    home = acme_day.duckdb.parent / ".dagster"
+    assert "enabled: false" in (home / "dagster.yaml").read_text()
+    assert acme_day.query("SELECT sum(total_usd) FROM marts.split_billing_daily") == [
+        (Decimal("8.647067"),)
+    ]
+    # Idempotent: a second run leaves the same marts.
+    before = acme_day.snapshot()
+    assert _run(acme_day, "--start", "2026-03-02", "--end", "2026-03-02").returncode == 0
+    assert acme_day.snapshot() == before
+
+
+def test_run_exits_non_zero_when_a_blocking_check_fails(ledger: Ledger):
+    dest = ledger.logs / "requests" / "dt=2026-03-02" / "router-a.jsonl"
+    dest.parent.mkdir(parents=True)
+    shutil.copy(FIXTURES / "logs" / "requests_with_bad_lines.jsonl", dest)
+    proc = _run(ledger)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert (
+        "check rejected_rate_under_threshold on staging/requests failed (BLOCKING)" in proc.stdout
+    )
+    assert "router-a.jsonl` line 2" in proc.stdout
+
+
+def test_run_reports_config_errors_with_exit_2(ledger: Ledger):
+    ledger.config.write_text(
+        ledger.config.read_text().replace("rerun_window_days: 7", "rerun_window_dayz: 7")
+    )
+    proc = _run(ledger)
+    assert proc.returncode == 2
+    assert "rerun_window_dayz" in proc.stderr

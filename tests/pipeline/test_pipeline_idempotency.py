@@ -1,0 +1,137 @@
+"""Re-runs give the same marts; a crash in the middle of a load leaves the previous state."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pytest
+
+import pipeline.loads as loads
+from pipeline_testkit import Ledger, materialize, outcome, request
+from routing_core.config import load_config
+
+
+def _two_more_days(led: Ledger) -> None:
+    for day in ("2026-03-03", "2026-03-04"):
+        led.write_requests(
+            day,
+            [
+                request(f"{day}-a", f"{day}T08:00:00.000Z", provider_usd="0.40", fee="0.02"),
+                request(
+                    f"{day}-b",
+                    f"{day}T09:00:00.000Z",
+                    api_key_id="public-chat-staging",
+                    key_id="oai-nonprod",
+                    model="openai/gpt-4.1-mini",
+                    upstream_model="gpt-4.1-mini-2025-04-14",
+                    provider_usd="0.10",
+                    fee="0.005",
+                ),
+            ],
+        )
+        led.write_outcomes(
+            day, [outcome(f"{day}-e", f"{day}T08:01:00.000Z", True, request_id=f"{day}-a")]
+        )
+
+
+def test_running_a_day_twice_gives_identical_tables(acme_day: Ledger):
+    assert materialize(acme_day, day="2026-03-02").success
+    first = acme_day.snapshot()
+    assert materialize(acme_day, day="2026-03-02").success
+    assert acme_day.snapshot() == first
+    assert first["marts.split_billing_daily"]  # not trivially empty
+
+
+def test_a_range_then_one_day_inside_it_gives_identical_tables(acme_day: Ledger):
+    _two_more_days(acme_day)
+    assert materialize(acme_day, start="2026-03-01", end="2026-03-04").success
+    ranged = acme_day.snapshot()
+    assert materialize(acme_day, day="2026-03-03").success
+    assert acme_day.snapshot() == ranged
+    # ...and day-by-day runs build the same tables as the single range run.
+    acme_day.duckdb.unlink()
+    for d in ("2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"):
+        assert materialize(acme_day, day=d).success
+    assert acme_day.snapshot() == ranged
+
+
+def test_crash_inside_the_requests_transaction_keeps_the_previous_state(
+    acme_day: Ledger, monkeypatch: pytest.MonkeyPatch
+):
+    cfg = load_config(acme_day.config)
+    days = loads.DayRange(dt.date(2026, 3, 2), dt.date(2026, 3, 2))
+    assert materialize(acme_day, day="2026-03-02").success
+    before = acme_day.snapshot()
+
+    # New data arrives, then the process dies after the DELETE and INSERT of staging.requests
+    # but before the transaction commits (while writing the rejected records).
+    acme_day.write_requests(
+        "2026-03-02", [request("late-1", "2026-03-02T20:00:00.000Z")], name="router-9"
+    )
+    real = loads.run_sql
+
+    def crash(conn, name, params=None):
+        if name == "staging/rejected_replace":
+            raise RuntimeError("simulated crash mid-load")
+        return real(conn, name, params)
+
+    monkeypatch.setattr(loads, "run_sql", crash)
+    conn = duckdb.connect(str(acme_day.duckdb))
+    try:
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            loads.load_requests(conn, cfg, days)
+    finally:
+        conn.close()
+    assert acme_day.snapshot() == before
+
+
+def test_crash_inside_the_split_billing_transaction_keeps_the_previous_state(
+    acme_day: Ledger, monkeypatch: pytest.MonkeyPatch
+):
+    cfg = load_config(acme_day.config)
+    days = loads.DayRange(dt.date(2026, 3, 2), dt.date(2026, 3, 2))
+    assert materialize(acme_day, day="2026-03-02").success
+    before = acme_day.snapshot()
+    real = loads.run_sql
+
+    def crash(conn, name, params=None):
+        if name == "marts/unattributed_usage":  # after split_billing_daily was rewritten
+            raise RuntimeError("simulated crash mid-load")
+        return real(conn, name, params)
+
+    monkeypatch.setattr(loads, "run_sql", crash)
+    conn = duckdb.connect(str(acme_day.duckdb))
+    try:
+        # Change an input so that a committed rebuild would differ from the previous marts.
+        conn.execute("DELETE FROM intermediate.request_groups WHERE provider = 'openai'")
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            loads.build_split_billing(conn, cfg, days)
+    finally:
+        conn.close()
+    after = acme_day.snapshot()
+    assert after["marts.split_billing_daily"] == before["marts.split_billing_daily"]
+    assert after["marts.unattributed_usage"] == before["marts.unattributed_usage"]
+
+
+def test_a_broken_invoice_file_blocks_the_load_and_names_the_file(acme_day: Ledger):
+    assert materialize(acme_day, day="2026-03-02").success
+    before = acme_day.snapshot()
+    broken = acme_day.invoices / "anthropic" / "cost_report_2026-03-03.json"
+    broken.write_text(
+        '{"data": [{"starting_at": "2026-03-03T00:00:00Z", "results": [\n'
+        '{"amount": "12", "currency": "USD", "model": "m"},\n{"amount": '
+    )
+    result = materialize(acme_day, day="2026-03-02")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "staging__invoice_lines"
+    assert "cost_report_2026-03-03.json: line 3: invalid JSON" in str(failure.event_specific_data)
+    after = acme_day.snapshot()
+    for table in (
+        "staging.invoice_lines",
+        "marts.split_billing_daily",
+        "marts.reconciliation_daily",
+        "marts.unattributed_usage",
+    ):
+        assert after[table] == before[table]
