@@ -7,8 +7,8 @@ import datetime as dt
 
 import dagster as dg
 
-from pipeline.defs.reconcile.schedules import ledger_daily_schedule, rerun_window
 from pipeline.definitions import defs
+from pipeline.defs.reconcile.schedules import ledger_daily_schedule, rerun_window
 
 LEDGER_ASSETS = [
     "intermediate/request_groups",

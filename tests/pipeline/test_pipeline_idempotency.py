@@ -6,9 +6,9 @@ import datetime as dt
 
 import duckdb
 import pytest
+from pipeline_testkit import Ledger, materialize, outcome, request
 
 import pipeline.loads as loads
-from pipeline_testkit import Ledger, materialize, outcome, request
 from routing_core.config import load_config
 
 
