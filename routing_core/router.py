@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -81,8 +82,13 @@ _NO_ROUTE_JSON = (
 )
 
 
+# C-implemented JSON string quoting (what json.dumps does for a str, minus its Python-level
+# wrapper: ~0.3 µs instead of ~3 µs on the hot path).
+_jq = encode_basestring_ascii
+
+
 def _jstr(v: str | None) -> str:
-    return "null" if v is None else _dumps(v)
+    return "null" if v is None else _jq(v)
 
 
 _PROVIDER_PREFS = frozenset(
@@ -602,6 +608,14 @@ class Router:
         req_models = list(models) if models else ([model] if model else [])
         if model and models and models[0] != model:
             req_models = [model, *[m for m in models if m != model]]
+        bad_input = None
+        if not all(isinstance(m, str) and m for m in req_models):
+            bad_input, req_models = "model/models must be non-empty strings", []
+        if not (idempotency_key is None or isinstance(idempotency_key, str)) or not (
+            workflow_id is None or isinstance(workflow_id, str)
+        ):
+            bad_input = "idempotency_key and workflow_id must be strings"
+            idempotency_key = workflow_id = None
         ctx = _Ctx(
             "req_" + _secrets.token_hex(12),
             time.perf_counter(),
@@ -613,7 +627,11 @@ class Router:
         )
 
         if api_key is not None:
-            kid = self._api_by_sha.get(hashlib.sha256(api_key.encode()).hexdigest())
+            kid = (
+                self._api_by_sha.get(hashlib.sha256(api_key.encode()).hexdigest())
+                if isinstance(api_key, str)
+                else None
+            )
             if kid is None:
                 self._fail(ctx, RouteError(UNKNOWN_API_KEY, "unknown API key"))
             if api_key_id is not None and api_key_id != kid:
@@ -630,6 +648,8 @@ class Router:
                 ),
             )
         ctx.api_key_id = api_key_id
+        if bad_input is not None:
+            self._fail(ctx, RouteError(HTTP_BAD_REQUEST, bad_input))
 
         if idempotency_key is not None:
             hit = self._idem.get((api_key_id, idempotency_key))
@@ -955,7 +975,7 @@ class Router:
                 '","http_status":',
                 "null" if hs is None else str(hs),
                 ',"error_type":',
-                "null" if et is None else _dumps(et),
+                "null" if et is None else _jq(et),
                 ',"latency_ms":',
                 repr(a["latency_ms"]),
                 "}",

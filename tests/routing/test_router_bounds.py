@@ -147,6 +147,8 @@ def test_async_deadline_and_failover(small_cfg, small_fleet, tmp_path):
             400,
         ),
         ({"model": "m/nope", "messages": [{"role": "user", "content": "x"}]}, 404),
+        ({"models": ["m/a", None], "messages": [{"role": "user", "content": "x"}]}, 400),
+        ({"model": "m/a", "messages": [{"role": "user", "content": "x"}], "workflow_id": 7}, 400),
         ({"model": "m/a", "messages": [{"role": "user", "content": "x"}], "stream": True}, 400),
     ],
 )
