@@ -59,6 +59,11 @@ def format_result(r: EvaluationResult) -> str:
         lines.append(
             f"delivery failed for {a.alert_id} ({a.scope}): {err}; retried on the next run"
         )
+    if r.deferred:
+        lines.append(
+            f"{len(r.deferred)} more alert(s) not attempted after that failure; "
+            "retried on the next run"
+        )
     return "\n".join(lines)
 
 
@@ -77,4 +82,4 @@ def alerts(args: argparse.Namespace) -> int:
         print(f"byok-ledger alerts: {e}", file=sys.stderr)
         return 2
     print(format_result(result))
-    return 1 if result.failed else 0
+    return 1 if result.failed or result.deferred else 0

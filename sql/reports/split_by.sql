@@ -1,6 +1,7 @@
 -- Split billing by one dimension ($dim: environment | app | workload | api_key | provider |
 -- model) for [$start, $end]. Invoice cost no logged request explains has no API key (NULL or
--- '(unattributed)') and is labelled, never dropped.
+-- '(unattributed)') and is labelled so, never dropped; a logged request without a value for
+-- the dimension (no workload given, no provider because every route failed) is '(none)'.
 WITH rows AS (
     SELECT
         CASE $dim
@@ -16,7 +17,10 @@ WITH rows AS (
     WHERE day BETWEEN $start AND $end
 )
 SELECT
-    coalesce(nullif(label, ''), '(unattributed)') AS label,
+    coalesce(
+        nullif(label, ''),
+        CASE WHEN api_key_id IS NULL OR api_key_id = '(unattributed)' THEN '(unattributed)' ELSE '(none)' END
+    ) AS label,
     sum(requests) AS requests,
     sum(total_usd - platform_fee_usd - platform_credits_usd) AS provider_usd,
     sum(platform_fee_usd) AS fee_usd,

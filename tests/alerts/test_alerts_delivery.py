@@ -110,6 +110,17 @@ def test_unreachable_webhook_fails_without_leaking_the_url(make_cfg, marts):
     assert attempts == 2 and not delivered and "secret-token" not in err and "ConnectError" in err
 
 
+def test_after_a_failure_the_rest_wait_for_the_next_run(make_cfg, marts, receiver):
+    marts.add(D(2026, 11, 1), "120")  # 50% and 100%: two alerts
+    cfg = make_cfg(budgets=[BUDGET], alerts={**NO_ANOMALIES, "webhook_url": receiver.url})
+    receiver.fail_next = 2
+    r = evaluate_alerts(cfg, max_attempts=2, backoff_base_s=0.01)
+    assert len(r.failed) == 1 and len(r.deferred) == 1 and r.delivered == []
+    assert sorted(row[1] for row in ledger(marts)) == [0, 2]  # the deferred one was not tried
+    r = evaluate_alerts(cfg, max_attempts=2, backoff_base_s=0.01)
+    assert len(r.delivered) == 2 and len(receiver.received) == 2
+
+
 def test_no_webhook_configured_records_without_sending(make_cfg, marts):
     cfg = setup(make_cfg, marts, None)
     r = evaluate_alerts(cfg)
