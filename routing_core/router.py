@@ -213,6 +213,8 @@ class Router:
         self.guard = SpendGuard(config)
         self.settings = config.router
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        if self._clock().tzinfo is None:
+            raise ValueError("Router clock must return timezone-aware (UTC) datetimes")
         # Injected sleep = simulated time: the deadline then counts slept seconds too.
         self._virtual_sleep = sleep is not None
         self._sleep = sleep or time.sleep
