@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--start", help="first simulated UTC day, YYYY-MM-DD")
     s.add_argument("--no-frictions", action="store_true", help="no real-world frictions")
+    s.add_argument("--engine", choices=("auto", "router", "synth"), default="auto",
+                   help="router: the real Router against fake providers; synth: the fast "
+                   "synthesizer; auto: router up to 2,000 requests/day")
+    s.add_argument("--quiet", action="store_true", help="no progress line on stderr")
 
     s = sub.add_parser("scenarios", help="run the production-testing scenarios (SPEC §5a)")
     s.add_argument("names", nargs="*", metavar="NAME")

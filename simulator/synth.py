@@ -1,0 +1,465 @@
+"""The fast synthesizer: above the router path's size (`ROUTER_MAX_PER_DAY`) it writes
+request records and outcome events directly, in the router's exact record shape and key
+order, routed by the same `Planner`, priced with the same rules as `PriceBook.cost` and
+`ByokFeeMeter` (integer arithmetic in 1e-15 USD, rounded half-even to 9 decimals like
+`q9`), with the same fault timeline evaluated by `FaultModel`. It meters what each
+provider account served exactly like the fakes do, so invoices and the platform statement
+come from the same writers as in router mode.
+
+Simplifications (documented): no cooldowns between requests, no app retries, and API key
+limits / guardrail budgets are enforced only for the scripted runaway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+
+from routing_core.config import LedgerConfig
+from routing_core.planning import Planner
+from routing_core.routes import RouteRequest
+from routing_core.schema import OUTCOMES_DIR, REQUESTS_DIR, SCHEMA_VERSION
+from simulator.drive import DriveStats
+from simulator.faults import FaultEvent, FaultModel
+from simulator.invoices import UsageMeter
+from simulator.statement import StatementMeter
+from simulator.traffic import KeyProfile, Workflow, day_workflows
+
+WRITER_ID = "synth"
+F = 10**15  # femto-dollars per dollar
+_F_PER_NANO = 10**6
+
+
+def _ppt(price_per_m: Decimal) -> int:
+    """USD per 1M tokens -> femto-dollars per token (exact for <= 9 decimal places)."""
+    v = price_per_m * 1_000_000_000
+    if v != v.to_integral_value():
+        raise ValueError(f"price {price_per_m} has more than 9 decimal places")
+    return int(v)
+
+
+def _div_half_even(n: int, d: int) -> int:
+    q, r = divmod(n, d)
+    if 2 * r > d or (2 * r == d and q % 2 == 1):
+        q += 1
+    return q
+
+
+def _money(n: int) -> str:
+    """Nano-dollars as the log's fixed 9-decimal string."""
+    if n < 0:
+        return "-" + _money(-n)
+    return f"{n // 1_000_000_000}.{n % 1_000_000_000:09d}"
+
+
+@dataclass(slots=True)
+class _Route:
+    model: str
+    provider: str
+    credential: str
+    key_id: str | None
+    upstream: str
+    zdr: bool
+    api: str
+    prices: tuple[int, int, int, int]  # femto per token: input, cache read, cache write, output
+    no_cache_read: bool
+    no_cache_write: bool
+    reasoning: bool
+    attempt_head: str  # '{"model":..,"provider":..,"credential":..,"key_id":..,'
+    served_json: str  # '"model":..,"provider":..,..,"account":{..}' of a served record
+
+
+def _frac(d: Decimal) -> tuple[int, int]:
+    f = Fraction(str(d))
+    return f.numerator, f.denominator
+
+
+class _Pricer:
+    """`PriceBook.cost` + `ByokFeeMeter.charge` semantics in integers (femto-dollars),
+    every layer rounded half-even to nano-dollars like `q9`."""
+
+    def __init__(self, config: LedgerConfig):
+        # factor = (100 - pct) / 100 as an integer ratio, per key
+        self.discount: dict[str | None, tuple[int, int]] = {}
+        for k in config.byok_keys:
+            n, d = _frac(Decimal(100) - k.provider_discount_pct)
+            self.discount[k.id] = (n, d * 100)
+        n, d = _frac(Decimal(100) + config.shared_capacity.price_markup_pct)
+        self.markup = (n, d * 100)
+        n, d = _frac(config.platform.byok_fee_pct)
+        self.fee = (n, d * 100)
+        self.allowance_f = int(config.platform.byok_free_allowance_usd * F)
+        self.mtd: dict[str, int] = {}
+
+    def cost(
+        self, r: _Route, inp: int, cr: int, cw: int, out: int, month: str
+    ) -> tuple[int, int, int, int]:
+        p = r.prices
+        list_f = inp * p[0] + cr * p[1] + cw * p[2] + out * p[3]
+        list_n = _div_half_even(list_f, _F_PER_NANO)
+        if r.credential == "byok":
+            n, d = self.discount.get(r.key_id, (1, 1))
+            prov_n = _div_half_even(list_f * n, d * _F_PER_NANO)
+            before = self.mtd.get(month, 0)
+            after = before + list_f
+            self.mtd[month] = after
+            chargeable = after - max(before, self.allowance_f)
+            fee_n = 0
+            if chargeable > 0:
+                fee_n = _div_half_even(chargeable * self.fee[0], self.fee[1] * _F_PER_NANO)
+            return list_n, prov_n, fee_n, 0
+        n, d = self.markup
+        return list_n, 0, 0, _div_half_even(list_f * n, d * _F_PER_NANO)
+
+
+class _DayWriter:
+    def __init__(self, logs_dir: Path):
+        self.logs_dir = logs_dir
+        self.buf: dict[tuple[str, str], list[str]] = {}
+
+    def lines(self, kind: str, day: str) -> list[str]:
+        return self.buf.setdefault((kind, day), [])
+
+    def flush(self) -> None:
+        """Append buffered lines to their files; the lists are emptied in place (callers
+        keep references to them)."""
+        for (kind, day), lines in self.buf.items():
+            if not lines:
+                continue
+            p = self.logs_dir / kind / f"dt={day}" / f"{WRITER_ID}.jsonl"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            with open(p, "a", encoding="utf-8") as f:
+                f.write("\n".join(lines))
+                f.write("\n")
+            lines.clear()
+
+
+def _ts(day_prefix: str, ms_of_day: int) -> str:
+    s, ms = divmod(ms_of_day, 1000)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return f"{day_prefix}T{h:02d}:{m:02d}:{s:02d}.{ms:03d}Z"
+
+
+_ZERO_USAGE = (
+    '"usage":{"input_tokens":0,"cache_read_tokens":0,"cache_write_tokens":0,'
+    '"output_tokens":0,"reasoning_tokens":0},"cost":{"list_usd":"0.000000000",'
+    '"provider_usd":"0.000000000","platform_fee_usd":"0.000000000",'
+    '"platform_credits_usd":"0.000000000"}}'
+)
+_NOT_SERVED = (
+    '"model":null,"provider":null,"upstream_model":null,"credential":null,'
+    '"key_id":null,"account":{},'
+)
+_FAULT_ATTEMPT = {
+    "rate_limit": (
+        '"status":"rate_limited","http_status":429,"error_type":"rate_limit_error"',
+        "rate_limited",
+    ),
+    "revoked": (
+        '"status":"auth_error","http_status":401,"error_type":"authentication_error"',
+        "auth_error",
+    ),
+}
+_REASON = {"rate_limited": "rate_limited", "auth_error": "auth_error"}
+
+
+def _j(v: object) -> str:
+    return json.dumps(v, separators=(",", ":"))
+
+
+def synthesize(
+    config: LedgerConfig,
+    logs_dir: Path,
+    start: dt.date,
+    days: int,
+    rpd: int,
+    seed: int,
+    profiles: list[KeyProfile],
+    extra_flows: list[Workflow],
+    faults: list[FaultEvent],
+    quality: dict[str, float],
+    progress: Callable | None,
+    meter: UsageMeter,
+    statement: StatementMeter,
+) -> DriveStats:
+    """Write `days` days of records and outcomes under `logs_dir` (see module doc)."""
+    planner = Planner(config)
+    pricer = _Pricer(config)
+    fault_model = FaultModel(faults)
+    api_of = {p.id: p.api for p in config.providers}
+    ep_of = {(m.id, ep.provider): ep for m in config.models for ep in m.endpoints}
+    account = {k.id: dict(k.account) for k in config.byok_keys}
+    stats = DriveStats()
+    writer = _DayWriter(logs_dir)
+    routes_cache: dict[tuple, tuple | None] = {}
+    rng = random.Random(f"{seed}:synth")
+    rand = rng.random
+    seed_b = str(seed).encode() + b":"
+    counters = [0, 0]  # request ids, event ids
+
+    def new_id(prefix: str, i: int) -> str:
+        counters[i] += 1
+        return (
+            prefix + hashlib.blake2b(seed_b + str(counters[i]).encode(), digest_size=12).hexdigest()
+        )
+
+    def routes_for(wf: Workflow, day: dt.date):
+        key = (wf.api_key_id, wf.models, wf.workload, wf.member_id, wf.style == "agent", day)
+        hit = routes_cache.get(key, False)
+        if hit is not False:
+            return hit
+        req = RouteRequest(
+            api_key_id=wf.api_key_id,
+            models=wf.models,
+            workload=wf.workload,
+            member_id=wf.member_id,
+            requires=("tools",) if wf.style == "agent" else (),
+            at=dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.UTC),
+        )
+        resolved = planner.resolve(req)
+        if not hasattr(resolved, "environment"):
+            routes_cache[key] = None
+            return None
+        plan = planner.plan(req)
+        out = []
+        for a in plan.attempts[: plan.max_attempts]:
+            ep = ep_of[(a.model, a.provider)]
+            pr = planner.prices.price(a.model, a.provider, day)
+            head = (
+                f'{{"model":{_j(a.model)},"provider":{_j(a.provider)},'
+                f'"credential":"{a.credential}","key_id":{_j(a.key_id)},'
+            )
+            served_json = (
+                f'"model":{_j(a.model)},"provider":{_j(a.provider)},'
+                f'"upstream_model":{_j(a.upstream_model)},'
+                f'"credential":"{a.credential}","key_id":{_j(a.key_id)},'
+                f'"account":{_j(account.get(a.key_id, {}) if a.key_id else {})},'
+            )
+            out.append(
+                _Route(
+                    a.model,
+                    a.provider,
+                    a.credential,
+                    a.key_id,
+                    a.upstream_model,
+                    a.zdr,
+                    api_of[a.provider],
+                    (_ppt(pr.input), _ppt(pr.cached_input), _ppt(pr.cache_write), _ppt(pr.output)),
+                    ep.price.cached_input is None,
+                    ep.price.cache_write is None,
+                    "reasoning" in ep.supports,
+                    head,
+                    served_json,
+                )
+            )
+        who = (
+            f'"api_key_id":{_j(wf.api_key_id)},"environment":{_j(resolved.environment)},'
+            f'"app":{_j(resolved.app)},"member_id":{_j(resolved.member_id)},'
+            f'"workload":{_j(resolved.workload)},"data_class":{_j(resolved.data_class)},'
+        )
+        val = (plan, out, who, _j(list(wf.models)))
+        routes_cache[key] = val
+        return val
+
+    spent_runaway: dict[str, int] = {}
+    for di in range(days):
+        day = start + dt.timedelta(days=di)
+        prefix = day.isoformat()
+        month = prefix[:7]
+        t_day = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+        flows = day_workflows(profiles, day, rpd, seed, di)
+        flows.extend(w for w in extra_flows if w.start.date() == day)
+        events: list[tuple[int, int, int]] = []  # (ms of day, workflow index, step)
+        for wi, wf in enumerate(flows):
+            base = int((wf.start - t_day).total_seconds() * 1000)
+            for si, c in enumerate(wf.calls):
+                ms = base + int(c.offset_s * 1000)
+                if ms < 86_400_000:
+                    events.append((ms, wi, si))
+        events.sort()
+        stats.workflows += len(flows)
+        served_models: dict[int, list[str]] = {}
+        last_ms: dict[int, int] = {}
+        errors_in: dict[int, int] = {}
+        req_lines = writer.lines(REQUESTS_DIR, prefix)
+        out_lines = writer.lines(OUTCOMES_DIR, prefix)
+        for n_ev, (ms, wi, si) in enumerate(events):
+            wf = flows[wi]
+            runaway = wf.tag == "runaway"
+            if runaway and errors_in.get(wi, 0) >= int((wf.meta or {}).get("max_errors", "10")):
+                continue
+            r = routes_for(wf, day)
+            if r is None:
+                continue  # a profile the config cannot resolve (unknown member/workload)
+            plan, routes, who, requested = r
+            call = wf.calls[si]
+            ts = _ts(prefix, ms)
+            stats.calls += 1
+            rid = new_id("req_", 0)
+            attempts: list[str] = []
+            served = None
+            first_kind = None
+            kinds: set[str] = set()
+            error_code = None
+            total_ms = 1.5 + rand()
+            if plan.error is not None:
+                error_code = plan.error.code
+            elif runaway and spent_runaway.get(wf.wf_id, 0) >= int(
+                Decimal((wf.meta or {}).get("limit_usd", "5")) * 10**9
+            ):
+                error_code = 402
+            else:
+                at = None
+                for ro in routes:
+                    if fault_model.rules:
+                        if at is None:
+                            at = t_day + dt.timedelta(milliseconds=ms)
+                        f = fault_model.check(ro.provider, ro.key_id or "shared", at)
+                    else:
+                        f = None
+                    if f is None:
+                        served = ro
+                        lat = round(250 + call.output_tokens * 11 * (0.8 + 0.4 * rand()), 3)
+                        total_ms += lat
+                        attempts.append(
+                            f'{ro.attempt_head}"status":"ok","http_status":200,'
+                            f'"error_type":null,"latency_ms":{lat!r}}}'
+                        )
+                        break
+                    part, kind = _FAULT_ATTEMPT.get(f.kind) or (
+                        f'"status":"error","http_status":{f.status or 503},'
+                        f'"error_type":"server_error"',
+                        "error",
+                    )
+                    kinds.add(kind)
+                    first_kind = first_kind or kind
+                    lat = round(40 + 200 * rand(), 3)
+                    total_ms += lat
+                    attempts.append(f'{ro.attempt_head}{part},"latency_ms":{lat!r}}}')
+                if served is None:
+                    error_code = (
+                        429 if kinds == {"rate_limited"} else 503 if kinds == {"error"} else 502
+                    )
+            if served is not None:
+                inp, cr, cw = call.input_tokens, call.cache_read_tokens, call.cache_write_tokens
+                if served.no_cache_read:
+                    inp, cr = inp + cr, 0
+                if served.no_cache_write or served.api == "openai":
+                    inp, cw = inp + cw, 0
+                out = call.output_tokens
+                reasoning = (
+                    call.reasoning_tokens if (served.reasoning and served.api == "openai") else 0
+                )
+                list_n, prov_n, fee_n, cred_n = pricer.cost(served, inp, cr, cw, out, month)
+                meter.add(
+                    served.provider,
+                    day,
+                    served.key_id or "shared",
+                    served.upstream,
+                    inp,
+                    cr,
+                    cw,
+                    out,
+                )
+                statement.add(
+                    prefix,
+                    served.model,
+                    served.provider,
+                    served.credential == "byok",
+                    fee_n,
+                    cred_n,
+                    list_n,
+                    inp + cr + cw,
+                    out,
+                    reasoning,
+                )
+                if runaway:
+                    spent_runaway[wf.wf_id] = (
+                        spent_runaway.get(wf.wf_id, 0) + prov_n + fee_n + cred_n
+                    )
+                stats.ok += 1
+                served_models.setdefault(wi, []).append(served.model)
+                if served.model != wf.models[0]:
+                    fb = '"fallback_used":true,"fallback_reason":"model_fallback"'
+                elif first_kind:
+                    fb = (
+                        '"fallback_used":true,"fallback_reason":"'
+                        + _REASON.get(first_kind, "provider_error")
+                        + '"'
+                    )
+                else:
+                    fb = '"fallback_used":false,"fallback_reason":null'
+                tail = (
+                    f'{fb},"status":"ok","error_code":null,'
+                    f'"zdr":{"true" if served.zdr else "false"},'
+                    f'"usage":{{"input_tokens":{inp},"cache_read_tokens":{cr},'
+                    f'"cache_write_tokens":{cw},"output_tokens":{out},'
+                    f'"reasoning_tokens":{reasoning}}},'
+                    f'"cost":{{"list_usd":"{_money(list_n)}","provider_usd":"{_money(prov_n)}",'
+                    f'"platform_fee_usd":"{_money(fee_n)}",'
+                    f'"platform_credits_usd":"{_money(cred_n)}"}}}}'
+                )
+                served_part = served.served_json
+            else:
+                stats.errors[error_code] = stats.errors.get(error_code, 0) + 1
+                errors_in[wi] = errors_in.get(wi, 0) + 1
+                if len(attempts) > 1:
+                    fb = (
+                        '"fallback_used":true,"fallback_reason":"'
+                        + _REASON.get(first_kind or "", "provider_error")
+                        + '"'
+                    )
+                else:
+                    fb = '"fallback_used":false,"fallback_reason":null'
+                tail = f'{fb},"status":"error","error_code":{error_code},"zdr":null,' + _ZERO_USAGE
+                served_part = _NOT_SERVED
+            req_lines.append(
+                f'{{"schema_version":{SCHEMA_VERSION},"request_id":"{rid}","ts":"{ts}",'
+                f'"duration_ms":{round(total_ms, 3)!r},{who}"workflow_id":"{wf.wf_id}",'
+                f'"idempotency_key":null,"requested_models":{requested},{served_part}'
+                f'"attempts":[{",".join(attempts)}],{tail}'
+            )
+            last_ms[wi] = ms
+            if served is not None and wf.outcome_per == "request":
+                p = quality.get(served.model, 0.75)
+                acc = rand() < p
+                o_ms = min(86_399_999, ms + 5000 + int(rand() * 120_000))
+                out_lines.append(
+                    f'{{"schema_version":{SCHEMA_VERSION},"event_id":"{new_id("evt_", 1)}",'
+                    f'"ts":"{_ts(prefix, o_ms)}","request_id":"{rid}","workflow_id":null,'
+                    f'"accepted":{"true" if acc else "false"},'
+                    f'"score":{round(p if acc else 1 - p, 2)!r},'
+                    f'"reason":{"null" if acc else chr(34) + "rejected_by_user" + chr(34)}}}'
+                )
+                stats.outcomes += 1
+            if n_ev % 50_000 == 49_999:
+                writer.flush()  # bounded memory on million-request days
+                if progress:
+                    progress(t_day + dt.timedelta(milliseconds=ms), stats.calls)
+        for wi, wf in enumerate(flows):
+            if wf.outcome_per != "workflow" or wi not in last_ms:
+                continue
+            models = served_models.get(wi, [])
+            p = min((quality.get(m, 0.75) for m in models), default=0.0)
+            acc = bool(models) and rand() < p
+            reason = "null" if acc else ('"failed"' if not models else '"rejected_by_user"')
+            o_ms = min(86_399_999, last_ms[wi] + 30_000)
+            out_lines.append(
+                f'{{"schema_version":{SCHEMA_VERSION},"event_id":"{new_id("evt_", 1)}",'
+                f'"ts":"{_ts(prefix, o_ms)}","request_id":null,"workflow_id":"{wf.wf_id}",'
+                f'"accepted":{"true" if acc else "false"},"score":{round(p, 2)!r},'
+                f'"reason":{reason}}}'
+            )
+            stats.outcomes += 1
+        writer.flush()
+        if progress:
+            progress(t_day + dt.timedelta(hours=23), stats.calls)
+    return stats
