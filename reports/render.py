@@ -203,7 +203,7 @@ def render_last_days(config: LedgerConfig, days: int = 7) -> Path:
         d = data.load(
             conn,
             config,
-            title=f"last {days} days to {last.isoformat()}",
+            title=f"Last {days} days to {last.isoformat()}",
             kind="rolling",
             start=start,
             end=last,

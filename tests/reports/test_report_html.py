@@ -77,7 +77,8 @@ def test_rolling_last_seven_days(report_env):
     # Nov 3) hold Oct 30 - Nov 3: $52, $2.50, $25, $79.50.
     assert "$70.00" in card(html, "provider_usd") and "($52.00)" in card(html, "provider_usd")
     assert "$108.50" in card(html, "total_usd") and "+36.5%" in card(html, "total_usd")
-    assert "last 7 days to 2026-11-10" in html
+    assert "Last 7 days to 2026-11-10" in html
+    assert "This period has data for 7 days, the previous 7 days for 5" in html
 
 
 def test_missing_optional_marts_are_explained(tmp_path):
