@@ -106,6 +106,7 @@ _PROVIDER_PREFS = frozenset(
 )
 _CALL = 0
 _SLEEP = 1
+_IDEM_WAIT_S = 600.0  # a duplicate waits at most this long for the in-flight original
 CLIENT_CLOSED = 499  # logged when the caller abandons a request (nginx's convention)
 
 
@@ -160,6 +161,7 @@ class _Ctx:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     slept: float = 0.0
+    idem_event: threading.Event | None = None  # set when this call owns its idempotency key
 
 
 @dataclass(slots=True)
@@ -247,6 +249,7 @@ class Router:
         self._cooling: frozenset[str] = frozenset()
         self._cool_next = float("inf")
         self._idem: dict[tuple[str | None, str], tuple[float, Completion, ResolvedRequest]] = {}
+        self._idem_inflight: dict[tuple[str | None, str], threading.Event] = {}
         self._bounds: dict[tuple, tuple[Plan, Cost]] = {}
         self._who_frags: dict[tuple, str] = {}
         self._route_frags: dict[Attempt, str] = {}
@@ -458,7 +461,7 @@ class Router:
         replays a stored result for the same API key within `router.idempotency_ttl_s`;
         `workflow_id` groups requests for outcome events. Returns a `Completion` or raises
         `RouteError` (SPEC §5 codes and shape); writes exactly one request record."""
-        ctx, early = self._begin(
+        kw = dict(
             api_key=api_key,
             api_key_id=api_key_id,
             model=model,
@@ -474,8 +477,13 @@ class Router:
             workflow_id=workflow_id,
             **params,
         )
-        if early is not None:
-            return early
+        while True:
+            ctx, early = self._begin(**kw)
+            if early is None:
+                break
+            if isinstance(early, Completion):
+                return early
+            early.wait(_IDEM_WAIT_S)  # the same request is in flight: wait, then look again
         gen = self._run(ctx)
         client = self.http_client
         try:
@@ -514,7 +522,7 @@ class Router:
         **params: Any,
     ) -> Completion:
         """`complete` for asyncio (same keywords, semantics and log record)."""
-        ctx, early = self._begin(
+        kw = dict(
             api_key=api_key,
             api_key_id=api_key_id,
             model=model,
@@ -530,8 +538,16 @@ class Router:
             workflow_id=workflow_id,
             **params,
         )
-        if early is not None:
-            return early
+        while True:
+            ctx, early = self._begin(**kw)
+            if early is None:
+                break
+            if isinstance(early, Completion):
+                return early
+            for _ in range(int(_IDEM_WAIT_S / 0.002)):
+                if early.is_set():
+                    break
+                await asyncio.sleep(0.002)  # the same request is in flight
         gen = self._run(ctx)
         client = self.async_http_client
         try:
@@ -603,7 +619,7 @@ class Router:
         idempotency_key: str | None = None,
         workflow_id: str | None = None,
         **params: Any,
-    ) -> tuple[_Ctx, Completion | None]:
+    ) -> tuple[_Ctx, Completion | threading.Event | None]:
         """Authenticate, validate, plan and reserve the budget. Raises RouteError (after
         logging it) for 400/401/402/403/404; returns a stored Completion for a replay."""
         start = self._clock()
@@ -654,13 +670,58 @@ class Router:
             self._fail(ctx, RouteError(HTTP_BAD_REQUEST, bad_input))
 
         if idempotency_key is not None:
-            hit = self._idem.get((api_key_id, idempotency_key))
+            ikey = (api_key_id, idempotency_key)
+            waiting = None
+            with self._lock:
+                hit = self._idem.get(ikey)
+                if hit is not None and hit[0] <= start.timestamp():
+                    self._idem.pop(ikey, None)  # expired
+                    hit = None
+                if hit is None:
+                    waiting = self._idem_inflight.get(ikey)
+                    if waiting is None:  # this call owns the key until it finishes
+                        ctx.idem_event = self._idem_inflight[ikey] = threading.Event()
             if hit is not None:
-                expires, stored, resolved = hit
-                if expires > start.timestamp():
-                    ctx.resolved = resolved
-                    return ctx, self._replay(ctx, stored)
-                self._idem.pop((api_key_id, idempotency_key), None)
+                ctx.resolved = hit[2]
+                return ctx, self._replay(ctx, hit[1])
+            if waiting is not None:
+                return ctx, waiting
+        try:
+            return self._prepare(
+                ctx,
+                start,
+                req_models,
+                messages,
+                max_tokens,
+                tools,
+                workload,
+                member_id,
+                zdr,
+                provider,
+                params,
+            )
+        except BaseException:
+            self._idem_done(ctx)  # never leave duplicates waiting on a call that died
+            raise
+
+    def _prepare(
+        self,
+        ctx: _Ctx,
+        start: dt.datetime,
+        req_models: list[str],
+        messages: Any,
+        max_tokens: Any,
+        tools: Any,
+        workload: str | None,
+        member_id: str | None,
+        zdr: bool,
+        provider: Mapping[str, Any] | None,
+        params: dict[str, Any],
+    ) -> tuple[_Ctx, None]:
+        """Validate, plan and reserve the budget (the part of `_begin` after the
+        idempotency check). Raises RouteError (logged) for 400/402/403/404."""
+        api_key_id = ctx.api_key_id
+        assert api_key_id is not None
 
         if not req_models:
             self._fail(ctx, RouteError(HTTP_BAD_REQUEST, "give model or models"))
@@ -1075,6 +1136,7 @@ class Router:
             self.guard.release(ctx.reservation)
         err = RouteError(err.code, err.message, {**err.metadata, "request_id": ctx.request_id})
         self._record(ctx, None, None, None, err)
+        self._idem_done(ctx)
         raise err
 
     def _abort(self, ctx: _Ctx) -> None:
@@ -1083,6 +1145,7 @@ class Router:
         if ctx.reservation is not None:
             self.guard.release(ctx.reservation)
         self._record(ctx, None, None, None, RouteError(CLIENT_CLOSED, "request abandoned"))
+        self._idem_done(ctx)
 
     def _finish(self, ctx: _Ctx, outcome: tuple) -> Completion:
         served, res = outcome
@@ -1117,7 +1180,19 @@ class Router:
                     now = ctx.start.timestamp()
                     self._idem = {k: v for k, v in self._idem.items() if v[0] > now}
                 self._idem[(ctx.api_key_id, ctx.idempotency_key)] = (expires, comp, ctx.resolved)
+        self._idem_done(ctx)
         return comp
+
+    def _idem_done(self, ctx: _Ctx) -> None:
+        """Let calls waiting on this call's idempotency key look again."""
+        ev = ctx.idem_event
+        if ev is not None:
+            ctx.idem_event = None
+            with self._lock:
+                ikey = (ctx.api_key_id, ctx.idempotency_key)
+                if self._idem_inflight.get(ikey) is ev:
+                    del self._idem_inflight[ikey]
+            ev.set()
 
     def _replay(self, ctx: _Ctx, stored: Completion) -> Completion:
         """An idempotent replay: no provider call; the record has no attempts and zero

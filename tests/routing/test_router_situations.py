@@ -11,7 +11,7 @@ import pytest
 from routing_core.fake_providers import SHARED_LABEL
 from routing_core.request_log import read_records
 from routing_core.routes import RouteError
-from routing_core.schema import OutcomeEvent
+from routing_core.schema import OutcomeEvent, Usage
 
 
 def msg(text: str = "hello there") -> list[dict]:
@@ -393,3 +393,85 @@ def test_coding_agent_tools_round_trip_through_anthropic(logged, acme_router, fl
     assert llama and all(a.provider == "vertex" for a in llama)
     assert {(e.provider, e.reason) for e in plan.excluded} >= {("deepinfra", "missing_capability")}
     assert logged(acme_router)[0]["workload"] == "coding-agent"
+
+
+def test_concurrent_duplicates_of_an_idempotency_key_make_one_call(
+    logged, acme_cfg, fleet, make_router, usage_switch
+):
+    import threading
+    import time
+
+    def slow(body):
+        time.sleep(0.3)  # keep the first call in flight while the duplicates arrive
+        return Usage(input_tokens=20, output_tokens=10)
+
+    usage_switch.fn = slow
+    router = make_router(acme_cfg, fleet)
+    results = []
+
+    def call():
+        results.append(
+            router.complete(
+                api_key_id="public-chat-prod",
+                model="openai/gpt-4.1",
+                messages=msg(),
+                idempotency_key="dup-1",
+            )
+        )
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert fleet["openai"].count() == 1
+    assert sorted(c.replayed for c in results) == [False] + [True] * 5
+    assert len({c.request_id for c in results}) == 1
+    assert len(logged(router)) == 6
+
+
+def test_duplicate_after_a_failed_original_runs_again(acme_router, fleet):
+    fleet["openai"].add_fault("bad_request", times=1)
+    kw = dict(
+        api_key_id="public-chat-prod",
+        model="openai/gpt-4.1",
+        messages=msg(),
+        idempotency_key="dup-2",
+    )
+    with pytest.raises(RouteError):
+        acme_router.complete(**kw)
+    c = acme_router.complete(**kw)  # errors are not stored: the retry is served
+    assert not c.replayed and fleet["openai"].count() == 1
+
+
+def test_async_duplicates_of_an_idempotency_key_make_one_call(
+    acme_cfg, fleet, make_router, usage_switch
+):
+    import time
+
+    def slow(body):
+        time.sleep(0.2)
+        return Usage(input_tokens=20, output_tokens=10)
+
+    usage_switch.fn = slow
+    router = make_router(acme_cfg, fleet)
+
+    async def go():
+        try:
+            return await asyncio.gather(
+                *[
+                    router.acomplete(
+                        api_key_id="public-chat-prod",
+                        model="openai/gpt-4.1",
+                        messages=msg(),
+                        idempotency_key="dup-async",
+                    )
+                    for _ in range(4)
+                ]
+            )
+        finally:
+            await router.aclose()
+
+    results = asyncio.run(go())
+    assert fleet["openai"].count() == 1
+    assert sorted(c.replayed for c in results) == [False, True, True, True]
