@@ -6,6 +6,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.alerts import evaluate_alerts
 from pipeline.alerts.periods import period_bounds
@@ -172,3 +174,51 @@ def test_daily_budget_catches_up_missed_days_once(make_cfg, marts):
     r = evaluate_alerts(cfg)
     assert sorted(a.period for a in r.new) == ["daily:2026-11-02", "daily:2026-11-04"]
     assert evaluate_alerts(cfg).new == []
+
+
+@given(
+    period=st.sampled_from(["daily", "weekly", "monthly"]),
+    day=st.dates(min_value=D(2000, 1, 1), max_value=D(2100, 12, 31)),
+)
+def test_periods_tile_the_calendar(period, day):
+    """Every day lies in exactly one period; periods are contiguous and calendar-aligned."""
+    start, end = period_bounds(period, day)
+    assert start <= day <= end
+    assert period_bounds(period, start) == period_bounds(period, end) == (start, end)
+    assert period_bounds(period, end + dt.timedelta(days=1))[0] == end + dt.timedelta(days=1)
+    if period == "weekly":
+        assert start.weekday() == 0 and (end - start).days == 6
+    if period == "monthly":
+        assert start.day == 1 and (end + dt.timedelta(days=1)).day == 1
+
+
+@settings(max_examples=10, deadline=None)
+@given(spend=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=12))
+def test_each_threshold_fires_once_however_runs_are_split(tmp_path_factory, spend):
+    """Evaluating after every day or once at the end: each (period, threshold) is recorded
+    at most once, and a threshold is recorded iff the period's spend reached it."""
+    from tests.alerts.conftest import Marts, make_config
+
+    tmp = tmp_path_factory.mktemp("prop")
+    marts = Marts(tmp / "ledger.duckdb")
+    cfg = make_config(
+        tmp,
+        budgets=[budget(period="weekly", usd="100", thresholds_pct=[50, 100])],
+        alerts=NO_ANOMALIES,
+    )
+    start = D(2026, 11, 2)  # a Monday
+    for i, usd in enumerate(spend):
+        marts.add(start + dt.timedelta(days=i), str(usd))
+        evaluate_alerts(cfg, window_days=14)
+    rows = marts.query(
+        "SELECT period, json_extract(payload, '$.threshold_pct')::INT FROM marts.alerts "
+        "WHERE kind = 'budget_threshold'"
+    )
+    assert len(rows) == len(set(rows))
+    weeks: dict[str, int] = {}
+    for i, usd in enumerate(spend):
+        day = start + dt.timedelta(days=i)
+        key = f"weekly:{period_bounds('weekly', day)[0].isoformat()}"
+        weeks[key] = weeks.get(key, 0) + usd
+    expected = {(k, t) for k, total in weeks.items() for t in (50, 100) if total >= t}
+    assert set(rows) == expected
