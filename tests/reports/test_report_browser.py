@@ -84,6 +84,13 @@ def test_report_renders_in_chromium(report_env, tmp_path):
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000  # a real, non-blank page
 
+    # Print: the @media print layout produces a multi-page A4 document.
+    pdf = tmp_path / "report.pdf"
+    res = run_chromium(tmp_path, page, f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = pdf.read_bytes()
+    assert doc.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page\b", doc)) >= 3
+
 
 def test_script_error_detection_works(tmp_path):
     """The check above would catch a broken page: a thrown error shows up as 'Uncaught'."""
