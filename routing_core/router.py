@@ -252,6 +252,7 @@ class Router:
         self._idem_inflight: dict[tuple[str | None, str], threading.Event] = {}
         self._bounds: dict[tuple, tuple[Plan, Cost]] = {}
         self._who_frags: dict[tuple, str] = {}
+        self._shapes: dict[tuple, tuple] = {}
         self._route_frags: dict[Attempt, str] = {}
         self._attempt_frags: dict[tuple, str] = {}
 
@@ -740,17 +741,42 @@ class Router:
             self._fail(ctx, RouteError(HTTP_BAD_REQUEST, "streaming is not supported"))
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens <= 0):
             self._fail(ctx, RouteError(HTTP_BAD_REQUEST, "max_tokens must be a positive integer"))
-        try:
-            rreq = self._route_request(
-                api_key_id, tuple(req_models), workload, member_id, zdr, provider, tools, start
-            )
-        except RouteError as e:
-            self._fail(ctx, e)
-        resolved = self._resolve(rreq)
-        if isinstance(resolved, RouteError):
-            self._fail(ctx, resolved)
+        cooling = self.cooling_keys(start.timestamp())
+        # Steady traffic repeats a handful of request shapes: remember (request, caller,
+        # plan) per shape, UTC day and cooling set, skipping the planner's own memo lookup.
+        shape = None
+        hit = None
+        day = start.date() if start.tzinfo is dt.UTC else start.astimezone(dt.UTC).date()
+        if not provider:
+            shape = (api_key_id, tuple(req_models), workload, member_id, bool(zdr), bool(tools))
+            hit = self._shapes.get(shape)
+            if hit is not None and (hit[0] != day or hit[1] is not cooling):
+                hit = None
+        if hit is not None:
+            resolved, plan = hit[2], hit[3]
+        else:
+            try:
+                rreq = self._route_request(
+                    api_key_id,
+                    tuple(req_models),
+                    workload,
+                    member_id,
+                    zdr,
+                    provider,
+                    tools,
+                    start,
+                )
+            except RouteError as e:
+                self._fail(ctx, e)
+            resolved = self._resolve(rreq)
+            if isinstance(resolved, RouteError):
+                self._fail(ctx, resolved)
+            plan = self.planner.plan(rreq, cooling_keys=cooling)
+            if shape is not None:
+                if len(self._shapes) > 8192:
+                    self._shapes.clear()
+                self._shapes[shape] = (day, cooling, resolved, plan)
         ctx.resolved = resolved
-        plan = self.planner.plan(rreq, cooling_keys=self.cooling_keys(start.timestamp()))
         ctx.plan = plan
         if plan.error is not None:
             self._fail(ctx, plan.error)
