@@ -22,7 +22,7 @@ from routing_core.config import LedgerConfig
 
 from .reference import create_reference_tables
 from .sources.invoices import invoice_table, read_invoices
-from .sources.jsonl import Reject, load_jsonl
+from .sources.jsonl import Reject, clean_file, count_lines, create_source_macro, load_jsonl
 from .sources.logs import OUTCOME_SPEC, REQUEST_SPEC, day_files, outcome_files, request_files
 from .sources.openrouter import SUBDIR as GENERATIONS_DIR
 from .sources.openrouter import read_generations
@@ -124,13 +124,17 @@ def _add_stats(
 def load_requests(
     conn: duckdb.DuckDBPyConnection, cfg: LedgerConfig, days: DayRange
 ) -> dict[str, int]:
-    """Request logs (+ OpenRouter generation records) of the days into staging.requests."""
+    """Request logs (+ OpenRouter generation records) of the days into staging.requests.
+
+    Fast path: one strict, streaming `INSERT ... SELECT FROM read_json(every file)` of the
+    valid rows, then a per-file comparison of rows loaded vs lines in the file. Only a file
+    that fails the strict read or loses lines to the contract check is re-read line by line
+    (its rows replaced by its cleaned copy), so rejects carry file and line."""
     ensure_tables(conn)
     logs = cfg.logs_dir
     files = request_files(logs, days.days)
+    create_source_macro(conn, REQUEST_SPEC, "request_log_src")
     _rejects_tables(conn)
-    res = load_jsonl(conn, REQUEST_SPEC, files, "_req_in", lambda p: p.parent.name[3:])
-    _add_rejects(conn, "requests", res.rejects, days.start)
 
     gen_files = day_files(logs, GENERATIONS_DIR, days.days, ("*.json", "*.jsonl"))
     gen_rows, gen_rejects, _ = read_generations(cfg, gen_files)
@@ -143,40 +147,145 @@ def load_requests(
         )
     _add_rejects(conn, "openrouter_generations", gen_rejects, days.start)
 
-    run_sql(conn, "staging/requests_prepare")
-    n_new = _count(conn, "SELECT count(*) FROM _req_new")
-    n_distinct = _count(conn, "SELECT count(DISTINCT request_id) FROM _req_new")
-    if n_new == n_distinct:  # the common case: skip the window sort
-        conn.execute("CREATE OR REPLACE TEMP TABLE _req_dedup AS SELECT * FROM _req_new")
-    else:
-        run_sql(conn, "staging/requests_dedup")
-
-    _add_stats(conn, "requests", days, files, "_req_in", None)
-    conn.execute(
-        "UPDATE _stats SET duplicates_dropped = d.n FROM ("
-        "  SELECT day, count(*) - count(DISTINCT request_id) AS n FROM _req_new "
-        "  WHERE log_source = 'router' GROUP BY day) d "
-        "WHERE _stats.day = d.day AND _stats.source = 'requests'"
-    )
-    if gen_files or gen_rejects:
-        conn.execute("CREATE OR REPLACE TEMP TABLE _gen_in AS SELECT day FROM _gen_rows")
-        _add_stats(conn, "openrouter_generations", days, gen_files, "_gen_in", None)
-
-    with transaction(conn):
-        run_sql(conn, "staging/requests_replace", days.params)
-        for source in ("requests", "openrouter_generations"):
-            run_sql(conn, "staging/rejected_replace", {**days.params, "source": source})
-    loaded = _count(
+    unreadable: list[Path] = []
+    while True:
+        cleaned: list[Path] = []
+        try:
+            with transaction(conn):
+                _insert_request_files(conn, days, files, unreadable, cleaned)
+            break
+        except duckdb.Error:
+            if unreadable:
+                raise
+            # The strict read of all files failed (the transaction is rolled back): find the
+            # files it cannot parse, then load again with those on the line-by-line path.
+            unreadable = [f for f in files if not _strict_readable(conn, f)]
+            if not unreadable:
+                raise
+        finally:
+            for clean in cleaned:
+                clean.unlink(missing_ok=True)
+    stats = conn.execute(
+        "SELECT coalesce(sum(files), 0), coalesce(sum(lines_read), 0), coalesce(sum(rejected), 0), "
+        "coalesce(sum(torn), 0), coalesce(sum(duplicates_dropped), 0) FROM raw.load_stats "
+        "WHERE day BETWEEN $start AND $end AND source IN ('requests', 'openrouter_generations')",
+        days.params,
+    ).fetchone()
+    rows = _count(
         conn, "SELECT count(*) FROM staging.requests WHERE day BETWEEN $start AND $end", days.params
     )
     return {
-        "files": len(files) + len(gen_files),
-        "lines_read": res.lines_read,
-        "rejected": len(res.rejects) + len(gen_rejects),
-        "torn": sum(r.torn for r in res.rejects),
-        "duplicates_dropped": n_new - n_distinct,
-        "rows": loaded,
+        "files": int(stats[0]),
+        "lines_read": int(stats[1]),
+        "rejected": int(stats[2]),
+        "torn": int(stats[3]),
+        "duplicates_dropped": int(stats[4]),
+        "rows": rows,
     }
+
+
+def _strict_readable(conn: duckdb.DuckDBPyConnection, f: Path) -> bool:
+    try:
+        conn.execute("SELECT count(*) FROM request_log_src($files)", {"files": [str(f)]}).fetchall()
+    except duckdb.Error:
+        return False
+    return True
+
+
+def _insert_request_files(
+    conn: duckdb.DuckDBPyConnection,
+    days: DayRange,
+    files: list[Path],
+    unreadable: list[Path],
+    cleaned: list[Path],
+) -> None:
+    """Inside the transaction: replace the days' router rows from `files`."""
+    conn.execute(
+        "DELETE FROM staging.requests WHERE day BETWEEN $start AND $end", days.params
+    ).fetchall()
+    readable = [str(f) for f in files if f not in unreadable]
+    if readable:
+        run_sql(conn, "staging/requests_insert", {"files": readable, "source_file": None})
+    loaded = dict(
+        conn.execute(
+            "SELECT source_file, count(*) FROM staging.requests "
+            "WHERE day BETWEEN $start AND $end AND log_source = 'router' GROUP BY 1",
+            days.params,
+        ).fetchall()
+    )
+    # A file that lost lines to the contract check goes through the line-by-line pass.
+    short = unreadable + [
+        f for f in files if f not in unreadable and loaded.get(str(f), 0) != count_lines(f)
+    ]
+    if short:
+        conn.execute(
+            "DELETE FROM staging.requests WHERE source_file IN (SELECT unnest($f))",
+            {"f": [str(f) for f in short]},
+        ).fetchall()
+    rejects: list[Reject] = []
+    for f in short:
+        clean, bad, _ = clean_file(REQUEST_SPEC, f)
+        cleaned.append(clean)
+        rejects.extend(bad)
+        try:
+            run_sql(conn, "staging/requests_insert", {"files": [str(clean)], "source_file": str(f)})
+        except duckdb.Error as e:
+            raise ValueError(f"{f}: could not load after line-by-line validation: {e}") from e
+    _finish_requests(conn, days, files, rejects)
+
+
+def _finish_requests(
+    conn: duckdb.DuckDBPyConnection, days: DayRange, files: list[Path], rejects: list[Reject]
+) -> None:
+    """Inside the transaction, after the router rows are in: generation rows, duplicates,
+    misfiled copies, rejected records and load counts."""
+    _add_rejects(conn, "requests", rejects, days.start)
+    conn.execute("INSERT INTO staging.requests SELECT * FROM _gen_rows").fetchall()
+    per_day = dict(
+        conn.execute(
+            "SELECT day, count(*) FROM staging.requests WHERE day BETWEEN $start AND $end "
+            "AND log_source = 'router' GROUP BY 1",
+            days.params,
+        ).fetchall()
+    )
+    n, distinct_hashes = conn.execute(
+        "SELECT count(*), count(DISTINCT hash(request_id)) FROM staging.requests "
+        "WHERE day BETWEEN $start AND $end",
+        days.params,
+    ).fetchone()
+    if n != distinct_hashes:  # distinct hashes imply distinct ids: the window runs only if needed
+        run_sql(conn, "staging/requests_dedup", days.params)
+    misfiled = _count(
+        conn,
+        "SELECT count(*) FROM staging.requests WHERE day BETWEEN CAST($start AS DATE) - 1 "
+        "AND CAST($end AS DATE) + 1 AND CAST(ts AS DATE) <> day",
+        days.params,
+    )
+    if misfiled:
+        run_sql(conn, "staging/requests_misfiled", days.params)
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _req_loaded AS SELECT day FROM staging.requests "
+        "WHERE day BETWEEN $start AND $end AND log_source = 'router'",
+        days.params,
+    ).fetchall()
+    # lines_read counts every line read, duplicates included.
+    conn.execute("CREATE OR REPLACE TEMP TABLE _req_lines (day DATE)").fetchall()
+    if per_day:
+        conn.executemany(
+            "INSERT INTO _req_lines SELECT ? FROM range(?)", [(d, c) for d, c in per_day.items()]
+        )
+    _add_stats(conn, "requests", days, files, "_req_lines", None)
+    after = dict(conn.execute("SELECT day, count(*) FROM _req_loaded GROUP BY 1").fetchall())
+    for d, c in per_day.items():
+        if c != after.get(d, 0):
+            conn.execute(
+                "UPDATE _stats SET duplicates_dropped = ? WHERE day = ? AND source = 'requests'",
+                [c - after.get(d, 0), d],
+            ).fetchall()
+    conn.execute("CREATE OR REPLACE TEMP TABLE _gen_in AS SELECT day FROM _gen_rows").fetchall()
+    _add_stats(conn, "openrouter_generations", days, [], "_gen_in", None)
+    for source in ("requests", "openrouter_generations"):
+        run_sql(conn, "staging/rejected_replace", {**days.params, "source": source})
 
 
 def load_outcomes(

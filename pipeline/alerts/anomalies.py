@@ -2,7 +2,8 @@
 against a robust baseline (median and MAD of the trailing `alerts.baseline_days` days, same
 weekday only when there are enough of those), fired only when the dollar impact reaches
 `alerts.min_impact_usd`. Each alert names the likely driver: the model, key, workload, API
-key or provider that moved most within that dimension value."""
+key or provider that moved most within that dimension value. Consecutive anomalous days in
+the same direction are one episode, alerted once (on its first day)."""
 
 from __future__ import annotations
 
@@ -101,7 +102,9 @@ def evaluate_anomalies(
     settings = config.alerts
     lookback = settings.baseline_days
     first_check = as_of - dt.timedelta(days=max(window_days, 1) - 1)
-    start = first_check - dt.timedelta(days=lookback)
+    # One extra week of history: the data day before the first checked day is evaluated too
+    # (not alerted), so an anomaly that started before the window is not re-announced.
+    start = first_check - dt.timedelta(days=lookback + 7)
     data_days = [
         r[0] for r in conn.execute(sql("data_days"), {"start": start, "end": as_of}).fetchall()
     ]
@@ -132,19 +135,29 @@ def evaluate_anomalies(
     sensitivity = Decimal(str(settings.sensitivity))
     min_impact = settings.min_impact_usd
     alerts: list[Alert] = []
-    for day in (d for d in data_days if d >= first_check):
+    before = [d for d in data_days if d < first_check]
+    days = before[-1:] + [d for d in data_days if d >= first_check]
+    # (dim, value) -> direction of the anomaly on the previous data day: a run of anomalous
+    # days in one direction (a new level, an outage) is one episode, alerted on its first day.
+    ongoing: dict[tuple[str, object], int] = {}
+    for day in days:
         window = [d for d in data_days if day - dt.timedelta(days=lookback) <= d < day]
-        if len(window) < MIN_BASELINE_DAYS:
-            continue
-        for dim in DIMENSIONS:
-            for value, hist in series[dim].items():
-                actual = hist.get(day, Decimal(0))
-                base = baseline(hist, window, day)
-                if not is_anomalous(actual, base, sensitivity, min_impact):
-                    continue
-                alerts.append(
-                    _anomaly_alert(dim, value, day, actual, base, hist, sub[dim][value], window)
-                )
+        today: dict[tuple[str, object], int] = {}
+        if len(window) >= MIN_BASELINE_DAYS:
+            for dim in DIMENSIONS:
+                for value, hist in series[dim].items():
+                    actual = hist.get(day, Decimal(0))
+                    base = baseline(hist, window, day)
+                    if not is_anomalous(actual, base, sensitivity, min_impact):
+                        continue
+                    direction = 1 if actual > base.expected else -1
+                    today[(dim, value)] = direction
+                    if day < first_check or ongoing.get((dim, value)) == direction:
+                        continue
+                    alerts.append(
+                        _anomaly_alert(dim, value, day, actual, base, hist, sub[dim][value], window)
+                    )
+        ongoing = today
     return alerts
 
 

@@ -118,6 +118,68 @@ def load_jsonl(
     return result
 
 
+def create_source_macro(conn: duckdb.DuckDBPyConnection, spec: JsonlSpec, name: str) -> None:
+    """TEMP table macro `name(files)`: the spec's typed columns read strictly from `files`,
+    plus `filename` and `_invalid` (true when the row breaks the contract). The column types
+    and the check are constants of the spec, never user data."""
+    conn.execute(
+        f"CREATE OR REPLACE TEMP MACRO {name}(files) AS TABLE "
+        f"SELECT *, coalesce(({spec.invalid_sql}), true) AS _invalid "
+        f"FROM read_json(files, format='newline_delimited', columns={_columns_sql(spec)}, "
+        "filename=true, hive_partitioning=false, maximum_object_size=16777216)"
+    )
+
+
+def count_lines(path: Path) -> int:
+    """Non-empty-terminated line count of a file, streamed (no full read into memory)."""
+    n, last = 0, b"\n"
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 24):
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n + (1 if last != b"\n" else 0)
+
+
+def clean_file(spec: JsonlSpec, path: Path) -> tuple[Path, list[Reject], int]:
+    """Validate `path` line by line: a temp file with the good lines (caller deletes it), the
+    rejects with their line numbers, and the number of non-blank lines read."""
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    ends_with_newline = data.endswith(b"\n")
+    if ends_with_newline:
+        lines = lines[:-1]
+    rejects: list[Reject] = []
+    read = 0
+    fd, clean = tempfile.mkstemp(suffix=".jsonl", prefix="byok-clean-")
+    with os.fdopen(fd, "wb") as out:
+        for i, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            read += 1
+            last_unterminated = i == len(lines) and not ends_with_newline
+            text = raw.decode("utf-8", errors="replace")
+            try:
+                obj = json.loads(raw)
+            except ValueError as e:
+                prefix = "torn last line (unterminated write): " if last_unterminated else ""
+                rejects.append(
+                    Reject(
+                        str(path),
+                        i,
+                        f"{prefix}invalid JSON: {e}",
+                        text[:MAX_RAW],
+                        torn=last_unterminated,
+                    )
+                )
+                continue
+            err = spec.check_line(obj)
+            if err:
+                rejects.append(Reject(str(path), i, err, text[:MAX_RAW]))
+                continue
+            out.write(raw.rstrip(b"\r") + b"\n")
+    return Path(clean), rejects, read
+
+
 def _day_case(files: Sequence[Path], day_of_file: Callable[[Path], str]) -> str:
     """SQL giving each row its folder day: regexp on the dt=YYYY-MM-DD folder of filename."""
     del files, day_of_file  # the folder name carries the day; one expression covers every file
