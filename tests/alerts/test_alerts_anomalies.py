@@ -127,3 +127,16 @@ def test_baseline_median_and_mad():
     flat = Baseline(expected=Decimal("100"), sigma=Decimal(0), days=28, same_weekday=True)
     assert not is_anomalous(Decimal("115"), flat, Decimal("4"), Decimal("10"))  # < 20% move
     assert is_anomalous(Decimal("125"), flat, Decimal("4"), Decimal("10"))
+
+
+def test_a_sustained_level_change_is_one_episode(make_cfg, marts):
+    days = history(marts)
+    for i in range(1, 4):  # three days in a row at ~5x
+        marts.add(days[-1] + dt.timedelta(days=i), "50")
+    r = evaluate_alerts(make_cfg(), dry_run=True)
+    chat = [a for a in r.evaluated if a.scope == "api_key:chat-prod"]
+    assert [a.period for a in chat] == [f"day:{(days[-1] + dt.timedelta(days=1)).isoformat()}"]
+    # Evaluated as of the third day with a one-day window: the episode began earlier, so the
+    # day is not announced again.
+    r = evaluate_alerts(make_cfg(), window_days=1, dry_run=True)
+    assert [a for a in r.evaluated if a.scope == "api_key:chat-prod"] == []
