@@ -1,0 +1,24 @@
+"""Fixtures of the simulator tests: small simulations run once per module."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from simulator_testkit import small_run  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    """A router-mode run with every friction."""
+    return small_run(tmp_path_factory.mktemp("sim"), engine="router")
+
+
+@pytest.fixture(scope="module")
+def sim_clean(tmp_path_factory):
+    """The same run without frictions."""
+    return small_run(tmp_path_factory.mktemp("sim_clean"), engine="router", frictions=False)
