@@ -7,5 +7,6 @@ Entry point: `evaluate_alerts(config, as_of=None, dry_run=False)`; the CLI handl
 
 from pipeline.alerts.evaluation import AlertsError, EvaluationResult, evaluate_alerts
 from pipeline.alerts.model import Alert
+from pipeline.alerts.receiver import WebhookReceiver
 
-__all__ = ["Alert", "AlertsError", "EvaluationResult", "evaluate_alerts"]
+__all__ = ["Alert", "AlertsError", "EvaluationResult", "WebhookReceiver", "evaluate_alerts"]

@@ -73,11 +73,13 @@ def evaluate_alerts(
     backoff_base_s: float = 0.5,
     conn: duckdb.DuckDBPyConnection | None = None,
     now: dt.datetime | None = None,
+    webhook_url: str | None = None,
 ) -> EvaluationResult:
     """Evaluate budgets and anomalies, record new alerts and deliver every undelivered one.
 
     `dry_run` opens the DuckDB file read-only and neither sends nor records anything. Pass
-    `conn` to reuse an open read-write connection (the Dagster asset does)."""
+    `conn` to reuse an open read-write connection (the Dagster asset does); `webhook_url`
+    overrides `alerts.webhook_url` (the demo points it at a local receiver)."""
     path = config.duckdb_path
     own = conn is None
     if conn is None:
@@ -94,6 +96,7 @@ def evaluate_alerts(
             max_attempts,
             backoff_base_s,
             now,
+            webhook_url if webhook_url is not None else config.alerts.webhook_url,
         )
     finally:
         if own:
@@ -111,12 +114,11 @@ def _evaluate(
     max_attempts: int,
     backoff_base_s: float,
     now: dt.datetime | None,
+    url: str | None,
 ) -> EvaluationResult:
     last = _last_day(conn, path)
     as_of = as_of or last
-    result = EvaluationResult(
-        as_of=as_of, dry_run=dry_run, webhook_configured=bool(config.alerts.webhook_url)
-    )
+    result = EvaluationResult(as_of=as_of, dry_run=dry_run, webhook_configured=bool(url))
     if as_of is None:
         return result  # no billing rows yet: nothing to evaluate
 
@@ -139,7 +141,6 @@ def _evaluate(
     ledger.write_budget_status(conn, statuses, [b.id for b in config.budgets], now)
     ledger.record_new(conn, result.new, now)
 
-    url = config.alerts.webhook_url
     if not url:
         return result  # recorded; delivered once a webhook is configured
     own_client = client is None

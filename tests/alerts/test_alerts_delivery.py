@@ -155,3 +155,12 @@ def test_deliver_backoff_is_exponential_and_bounded():
     with httpx.Client(transport=httpx.MockTransport(lambda req: httpx.Response(400))) as client:
         d = deliver(client, "http://hook.invalid/x", alert, max_attempts=5, sleep=waits.append)
     assert d.attempts == 1 and not d.ok
+
+
+def test_webhook_url_override_and_the_demo_receiver(make_cfg, marts):
+    from pipeline.alerts import WebhookReceiver
+
+    cfg = setup(make_cfg, marts, "http://127.0.0.1:9/never-used")
+    with WebhookReceiver() as rx:
+        r = evaluate_alerts(cfg, webhook_url=rx.url)
+    assert len(r.delivered) == 1 and rx.received[0]["alert_id"] == r.delivered[0].alert_id
