@@ -147,3 +147,12 @@ def test_changes_and_ticks():
         "$350",
         "$0.25",
     ]
+
+
+def test_needs_attention_summary(report_env):
+    html = render_month(report_env, "2026-11").read_text()
+    summary = html.split("Needs attention:", 1)[1].split("</ul>", 1)[0]
+    # over_billed $3 + missing_invoice (no billed, NULL variance) + unlogged_usage $2.
+    assert "3 reconciliation variances totalling $5.00" in summary
+    assert "$2.00 of invoice cost with no logged request" in summary
+    assert "1 budget period over the limit: openai-monthly" in summary
