@@ -1013,106 +1013,70 @@ class Router:
     ) -> tuple[bool, str | None]:
         """Append the request record; returns (fallback_used, fallback_reason).
 
-        The JSON line is assembled from fragments cached per caller identity, served
-        route and attempt route (json.dumps of a ~30-field nested dict was a third of the
-        router's overhead); every user-supplied string still goes through json.dumps.
-        `test_router_*`/`test_props_*` validate each line against schema.RequestRecord."""
+        The JSON line is one f-string over fragments cached per caller identity, served
+        route and attempt route (json.dumps of the ~30-field nested dict was a third of
+        the router's overhead); every caller- or provider-supplied string is quoted by the
+        json module's own encoder. The tests validate every line against
+        schema.RequestRecord."""
         fb, reason = self._fallback(ctx, served)
         start = ctx.start
         if start.tzinfo is dt.UTC:
             ts = start.isoformat(timespec="milliseconds")[:23] + "Z"
         else:
             ts = format_ts(start)
-        parts = [
-            '{"schema_version":1,"request_id":"',
-            ctx.request_id,
-            '","ts":"',
-            ts,
-            '","duration_ms":',
-            repr(round((time.perf_counter() - ctx.t0 + ctx.slept) * 1000.0, 3)),
-            ",",
-            self._who_json(ctx),
-            ',"workflow_id":',
-            _jstr(ctx.workflow_id),
-            ',"idempotency_key":',
-            _jstr(ctx.idempotency_key),
-            ',"requested_models":',
-            _dumps(ctx.requested),
-            ",",
-            self._route_json(served) if served is not None else _NO_ROUTE_JSON,
-            ',"attempts":[',
-        ]
         frags = self._attempt_frags
-        for i, a in enumerate(ctx.attempts):
+        atts = []
+        for a in ctx.attempts:
             rk = (a["model"], a["provider"], a["credential"], a["key_id"])
             head = frags.get(rk)
             if head is None:
-                head = (
-                    _dumps(
-                        dict(zip(("model", "provider", "credential", "key_id"), rk, strict=True)),
-                        separators=(",", ":"),
-                    )[:-1]
-                    + ',"status":"'
-                )
+                head = _dumps(
+                    dict(zip(("model", "provider", "credential", "key_id"), rk, strict=True)),
+                    separators=(",", ":"),
+                )[:-1]
                 frags[rk] = head
             et = a["error_type"]
             hs = a["http_status"]
-            parts += (
-                "," if i else "",
-                head,
-                a["status"],
-                '","http_status":',
-                "null" if hs is None else str(hs),
-                ',"error_type":',
-                "null" if et is None else _jq(et),
-                ',"latency_ms":',
-                repr(a["latency_ms"]),
-                "}",
+            atts.append(
+                f'{head},"status":"{a["status"]}","http_status":'
+                f'{"null" if hs is None else hs},"error_type":'
+                f'{"null" if et is None else _jq(et)},"latency_ms":{a["latency_ms"]!r}}}'
             )
-        parts += (
-            '],"fallback_used":',
-            "true" if fb else "false",
-            ',"fallback_reason":',
-            "null" if reason is None else '"' + reason + '"',
-            ',"status":',
-            '"error","error_code":' + str(error.code) if error else '"ok","error_code":null',
-            ',"zdr":',
-            "null" if served is None else ("true" if served.zdr else "false"),
-            ',"usage":',
-        )
         if usage is None:
-            parts.append(_ZERO_USAGE_JSON)
+            usage_json = _ZERO_USAGE_JSON
         else:
-            parts += (
-                '{"input_tokens":',
-                str(usage.input_tokens),
-                ',"cache_read_tokens":',
-                str(usage.cache_read_tokens),
-                ',"cache_write_tokens":',
-                str(usage.cache_write_tokens),
-                ',"output_tokens":',
-                str(usage.output_tokens),
-                ',"reasoning_tokens":',
-                str(usage.reasoning_tokens),
-                "}",
+            usage_json = (
+                f'{{"input_tokens":{usage.input_tokens},'
+                f'"cache_read_tokens":{usage.cache_read_tokens},'
+                f'"cache_write_tokens":{usage.cache_write_tokens},'
+                f'"output_tokens":{usage.output_tokens},'
+                f'"reasoning_tokens":{usage.reasoning_tokens}}}'
             )
-        parts.append(',"cost":')
         if cost is None:
-            parts.append(_ZERO_COST_JSON)
+            cost_json = _ZERO_COST_JSON
         else:
-            parts += (
-                '{"list_usd":"',
-                f"{cost.list_usd:f}",
-                '","provider_usd":"',
-                f"{cost.provider_usd:f}",
-                '","platform_fee_usd":"',
-                f"{cost.platform_fee_usd:f}",
-                '","platform_credits_usd":"',
-                f"{cost.platform_credits_usd:f}",
-                '"}',
+            cost_json = (
+                f'{{"list_usd":"{cost.list_usd:f}","provider_usd":"{cost.provider_usd:f}",'
+                f'"platform_fee_usd":"{cost.platform_fee_usd:f}",'
+                f'"platform_credits_usd":"{cost.platform_credits_usd:f}"}}'
             )
-        parts.append("}")
-        self.log.write_line(REQUESTS_DIR, ts[:10], "".join(parts))
+        status = '"error"' if error else '"ok"'
+        duration = round((time.perf_counter() - ctx.t0 + ctx.slept) * 1000.0, 3)
+        line = (
+            f'{{"schema_version":1,"request_id":"{ctx.request_id}","ts":"{ts}",'
+            f'"duration_ms":{duration!r},{self._who_json(ctx)},'
+            f'"workflow_id":{_jstr(ctx.workflow_id)},'
+            f'"idempotency_key":{_jstr(ctx.idempotency_key)},'
+            f'"requested_models":[{",".join(map(_jq, ctx.requested))}],'
+            f"{_NO_ROUTE_JSON if served is None else self._route_json(served)},"
+            f'"attempts":[{",".join(atts)}],"fallback_used":{"true" if fb else "false"},'
+            f'"fallback_reason":{"null" if reason is None else _jq(reason)},'
+            f'"status":{status},'
+            f'"error_code":{error.code if error else "null"},'
+            f'"zdr":{"null" if served is None else ("true" if served.zdr else "false")},'
+            f'"usage":{usage_json},"cost":{cost_json}}}'
+        )
+        self.log.write_line(REQUESTS_DIR, ts[:10], line)
         return fb, reason
 
     def _who_json(self, ctx: _Ctx) -> str:
