@@ -1,8 +1,9 @@
 -- Cost per accepted output per day x workload x environment x model. Cost is the split-billing
 -- total (billed where invoiced, estimated otherwise) of EVERY request: failed ones, retries,
--- fallbacks and rejected outputs included. An output unit is a workflow (when the request has
--- a workflow_id) or a single request; the last outcome event for the unit wins (events naming
--- the workflow or any of its requests); the unit counts where its last request was made.
+-- fallbacks and rejected outputs included. An output unit is a workflow (requests sharing a
+-- workflow_id) or a single request without one; the last outcome event for the unit wins
+-- (events naming the workflow or any of its requests); the unit counts where its last request
+-- was made. Aggregations, not window sorts: this runs over every request of the days.
 DELETE FROM marts.cost_per_accepted_output WHERE period BETWEEN $start AND $end;
 INSERT INTO marts.cost_per_accepted_output
 WITH cost AS (
@@ -12,33 +13,46 @@ WITH cost AS (
     WHERE day BETWEEN $start AND $end AND attribution = 'logged'
     GROUP BY ALL
 ), req AS (
-    SELECT day, request_id, ts, workload, environment, coalesce(model, requested_models[1]) AS model,
-           workflow_id, status, fallback_used,
-           coalesce('w:' || workflow_id, 'r:' || request_id) AS unit
+    SELECT day, request_id, ts, workload, environment,
+           coalesce(model, requested_models[1]) AS model, workflow_id, status, fallback_used
     FROM staging.requests
     WHERE day BETWEEN $start AND $end
-), last_req AS (
-    SELECT unit, day, workload, environment, model FROM req
-    QUALIFY row_number() OVER (PARTITION BY unit ORDER BY ts DESC, request_id DESC) = 1
-), events AS (
-    SELECT r.unit, o.ts, o.event_id, o.accepted
-    FROM staging.outcomes o JOIN req r ON o.request_id = r.request_id
-    WHERE o.day >= $start
+), ev AS (
+    SELECT request_id, workflow_id, accepted, ts, event_id FROM staging.outcomes
+    WHERE day >= $start
+), req_verdict AS (      -- requests without a workflow: their own last event
+    SELECT e.request_id, max_by(e.accepted, struct_pack(t := e.ts, id := e.event_id)) AS accepted
+    FROM ev e
+    WHERE e.request_id IS NOT NULL
+    GROUP BY e.request_id
+), wf_events AS (
+    SELECT workflow_id, accepted, ts, event_id FROM ev WHERE workflow_id IS NOT NULL
     UNION ALL
-    SELECT DISTINCT r.unit, o.ts, o.event_id, o.accepted
-    FROM staging.outcomes o JOIN req r ON r.workflow_id IS NOT NULL AND o.workflow_id = r.workflow_id
-    WHERE o.day >= $start
-), verdict AS (
-    SELECT unit, accepted FROM events
-    QUALIFY row_number() OVER (PARTITION BY unit ORDER BY ts DESC, event_id DESC) = 1
+    SELECT r.workflow_id, e.accepted, e.ts, e.event_id
+    FROM ev e JOIN req r ON r.workflow_id IS NOT NULL AND e.request_id = r.request_id
+), wf_verdict AS (
+    SELECT workflow_id, max_by(accepted, struct_pack(t := ts, id := event_id)) AS accepted
+    FROM wf_events GROUP BY workflow_id
+), wf_last AS (          -- the request that ends each workflow
+    SELECT workflow_id,
+           max_by(struct_pack(day := day, workload := workload, environment := environment,
+                              model := model),
+                  struct_pack(t := ts, id := request_id)) AS g
+    FROM req WHERE workflow_id IS NOT NULL GROUP BY workflow_id
+), outputs AS (
+    SELECT r.day, r.workload, r.environment, r.model, v.accepted
+    FROM req r LEFT JOIN req_verdict v USING (request_id)
+    WHERE r.workflow_id IS NULL
+    UNION ALL
+    SELECT l.g.day, l.g.workload, l.g.environment, l.g.model, v.accepted
+    FROM wf_last l LEFT JOIN wf_verdict v USING (workflow_id)
 ), units AS (
-    SELECT l.day, l.workload, l.environment, l.model,
+    SELECT day, workload, environment, model,
            count(*) AS outputs,
-           count(*) FILTER (WHERE v.accepted) AS accepted,
-           count(*) FILTER (WHERE NOT v.accepted) AS rejected,
-           count(*) FILTER (WHERE v.unit IS NULL) AS no_outcome
-    FROM last_req l LEFT JOIN verdict v USING (unit)
-    GROUP BY ALL
+           count(*) FILTER (WHERE accepted) AS accepted,
+           count(*) FILTER (WHERE NOT accepted) AS rejected,
+           count(*) FILTER (WHERE accepted IS NULL) AS no_outcome
+    FROM outputs GROUP BY ALL
 ), reqs AS (
     SELECT day, workload, environment, model,
            count(DISTINCT workflow_id) AS workflows,
