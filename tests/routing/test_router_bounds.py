@@ -90,7 +90,7 @@ def test_retry_after_not_waited_when_other_routes_remain(small_cfg, small_fleet,
 
 
 def test_deadline_bounds_total_time_with_timeouts(small_cfg, small_fleet, tmp_path):
-    cfg = one_route(small_cfg, deadline_s=0.6, timeout_s=0.25)
+    cfg = one_route(small_cfg, deadline_s=0.6, timeout_s=0.5)
     cfg = cfg.model_copy(
         update={"workloads": [cfg.workloads[0].model_copy(update={"shared_fallback": True})]}
     )  # more routes than time
@@ -107,9 +107,10 @@ def test_deadline_bounds_total_time_with_timeouts(small_cfg, small_fleet, tmp_pa
         e = error_of(lambda: router.complete(api_key_id="app", model="m/a", messages=msg()))
         took = time.perf_counter() - t
     assert e.code == 503
-    assert took < 0.6 + 0.3  # deadline plus scheduling slack, never 4 x 2 s
+    # Without the deadline: 4 attempts x 0.5 s timeouts = 2 s; with it: ~0.6 s (+ slack).
+    assert took < 1.2
     statuses = [a["status"] for a in e.metadata["attempts"]]
-    assert 1 <= len(statuses) <= 3 and set(statuses) == {"timeout"}
+    assert 1 <= len(statuses) <= 2 and set(statuses) == {"timeout"}
 
 
 def test_async_deadline_and_failover(small_cfg, small_fleet, tmp_path):
