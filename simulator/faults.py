@@ -291,6 +291,16 @@ class FaultModel:
         self.rules = [r for e in events for r in e.rules]
         self.seen = [0] * len(self.rules)
 
+    def hot(self, start: dt.datetime, end: dt.datetime) -> set:
+        """Providers and (provider, key label) pairs with a rule overlapping [start, end);
+        (provider, None) when a rule covers every key. Lets callers skip `check`."""
+        out: set = set()
+        for r in self.rules:
+            if r.start < end and r.end > start:
+                out.add(r.provider)
+                out.add((r.provider, r.key))
+        return out
+
     def check(self, provider: str, key_label: str, at: dt.datetime) -> FaultRule | None:
         for i, r in enumerate(self.rules):
             if r.provider != provider or (r.key is not None and r.key != key_label):

@@ -27,6 +27,7 @@ from routing_core.request_log import log_files
 from routing_core.schema import OUTCOMES_DIR, REQUESTS_DIR
 from simulator.invoices import FocusExtra, UsageMeter
 
+COST_FIELDS = ("list_usd", "provider_usd", "platform_fee_usd", "platform_credits_usd")
 ALL = (
     "direct_usage",
     "lost_logs",
@@ -53,8 +54,13 @@ def enabled_set(
     return tuple(n for n in ALL if n in names)
 
 
-def _day(start: dt.date, days: int, frac: float) -> dt.date:
-    return start + dt.timedelta(days=min(days - 1, max(0, int(days * frac))))
+def _day(start: dt.date, days: int, frac: float, weekday: bool = False) -> dt.date:
+    i = min(days - 1, max(0, int(days * frac)))
+    if weekday:  # a friction on a quiet Sunday would hardly show
+        for j in (i, i + 1, i + 2, i - 1, i - 2):
+            if 0 <= j < days and (start + dt.timedelta(days=j)).weekday() < 5:
+                return start + dt.timedelta(days=j)
+    return start + dt.timedelta(days=i)
 
 
 # --------------------------------------------------------------------------- ledger side
@@ -65,7 +71,7 @@ def direct_usage(
 ) -> dict[str, Any] | None:
     """Add usage on a BYOK key that the router never saw, in a (day, key, model) cell the
     router did not use, so the whole cell is unattributed."""
-    day = _day(start, days, 0.35)
+    day = _day(start, days, 0.35, weekday=True)
     used = {(p, k, u) for (p, d, k, u) in meter.q if d == day}
     used_any = {(p, k, u) for (p, d, k, u) in meter.q}
     keys = sorted(
@@ -214,12 +220,18 @@ def _write(path: Path, lines: list[bytes]) -> None:
     path.write_bytes(b"".join(ln + b"\n" for ln in lines))
 
 
+MAX_LISTED_IDS = 5000  # beyond this the manifest gives counts and sums, not every id
+
+
 def lose_logs(log_dir: Path, start: dt.date, days: int) -> dict[str, Any] | None:
     """Delete the request and outcome lines of a 3-hour window (a router host's disk)."""
-    day = _day(start, days, 0.65)
-    t0 = f"{day.isoformat()}T06:00:00"
-    t1 = f"{day.isoformat()}T09:00:00"
-    lost: list[dict[str, Any]] = []
+    day = _day(start, days, 0.65, weekday=True)
+    t0 = f"{day.isoformat()}T13:00:00"
+    t1 = f"{day.isoformat()}T16:00:00"
+    ids: list[str] = []
+    n_lost = n_served = 0
+    sums = {f: Decimal(0) for f in COST_FIELDS}
+    cells: dict[tuple, Decimal] = {}
     files = []
     for kind in (REQUESTS_DIR, OUTCOMES_DIR):
         for path in log_files(log_dir, kind, [day.isoformat()]):
@@ -227,30 +239,43 @@ def lose_logs(log_dir: Path, start: dt.date, days: int) -> dict[str, Any] | None
             dropped = 0
             with open(path, "rb") as src, open(tmp, "wb") as dst:
                 for raw in src:
-                    if t0 <= _ts_of(raw) < t1:
-                        dropped += 1
-                        if kind == REQUESTS_DIR:
-                            lost.append(json.loads(raw))
-                    else:
+                    if not t0 <= _ts_of(raw) < t1:
                         dst.write(raw)
+                        continue
+                    dropped += 1
+                    if kind != REQUESTS_DIR:
+                        continue
+                    r = json.loads(raw)
+                    n_lost += 1
+                    if len(ids) < MAX_LISTED_IDS:
+                        ids.append(r["request_id"])
+                    if r["status"] != "ok":
+                        continue
+                    n_served += 1
+                    c = r["cost"]
+                    for f in COST_FIELDS:
+                        sums[f] += Decimal(c[f])
+                    if r["credential"] == "byok":
+                        k = (r["ts"][:10], r["provider"], r["key_id"], r["upstream_model"])
+                        cells[k] = cells.get(k, Decimal(0)) + Decimal(c["provider_usd"])
             tmp.replace(path)
             if dropped:
                 files.append(str(path.relative_to(log_dir.parent)))
-    if not lost:
+    if not n_lost:
         return None
-    sums = {
-        f: sum((Decimal(r["cost"][f]) for r in lost), Decimal(0))
-        for f in ("list_usd", "provider_usd", "platform_fee_usd", "platform_credits_usd")
-    }
     return {
         "start": t0 + "Z",
         "end": t1 + "Z",
         "files": sorted(set(files)),
-        "requests": len(lost),
-        "request_ids": [r["request_id"] for r in lost],
-        "served": sum(1 for r in lost if r["status"] == "ok"),
+        "requests": n_lost,
+        "request_ids": ids,
+        "request_ids_complete": len(ids) == n_lost,
+        "served": n_served,
         "cost_usd": sums,
-        "byok_provider_usd_by_cell": _cells(lost),
+        "byok_provider_usd_by_cell": [
+            {"day": d, "provider": p, "key_id": k, "upstream_model": u, "provider_usd": v}
+            for (d, p, k, u), v in sorted(cells.items())
+        ],
         "expect": "billed by providers and the platform but absent from the logs: the "
         "reconciliation shows billed above expected for these cells",
     }
@@ -263,18 +288,6 @@ def _ts_of(raw: bytes) -> str:
     if i < 0:
         return json.loads(raw)["ts"]
     return raw[i + 6 : i + 30].decode()
-
-
-def _cells(records: list[dict]) -> list[dict[str, Any]]:
-    cells: dict[tuple, Decimal] = {}
-    for r in records:
-        if r["status"] == "ok" and r["credential"] == "byok":
-            k = (r["ts"][:10], r["provider"], r["key_id"], r["upstream_model"])
-            cells[k] = cells.get(k, Decimal(0)) + Decimal(r["cost"]["provider_usd"])
-    return [
-        {"day": d, "provider": p, "key_id": k, "upstream_model": u, "provider_usd": v}
-        for (d, p, k, u), v in sorted(cells.items())
-    ]
 
 
 def _head(path: Path, n: int) -> list[bytes]:
@@ -327,12 +340,15 @@ def duplicate_lines(log_dir: Path, start: dt.date, days: int, seed: int) -> dict
 
 
 def malformed_line(log_dir: Path, start: dt.date, days: int) -> dict[str, Any] | None:
-    """Insert one torn line inside a request log file (never its last line)."""
+    """Insert one torn line inside a request log file (never its last line); the day's
+    smallest file with a few lines, so a million-line day is not rewritten for it."""
     day = _day(start, days, 0.15)
-    files = log_files(log_dir, REQUESTS_DIR, [day.isoformat()])
+    files = [
+        p for p in log_files(log_dir, REQUESTS_DIR, [day.isoformat()]) if len(_head(p, 3)) >= 3
+    ]
     if not files:
         return None
-    path = files[0]
+    path = min(files, key=lambda p: (p.stat().st_size, p.name))
     head = _head(path, 2001)
     if not head:
         return None

@@ -407,6 +407,7 @@ class FocusStyle:
     region: str
     iso_ts: bool  # 'YYYY-MM-DDTHH:MM:SSZ' or 'YYYY-MM-DD HH:MM:SS'
     null: str  # how empty values are spelled: '' or 'NULL'
+    places: str = "0.00000001"  # cost rounding of each row (AWS: 8 dp, GCP: 6 dp)
 
     def resource_id(self, provider: str, account: str, upstream: str, publisher: str) -> str:
         if self.provider_name == "AWS":
@@ -439,6 +440,7 @@ def focus_style(provider: str, index: int) -> FocusStyle:
             "us-central1",
             False,
             "NULL",
+            "0.000001",
         )
     # Anything else alternates the two spellings so both paths stay exercised.
     return FocusStyle(
@@ -576,8 +578,8 @@ def write_focus(
 
     for day, key_id, upstream, tt, qty, list_usd, billed in _lines_for(meter, provider, keys, book):
         month = f"{day:%Y-%m}"
-        billed_q = _q(billed, "0.0000000001")
-        list_q = _q(list_usd, "0.0000000001")
+        billed_q = _q(billed, style.places)
+        list_q = _q(list_usd, style.places)
         unit = book.unit_prices(provider, upstream, day)[tt]
         months[month].append(
             row(
@@ -610,7 +612,7 @@ def write_focus(
             )
         )
     for ex in extras:
-        usd = _q(ex.usd, "0.0000000001")
+        usd = _q(ex.usd, style.places)
         months.setdefault(ex.billing_month, [])
         months[ex.billing_month].append(
             row(
@@ -661,7 +663,7 @@ def write_focus(
     res.notes[provider] = {
         "timestamps": "YYYY-MM-DDTHH:MM:SSZ" if style.iso_ts else "YYYY-MM-DD HH:MM:SS",
         "empty_values": "literal NULL" if style.null == "NULL" else "empty string",
-        "rounding": "BilledCost/ListCost per row rounded half-up to 1e-10 USD",
+        "rounding": f"BilledCost/ListCost per row rounded half-up to {style.places} USD",
         "discount_pct": {k: book.discount_pct.get(k, Decimal(0)) for k in sorted(keys)},
     }
     return res

@@ -280,7 +280,11 @@ def run_simulation(
     else:
         n_req, n_ok = stats.calls, stats.ok
     result.requests_logged, result.requests_ok, result.requests_error = n_req, n_ok, n_req - n_ok
-    result.outcomes = sum(1 for _ in read_records(logs_dir, OUTCOMES_DIR))
+    result.outcomes = (
+        sum(1 for _ in read_records(logs_dir, OUTCOMES_DIR))
+        if engine == "router"
+        else stats.outcomes
+    )
     prog.done(n_req)
 
     # ---- provider ground truth (with ledger-side frictions)

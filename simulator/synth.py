@@ -13,11 +13,10 @@ limits / guardrail budgets are enforced only for the scripted runaway.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -74,6 +73,9 @@ class _Route:
     reasoning: bool
     attempt_head: str  # '{"model":..,"provider":..,"credential":..,"key_id":..,'
     served_json: str  # '"model":..,"provider":..,..,"account":{..}' of a served record
+    # What this route served today: input, cache read, cache write, output, reasoning,
+    # requests, list, fee, credits (nano-dollars); flushed into the meters at day end.
+    acc: list[int] = field(default_factory=lambda: [0] * 9)
 
 
 def _frac(d: Decimal) -> tuple[int, int]:
@@ -175,6 +177,36 @@ def _j(v: object) -> str:
     return json.dumps(v, separators=(",", ":"))
 
 
+def _flush_meters(
+    routes_cache: dict, day: dt.date, prefix: str, meter: UsageMeter, statement: StatementMeter
+) -> None:
+    """Move the day's per-route totals into the provider meter and the statement."""
+    for key, val in routes_cache.items():
+        if key[-1] != day or val is None:
+            continue
+        for ro in val[1]:
+            a = ro.acc
+            if not a[5]:
+                continue
+            meter.add(
+                ro.provider, day, ro.key_id or "shared", ro.upstream, a[0], a[1], a[2], a[3], n=a[5]
+            )
+            statement.add(
+                prefix,
+                ro.model,
+                ro.provider,
+                ro.credential == "byok",
+                a[7],
+                a[8],
+                a[6],
+                a[0] + a[1] + a[2],
+                a[3],
+                a[4],
+                n=a[5],
+            )
+            ro.acc = [0] * 9
+
+
 def synthesize(
     config: LedgerConfig,
     logs_dir: Path,
@@ -202,14 +234,10 @@ def synthesize(
     routes_cache: dict[tuple, tuple | None] = {}
     rng = random.Random(f"{seed}:synth")
     rand = rng.random
-    seed_b = str(seed).encode() + b":"
-    counters = [0, 0]  # request ids, event ids
+    bits = random.Random(f"{seed}:ids").getrandbits  # 96-bit ids, deterministic per seed
 
-    def new_id(prefix: str, i: int) -> str:
-        counters[i] += 1
-        return (
-            prefix + hashlib.blake2b(seed_b + str(counters[i]).encode(), digest_size=12).hexdigest()
-        )
+    def new_id(prefix: str, _kind: int) -> str:
+        return f"{prefix}{bits(96):024x}"
 
     def routes_for(wf: Workflow, day: dt.date):
         key = (wf.api_key_id, wf.models, wf.workload, wf.member_id, wf.style == "agent", day)
@@ -286,7 +314,9 @@ def synthesize(
                     events.append((ms, wi, si))
         events.sort()
         stats.workflows += len(flows)
+        hot = fault_model.hot(t_day, t_day + dt.timedelta(days=1))
         served_models: dict[int, list[str]] = {}
+        wf_routes: dict[int, tuple | None] = {}
         last_ms: dict[int, int] = {}
         errors_in: dict[int, int] = {}
         req_lines = writer.lines(REQUESTS_DIR, prefix)
@@ -296,7 +326,9 @@ def synthesize(
             runaway = wf.tag == "runaway"
             if runaway and errors_in.get(wi, 0) >= int((wf.meta or {}).get("max_errors", "10")):
                 continue
-            r = routes_for(wf, day)
+            r = wf_routes.get(wi, False)
+            if r is False:
+                r = wf_routes[wi] = routes_for(wf, day)
             if r is None:
                 continue  # a profile the config cannot resolve (unknown member/workload)
             plan, routes, who, requested = r
@@ -319,12 +351,13 @@ def synthesize(
             else:
                 at = None
                 for ro in routes:
-                    if fault_model.rules:
+                    f = None
+                    if ro.provider in hot and (
+                        (ro.provider, None) in hot or (ro.provider, ro.key_id or "shared") in hot
+                    ):
                         if at is None:
                             at = t_day + dt.timedelta(milliseconds=ms)
                         f = fault_model.check(ro.provider, ro.key_id or "shared", at)
-                    else:
-                        f = None
                     if f is None:
                         served = ro
                         lat = round(250 + call.output_tokens * 11 * (0.8 + 0.4 * rand()), 3)
@@ -359,28 +392,16 @@ def synthesize(
                     call.reasoning_tokens if (served.reasoning and served.api == "openai") else 0
                 )
                 list_n, prov_n, fee_n, cred_n = pricer.cost(served, inp, cr, cw, out, month)
-                meter.add(
-                    served.provider,
-                    day,
-                    served.key_id or "shared",
-                    served.upstream,
-                    inp,
-                    cr,
-                    cw,
-                    out,
-                )
-                statement.add(
-                    prefix,
-                    served.model,
-                    served.provider,
-                    served.credential == "byok",
-                    fee_n,
-                    cred_n,
-                    list_n,
-                    inp + cr + cw,
-                    out,
-                    reasoning,
-                )
+                a = served.acc
+                a[0] += inp
+                a[1] += cr
+                a[2] += cw
+                a[3] += out
+                a[4] += reasoning
+                a[5] += 1
+                a[6] += list_n
+                a[7] += fee_n
+                a[8] += cred_n
                 if runaway:
                     spent_runaway[wf.wf_id] = (
                         spent_runaway.get(wf.wf_id, 0) + prov_n + fee_n + cred_n
@@ -460,6 +481,7 @@ def synthesize(
             )
             stats.outcomes += 1
         writer.flush()
+        _flush_meters(routes_cache, day, prefix, meter, statement)
         if progress:
             progress(t_day + dt.timedelta(hours=23), stats.calls)
     return stats

@@ -15,6 +15,7 @@ import bisect
 import datetime as dt
 import math
 import random
+import statistics
 from dataclasses import dataclass
 
 from routing_core.config import LedgerConfig
@@ -390,21 +391,37 @@ def _with_share(p: KeyProfile, share: float) -> KeyProfile:
 # --------------------------------------------------------------------------- drawing
 
 
-_CUM: dict[tuple, tuple[list[float], list]] = {}
+def _cumulative(weighted: tuple[tuple, ...]) -> tuple[list[float], list]:
+    acc, items, total = [], [], 0.0
+    for item, w in weighted:
+        total += w
+        acc.append(total)
+        items.append(item)
+    return acc, items
 
 
 def _pick(rng: random.Random, weighted: tuple[tuple, ...]):
     """One item of ((item, weight), ...), by weight."""
-    cum = _CUM.get(weighted)
-    if cum is None:
-        acc, items, total = [], [], 0.0
-        for item, w in weighted:
-            total += w
-            acc.append(total)
-            items.append(item)
-        cum = _CUM[weighted] = (acc, items)
-    acc, items = cum
+    return _draw(rng, *_cumulative(weighted))
+
+
+def _draw(rng: random.Random, acc: list[float], items: list):
     return items[min(len(items) - 1, bisect.bisect_right(acc, rng.random() * acc[-1]))]
+
+
+_LN_SIZE = 4096
+_LN_TABLES: dict[float, list[float]] = {}
+
+
+def _lognormal_table(sigma: float) -> list[float]:
+    """exp(N(0, sigma)) at 4096 evenly spaced quantiles: drawing one is a table lookup
+    (millions of calls a day), and the spread is the lognormal's."""
+    t = _LN_TABLES.get(sigma)
+    if t is None:
+        nd = statistics.NormalDist(0.0, sigma)
+        t = [math.exp(nd.inv_cdf((i + 0.5) / _LN_SIZE)) for i in range(_LN_SIZE)]
+        _LN_TABLES[sigma] = t
+    return t
 
 
 def _style_steps(rng: random.Random, style: str) -> tuple[int, float, float]:
@@ -432,16 +449,16 @@ def make_calls(
     calls: list[Call] = []
     offset = 0.0
     context = 0  # tokens carried over from previous steps (history)
-    gauss, rand, exp = rng.gauss, rng.random, math.exp
-    in_med, in_sig = shape.input_median * size_factor, shape.input_sigma
-    out_med, out_sig = shape.output_median * size_factor, shape.output_sigma
+    rand, bits = rng.random, rng.getrandbits
+    in_med, in_tab = shape.input_median * size_factor, _lognormal_table(shape.input_sigma)
+    out_med, out_tab = shape.output_median * size_factor, _lognormal_table(shape.output_sigma)
     prefix, hit_p = shape.cached_prefix, shape.cache_hit_p
     write_p = hit_p + (1 - hit_p) / 2
     grows = style in ("agent", "chat")
     g0, gw = gap[0], gap[1] - gap[0]
     for i in range(n):
-        fresh = int(in_med * exp(gauss(0.0, in_sig))) or 1
-        out = int(out_med * exp(gauss(0.0, out_sig))) or 1
+        fresh = int(in_med * in_tab[bits(12)]) or 1
+        out = int(out_med * out_tab[bits(12)]) or 1
         cache_read = cache_write = 0
         if grows and i > 0:
             # The previous turn's prompt is a cached prefix now; the new part is uncached.
@@ -484,18 +501,19 @@ def day_workflows(
         target = requests_per_day * p.share * factor
         planned = int(target) + (1 if rand() < target - int(target) else 0)
         seq = 0
-        hours = _HOURS[p.curve]
+        hours = _cumulative(_HOURS[p.curve])
+        model_t = _cumulative(p.models)
+        member_t = _cumulative(p.members)
         per_default = _OUTCOME_PER.get(p.style, "request")
-        models = (p.models[0][0],) if len(p.models) == 1 else None
         head = f"wf-{stamp}-{p.api_key_id}-"
         while planned > 0:
             n, g0, g1 = _style_steps(rng, p.style)
             if p.style != "agent":
                 n = min(n, planned)
-            ms = int((_pick(rng, hours) + rand()) * 3_600_000)
+            ms = int((_draw(rng, *hours) + rand()) * 3_600_000)
             start = t_day + dt.timedelta(milliseconds=ms)
-            primary = models or (_pick(rng, p.models),)
-            member = _pick(rng, p.members)
+            primary = (_draw(rng, *model_t),)
+            member = _draw(rng, *member_t)
             calls = make_calls(rng, p.style, p.tokens, n, (g0, g1))
             per = "none" if rand() < 0.12 else per_default  # 12%: nobody rated it
             out.append(
