@@ -113,6 +113,11 @@ def main() -> int:
         t_bare: list[float] = []
         t_router: list[float] = []
         per_round: list[float] = []  # router p50 - bare p50 of each pair of batches
+        # CPU time of this thread per call: what the router itself costs, unaffected by
+        # waiting for the provider or by other processes taking the CPU meanwhile.
+        c_bare: list[float] = []
+        c_router: list[float] = []
+        cpu = time.thread_time
         clock = time.perf_counter
         done = 0
         flip = False
@@ -120,12 +125,14 @@ def main() -> int:
             k = min(args.batch, args.n - done)
             rb: list[float] = []
             rr: list[float] = []
-            order = ((routed, rr), (bare, rb))
-            for fn, out in order if flip else order[::-1]:
+            order = ((routed, rr, c_router), (bare, rb, c_bare))
+            for fn, out, cpu_out in order if flip else order[::-1]:
                 for _ in range(k):
+                    c0 = cpu()
                     t = clock()
                     fn()
                     out.append(clock() - t)
+                    cpu_out.append(cpu() - c0)
             per_round.append(statistics.median(rr) - statistics.median(rb))
             t_bare += rb
             t_router += rr
@@ -147,6 +154,9 @@ def main() -> int:
     # p50 difference (a spike hits one round, not the median).
     res["overhead_round_median_us"] = round(statistics.median(per_round) * us, 1)
     res["rounds"] = len(per_round)
+    res["cpu_bare_p50_us"] = round(statistics.median(c_bare) * us, 1)
+    res["cpu_router_p50_us"] = round(statistics.median(c_router) * us, 1)
+    res["cpu_overhead_p50_us"] = round(res["cpu_router_p50_us"] - res["cpu_bare_p50_us"], 1)
     res["loadavg_1m"] = round(os.getloadavg()[0], 2)
     res["ratio_p50"] = round(res["router_p50_us"] / res["bare_p50_us"], 3)
     res["records_logged"] = n_logged
@@ -167,6 +177,10 @@ def main() -> int:
         print(
             f"overhead, median of {res['rounds']} per-round p50 differences: "
             f"{res['overhead_round_median_us']:.1f} µs   (load average {res['loadavg_1m']})"
+        )
+        print(
+            f"CPU time of the calling thread p50: bare {res['cpu_bare_p50_us']:.1f} µs, "
+            f"router {res['cpu_router_p50_us']:.1f} µs, overhead {res['cpu_overhead_p50_us']:.1f} µs"
         )
     return 0
 
