@@ -184,6 +184,11 @@ def load_requests(
     }
 
 
+def _folder_day(f: Path) -> str:
+    """The UTC day of a log file: its dt=YYYY-MM-DD folder."""
+    return f.parent.name.removeprefix("dt=")
+
+
 def _strict_readable(conn: duckdb.DuckDBPyConnection, f: Path) -> bool:
     try:
         conn.execute("SELECT count(*) FROM request_log_src($files)", {"files": [str(f)]}).fetchall()
@@ -203,9 +208,12 @@ def _insert_request_files(
     conn.execute(
         "DELETE FROM staging.requests WHERE day BETWEEN $start AND $end", days.params
     ).fetchall()
-    readable = [str(f) for f in files if f not in unreadable]
-    if readable:
-        run_sql(conn, "staging/requests_insert", {"files": readable, "source_file": None})
+    by_day: dict[str, list[str]] = {}
+    for f in files:
+        if f not in unreadable:
+            by_day.setdefault(_folder_day(f), []).append(str(f))
+    for day, names in sorted(by_day.items()):  # one streaming statement per day folder
+        run_sql(conn, "staging/requests_insert", {"files": names, "source_file": None, "day": day})
     loaded = dict(
         conn.execute(
             "SELECT source_file, count(*) FROM staging.requests "
@@ -228,7 +236,11 @@ def _insert_request_files(
         cleaned.append(clean)
         rejects.extend(bad)
         try:
-            run_sql(conn, "staging/requests_insert", {"files": [str(clean)], "source_file": str(f)})
+            run_sql(
+                conn,
+                "staging/requests_insert",
+                {"files": [str(clean)], "source_file": str(f), "day": _folder_day(f)},
+            )
         except duckdb.Error as e:
             raise ValueError(f"{f}: could not load after line-by-line validation: {e}") from e
     _finish_requests(conn, days, files, rejects)

@@ -33,6 +33,7 @@ class JsonlSpec:
     columns: dict[str, str]  # JSON key -> DuckDB type (explicit: no sniffing)
     invalid_sql: str  # SQL boolean over the read columns: true = the row breaks the contract
     check_line: Callable[[Any], str | None]  # Python twin of invalid_sql: error text or None
+    typed_sql: str = ""  # typed columns computed once in the read (invalid_sql may use them)
 
 
 @dataclass
@@ -122,11 +123,13 @@ def create_source_macro(conn: duckdb.DuckDBPyConnection, spec: JsonlSpec, name: 
     """TEMP table macro `name(files)`: the spec's typed columns read strictly from `files`,
     plus `filename` and `_invalid` (true when the row breaks the contract). The column types
     and the check are constants of the spec, never user data."""
+    typed = f", {spec.typed_sql}" if spec.typed_sql else ""
     conn.execute(
         f"CREATE OR REPLACE TEMP MACRO {name}(files) AS TABLE "
         f"SELECT *, coalesce(({spec.invalid_sql}), true) AS _invalid "
+        f"FROM (SELECT *{typed} "
         f"FROM read_json(files, format='newline_delimited', columns={_columns_sql(spec)}, "
-        "filename=true, hive_partitioning=false, maximum_object_size=16777216)"
+        "filename=true, hive_partitioning=false, maximum_object_size=16777216))"
     )
 
 

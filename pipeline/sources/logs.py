@@ -63,14 +63,20 @@ REQUEST_COLUMNS = {
 
 _MONEY = ("list_usd", "provider_usd", "platform_fee_usd", "platform_credits_usd")
 
+# Typed once in the read (the insert reuses them), then checked against the contract.
+REQUEST_TYPED_SQL = "try_cast(ts AS TIMESTAMP) AS ts_t, " + ", ".join(
+    f"try_cast(cost.{m} AS DECIMAL(38, 9)) AS {m}_d"
+    for m in ("list_usd", "provider_usd", "platform_fee_usd", "platform_credits_usd")
+)
+
 REQUEST_INVALID_SQL = (
     "schema_version IS DISTINCT FROM 1 OR request_id IS NULL OR request_id = '' "
-    "OR try_cast(ts AS TIMESTAMP) IS NULL OR status IS NULL OR status NOT IN ('ok', 'error') "
+    "OR ts_t IS NULL OR status IS NULL OR status NOT IN ('ok', 'error') "
     "OR (credential IS NOT NULL AND credential NOT IN ('byok', 'shared')) "
     "OR cost IS NULL OR usage IS NULL "
     + " ".join(
-        f"OR (cost.{m} IS NOT NULL AND try_cast(cost.{m} AS DECIMAL(38, 9)) IS NULL)"
-        for m in _MONEY
+        f"OR (cost.{m} IS NOT NULL AND {m}_d IS NULL)"
+        for m in ("list_usd", "provider_usd", "platform_fee_usd", "platform_credits_usd")
     )
 )
 
@@ -202,7 +208,9 @@ def check_outcome(obj: Any) -> str | None:
     return err
 
 
-REQUEST_SPEC = JsonlSpec("requests", REQUEST_COLUMNS, REQUEST_INVALID_SQL, check_request)
+REQUEST_SPEC = JsonlSpec(
+    "requests", REQUEST_COLUMNS, REQUEST_INVALID_SQL, check_request, REQUEST_TYPED_SQL
+)
 OUTCOME_SPEC = JsonlSpec("outcomes", OUTCOME_COLUMNS, OUTCOME_INVALID_SQL, check_outcome)
 
 
