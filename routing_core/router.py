@@ -251,9 +251,9 @@ class Router:
         self._idem: dict[tuple[str | None, str], tuple[float, Completion, ResolvedRequest]] = {}
         self._idem_inflight: dict[tuple[str | None, str], threading.Event] = {}
         self._bounds: dict[tuple, tuple[Plan, Cost]] = {}
-        self._who_frags: dict[tuple, str] = {}
+        self._who_frags: dict[tuple, tuple[Any, str]] = {}
         self._shapes: dict[tuple, tuple] = {}
-        self._route_frags: dict[Attempt, str] = {}
+        self._route_frags: dict[int, tuple[Attempt, str]] = {}
         self._attempt_frags: dict[tuple, str] = {}
 
         if seed_spend_from_logs:
@@ -1082,41 +1082,48 @@ class Router:
     def _who_json(self, ctx: _Ctx) -> str:
         """`"api_key_id":...,"data_class":...` for this caller (cached)."""
         r = ctx.resolved
-        key = (ctx.api_key_id, r)
-        frag = self._who_frags.get(key)
-        if frag is None:
-            frag = _dumps(
-                {
-                    "api_key_id": ctx.api_key_id,
-                    "environment": r.environment if r else None,
-                    "app": r.app if r else None,
-                    "member_id": r.member_id if r else None,
-                    "workload": r.workload if r else None,
-                    "data_class": r.data_class if r else None,
-                },
-                separators=(",", ":"),
-            )[1:-1]
-            if len(self._who_frags) > 10_000:
-                self._who_frags.clear()
-            self._who_frags[key] = frag
+        # Keyed by object identity (resolved callers are cached objects and hashing the
+        # dataclass costs more than the lookup); the stored object guards against id reuse.
+        key = (ctx.api_key_id, id(r))
+        hit = self._who_frags.get(key)
+        if hit is not None and hit[0] is r:
+            return hit[1]
+        frag = _dumps(
+            {
+                "api_key_id": ctx.api_key_id,
+                "environment": r.environment if r else None,
+                "app": r.app if r else None,
+                "member_id": r.member_id if r else None,
+                "workload": r.workload if r else None,
+                "data_class": r.data_class if r else None,
+            },
+            separators=(",", ":"),
+        )[1:-1]
+        if len(self._who_frags) > 10_000:
+            self._who_frags.clear()
+        self._who_frags[key] = (r, frag)
         return frag
 
     def _route_json(self, a: Attempt) -> str:
-        """`"model":...,"account":{...}` for a served route (cached)."""
-        frag = self._route_frags.get(a)
-        if frag is None:
-            frag = _dumps(
-                {
-                    "model": a.model,
-                    "provider": a.provider,
-                    "upstream_model": a.upstream_model,
-                    "credential": a.credential,
-                    "key_id": a.key_id,
-                    "account": self._account.get(a.key_id, {}) if a.key_id else {},
-                },
-                separators=(",", ":"),
-            )[1:-1]
-            self._route_frags[a] = frag
+        """`"model":...,"account":{...}` for a served route (cached by identity: plans
+        are cached, so their attempts are the same objects request after request)."""
+        hit = self._route_frags.get(id(a))
+        if hit is not None and hit[0] is a:
+            return hit[1]
+        frag = _dumps(
+            {
+                "model": a.model,
+                "provider": a.provider,
+                "upstream_model": a.upstream_model,
+                "credential": a.credential,
+                "key_id": a.key_id,
+                "account": self._account.get(a.key_id, {}) if a.key_id else {},
+            },
+            separators=(",", ":"),
+        )[1:-1]
+        if len(self._route_frags) > 10_000:
+            self._route_frags.clear()
+        self._route_frags[id(a)] = (a, frag)
         return frag
 
     def _fail(self, ctx: _Ctx, err: RouteError) -> NoReturn:
