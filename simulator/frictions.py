@@ -54,12 +54,20 @@ def enabled_set(
     return tuple(n for n in ALL if n in names)
 
 
-def _day(start: dt.date, days: int, frac: float, weekday: bool = False) -> dt.date:
+def _day(
+    start: dt.date,
+    days: int,
+    frac: float,
+    weekday: bool = False,
+    avoid: frozenset[dt.date] = frozenset(),
+) -> dt.date:
+    """The day `frac` into the period; on a weekday if asked (a friction on a quiet Sunday
+    would hardly show) and not on a day in `avoid` (a scripted incident) when possible."""
     i = min(days - 1, max(0, int(days * frac)))
-    if weekday:  # a friction on a quiet Sunday would hardly show
-        for j in (i, i + 1, i + 2, i - 1, i - 2):
-            if 0 <= j < days and (start + dt.timedelta(days=j)).weekday() < 5:
-                return start + dt.timedelta(days=j)
+    for j in (i, i + 1, i - 1, i + 2, i - 2, i + 3, i - 3):
+        d = start + dt.timedelta(days=j)
+        if 0 <= j < days and (not weekday or d.weekday() < 5) and d not in avoid:
+            return d
     return start + dt.timedelta(days=i)
 
 
@@ -223,9 +231,12 @@ def _write(path: Path, lines: list[bytes]) -> None:
 MAX_LISTED_IDS = 5000  # beyond this the manifest gives counts and sums, not every id
 
 
-def lose_logs(log_dir: Path, start: dt.date, days: int) -> dict[str, Any] | None:
-    """Delete the request and outcome lines of a 3-hour window (a router host's disk)."""
-    day = _day(start, days, 0.65, weekday=True)
+def lose_logs(
+    log_dir: Path, start: dt.date, days: int, avoid: frozenset[dt.date] = frozenset()
+) -> dict[str, Any] | None:
+    """Delete the request and outcome lines of a 3-hour window (a router host's disk), on a
+    day without a scripted incident (whose evidence must stay in the logs)."""
+    day = _day(start, days, 0.62, weekday=True, avoid=avoid)
     t0 = f"{day.isoformat()}T13:00:00"
     t1 = f"{day.isoformat()}T16:00:00"
     ids: list[str] = []

@@ -312,7 +312,13 @@ def run_simulation(
 
     # ---- log-side frictions (after the platform has billed everything)
     if "lost_logs" in wanted:
-        friction_info["lost_logs"] = fr.lose_logs(logs_dir, start, days)
+        incident_days = frozenset(
+            e.start.date() + dt.timedelta(days=i)
+            for e in faults + scripted_events
+            if e.name != "key_rate_limit"
+            for i in range((e.end - e.start).days + 1)
+        )
+        friction_info["lost_logs"] = fr.lose_logs(logs_dir, start, days, incident_days)
     if "duplicate_lines" in wanted:
         friction_info["duplicate_lines"] = fr.duplicate_lines(logs_dir, start, days, seed)
     if "malformed_line" in wanted:
