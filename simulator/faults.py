@@ -174,7 +174,10 @@ def build_timeline(config: LedgerConfig, start: dt.date, days: int) -> list[Faul
             events.append(ev)
 
     # The busiest provider goes down for five hours: the fallback-heavy day.
-    outage_provider = "anthropic" if "anthropic" in providers else providers[0]
+    keys_of = {p: sum(1 for k in config.byok_keys if k.provider == p) for p in providers}
+    outage_provider = (
+        "anthropic" if "anthropic" in providers else max(providers, key=lambda p: keys_of[p])
+    )
     od = day[td.outage]
     events.append(
         FaultEvent(
