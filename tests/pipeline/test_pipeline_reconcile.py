@@ -7,7 +7,8 @@ import datetime as dt
 import shutil
 from decimal import Decimal
 
-from pipeline_testkit import FIXTURES, Ledger, materialize
+import pytest
+from pipeline_testkit import FIXTURES, Ledger, acme_day_requests, materialize, outcome
 
 D1, D2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
 
@@ -27,8 +28,27 @@ def _checks(result) -> dict[str, bool]:
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
 
 
-def test_split_billing_allocates_invoices_exactly_to_the_cent(acme_day: Ledger):
-    result = materialize(acme_day, day="2026-03-02")
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory):
+    """Acme 2026-03-01..02 built once (one range run) for the read-only assertions below."""
+    led = Ledger(tmp_path_factory.mktemp("acme"))
+    led.write_requests("2026-03-02", acme_day_requests())
+    led.write_outcomes(
+        "2026-03-02",
+        [
+            outcome("e1", "2026-03-02T10:05:00.000Z", True, request_id="r1"),
+            outcome("e2", "2026-03-02T10:06:00.000Z", False, request_id="r1"),
+            outcome("e3", "2026-03-02T12:30:00.000Z", True, workflow_id="wf-1"),
+            outcome("e4", "2026-03-02T10:05:00.000Z", True, request_id="r4"),
+        ],
+    )
+    led.add_invoices("acme_2026-03-02")
+    result = materialize(led, start="2026-03-01", end="2026-03-02")
+    return led, result
+
+
+def test_split_billing_allocates_invoices_exactly_to_the_cent(built):
+    acme_day, result = built
     assert result.success
     assert _checks(result) == {
         "rejected_rate_under_threshold": True,
@@ -82,11 +102,14 @@ def test_split_billing_allocates_invoices_exactly_to_the_cent(acme_day: Ledger):
         "sum(total_usd) FROM marts.split_billing_daily GROUP BY day ORDER BY day"
     )
     # By hand: invoices 4.67 + 2.289567 + 0.95 = 7.909567; statement 0.7375.
-    assert totals == [(D2, d("7.909567"), d("0.3875"), d("0.35"), d("8.647067"))]
+    assert totals == [
+        (D1, d("0.42"), d("0"), d("0"), d("0.42")),  # the partial OpenAI bucket, unattributed
+        (D2, d("7.909567"), d("0.3875"), d("0.35"), d("8.647067")),
+    ]
 
 
-def test_unattributed_usage_is_kept_and_labelled(acme_day: Ledger):
-    materialize(acme_day, start="2026-03-01", end="2026-03-02")
+def test_unattributed_usage_is_kept_and_labelled(built):
+    acme_day, _ = built
     rows = acme_day.query(
         "SELECT day, source, provider, model, key_id, billed_usd FROM marts.unattributed_usage "
         "ORDER BY day, source, provider"
@@ -107,8 +130,8 @@ def test_unattributed_usage_is_kept_and_labelled(acme_day: Ledger):
     ) == [("(unattributed)", "(unattributed)")]
 
 
-def test_reconciliation_statuses_and_variances(acme_day: Ledger):
-    materialize(acme_day, start="2026-03-01", end="2026-03-02")
+def test_reconciliation_statuses_and_variances(built):
+    acme_day, _ = built
     rows = acme_day.query(
         "SELECT day, provider, upstream_model, expected_usd, billed_usd, variance_usd, status "
         "FROM marts.reconciliation_daily ORDER BY day, provider, upstream_model"
@@ -145,8 +168,6 @@ def test_reconciliation_statuses_and_variances(acme_day: Ledger):
 
 
 def test_logs_without_invoice_are_estimated_until_it_arrives(ledger: Ledger):
-    from pipeline_testkit import acme_day_requests
-
     ledger.write_requests("2026-03-02", acme_day_requests())
     result = materialize(ledger, day="2026-03-02")
     assert result.success
@@ -193,8 +214,8 @@ def test_late_correction_updates_the_same_rows_on_rerun(acme_day: Ledger):
     ]
 
 
-def test_cost_per_accepted_output_counts_failures_and_last_outcome_wins(acme_day: Ledger):
-    materialize(acme_day, day="2026-03-02")
+def test_cost_per_accepted_output_counts_failures_and_last_outcome_wins(built):
+    acme_day, _ = built
     rows = {
         r[:3]: r[3:]
         for r in acme_day.query(
@@ -219,8 +240,8 @@ def test_cost_per_accepted_output_counts_failures_and_last_outcome_wins(acme_day
     )
 
 
-def test_routing_health_rates(acme_day: Ledger):
-    materialize(acme_day, day="2026-03-02")
+def test_routing_health_rates(built):
+    acme_day, _ = built
     row = acme_day.query(
         "SELECT requests, attempts, served, rate_limit_hits, rate_limit_rate, byok_share "
         "FROM marts.routing_health WHERE key_id = 'oai-prod-primary'"
