@@ -116,7 +116,9 @@ def demo(args: argparse.Namespace) -> int:
     layers, recon = _summary(cfg.duckdb_path)
     billed, estimated, fee, credits, total, requests = layers[0]
     print(f"      requests                          {requests:>12,}")
-    print(f"      provider invoices (own accounts)  {_money(billed):>12}   (router estimate {_money(estimated)})")
+    print(
+        f"      provider invoices (own accounts)  {_money(billed):>12}   (router estimate {_money(estimated)})"
+    )
     print(f"      platform BYOK fees                {_money(fee):>12}")
     print(f"      platform shared-capacity credits  {_money(credits):>12}")
     print(f"      total                             {_money(total):>12}")
@@ -132,10 +134,12 @@ def demo(args: argparse.Namespace) -> int:
     print(f"  report       {reports[-2] if len(reports) > 1 else reports[0]}")
     print(f"  last 7 days  {reports[-1]}")
     print(
-        "  query        .venv/bin/python -c \"import duckdb; "
+        '  query        .venv/bin/python -c "import duckdb; '
         f"print(duckdb.connect('{cfg.duckdb_path}', read_only=True)"
         ".sql('FROM marts.reconciliation_daily LIMIT 10'))\""
     )
-    print(f"\nbyok-ledger demo: finished in {time.perf_counter() - t_all:.1f}s"
-          + ("" if status == 0 else " (a blocking pipeline check failed: see above)"))
+    print(
+        f"\nbyok-ledger demo: finished in {time.perf_counter() - t_all:.1f}s"
+        + ("" if status == 0 else " (a blocking pipeline check failed: see above)")
+    )
     return status
