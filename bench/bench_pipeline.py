@@ -126,8 +126,15 @@ def generate(root: Path, day: dt.date, n: int, first: int = 0, files: int = 2) -
     per = n // files
     for k in range(files):
         count = per if k < files - 1 else n - per * (files - 1)
-        conn.execute(GEN_SQL, {"first": first + k * per, "n": count, "day": day.isoformat(),
-                               "path": str(folder / f"router-{k}.jsonl")})
+        conn.execute(
+            GEN_SQL,
+            {
+                "first": first + k * per,
+                "n": count,
+                "day": day.isoformat(),
+                "path": str(folder / f"router-{k}.jsonl"),
+            },
+        )
     conn.close()
     done.write_text(str(n))
 
@@ -153,9 +160,9 @@ def child_pipeline(config: str, start: str, end: str) -> dict:
     os.environ.setdefault("BYOK_LEDGER_START", "2026-01-01")
     import dagster as dg
 
+    from pipeline.definitions import defs
     from pipeline.defs.metadata import RANGE_END, RANGE_START
     from pipeline.defs.resources import build_resources
-    from pipeline.definitions import defs
 
     job = defs.resolve_job_def("ledger_daily")
     t0 = time.perf_counter()
@@ -197,7 +204,9 @@ def child_bare(logs: str, day: str) -> dict:
 def _child(kind: str, *args: str) -> dict:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", kind, *args],
-        capture_output=True, text=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     if proc.returncode != 0:
         raise SystemExit(f"child {kind} failed:\n{proc.stdout}\n{proc.stderr}")
@@ -226,8 +235,11 @@ def bench_one_day(n: int, repeats: int) -> dict:
     med_p = statistics.median(p["wall_s"] for p in pipe)
     med_b = statistics.median(b["wall_s"] for b in bare)
     return {
-        "requests": n, "log_gb": round(size_gb, 2), "generate_s": round(gen_s, 1),
-        "pipeline_s": round(med_p, 2), "bare_scan_s": round(med_b, 2),
+        "requests": n,
+        "log_gb": round(size_gb, 2),
+        "generate_s": round(gen_s, 1),
+        "pipeline_s": round(med_p, 2),
+        "bare_scan_s": round(med_b, 2),
         "ratio": round(med_p / med_b, 2),
         "peak_rss_mb": round(max(p["rss_mb"] for p in pipe)),
         "bare_peak_rss_mb": round(max(b["rss_mb"] for b in bare)),
@@ -247,17 +259,25 @@ def bench_history(n: int, days: int) -> dict:
         mid = (DAY0 + dt.timedelta(days=days - 2)).isoformat()
         _child("pipeline", cfg, (DAY0 + dt.timedelta(days=1)).isoformat(), mid)
     day_n = _child("pipeline", cfg, last, last)
-    return {"requests_per_day": n, "days": days, "day1_s": round(day1["wall_s"], 2),
-            f"day{days}_s": round(day_n["wall_s"], 2),
-            "ratio": round(day_n["wall_s"] / day1["wall_s"], 2)}
+    return {
+        "requests_per_day": n,
+        "days": days,
+        "day1_s": round(day1["wall_s"], 2),
+        f"day{days}_s": round(day_n["wall_s"], 2),
+        "ratio": round(day_n["wall_s"] / day1["wall_s"], 2),
+    }
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--history-requests", type=int, default=0,
-                    help="also measure day 1 vs day N with this many requests a day")
+    ap.add_argument(
+        "--history-requests",
+        type=int,
+        default=0,
+        help="also measure day 1 vs day N with this many requests a day",
+    )
     ap.add_argument("--history-days", type=int, default=30)
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
