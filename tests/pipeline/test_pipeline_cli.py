@@ -76,3 +76,9 @@ def test_run_reports_config_errors_with_exit_2(ledger: Ledger):
     proc = _run(ledger)
     assert proc.returncode == 2
     assert "rerun_window_dayz" in proc.stderr
+
+
+def test_run_without_logs_says_where_it_looked(ledger: Ledger):
+    proc = _run(ledger)
+    assert proc.returncode == 2
+    assert f"no request logs under {ledger.logs}" in proc.stderr

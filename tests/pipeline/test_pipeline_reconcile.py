@@ -250,3 +250,16 @@ def test_routing_health_rates(built):
     assert acme_day.query(
         "SELECT shared_share FROM marts.routing_health WHERE provider = 'vertex'"
     ) == [(Decimal("1"),)]
+
+
+def test_an_invoice_page_downloaded_twice_counts_once(acme_day: Ledger):
+    page = acme_day.invoices / "openai" / "costs_page2.json"
+    shutil.copy(page, page.with_name("costs_page2 (1).json"))
+    assert materialize(acme_day, day="2026-03-02").success
+    assert acme_day.query(
+        "SELECT sum(BilledCost) FROM staging.invoice_lines WHERE x_Provider = 'openai' AND day = ?",
+        [D2],
+    ) == [(Decimal("4.67"),)]
+    assert acme_day.query(
+        "SELECT sum(provider_billed_usd) FROM marts.split_billing_daily WHERE day = ?", [D2]
+    ) == [(Decimal("7.909567"),)]
