@@ -57,6 +57,10 @@ def _columns_sql(spec: JsonlSpec) -> str:
     return "{" + inner + "}"
 
 
+# The dt=YYYY-MM-DD folder of each row's file is its day (SPEC §6 file layout).
+_DAY_OF_FILENAME = "CAST(regexp_extract(filename, 'dt=([0-9]{4}-[0-9]{2}-[0-9]{2})', 1) AS DATE)"
+
+
 def _read_sql(spec: JsonlSpec, nfiles_param: str = "$files") -> str:
     return (
         f"SELECT * FROM read_json({nfiles_param}, format='newline_delimited', "
@@ -79,7 +83,7 @@ def load_jsonl(
     conn.execute(f"CREATE OR REPLACE TEMP TABLE {target} ({cols}, filename VARCHAR, day DATE)")
     if not files:
         return result
-    day_case = _day_case(files, day_of_file)
+    day_case = _DAY_OF_FILENAME
     names = [str(f) for f in files]
 
     slow: list[Path] = []
@@ -183,12 +187,6 @@ def clean_file(spec: JsonlSpec, path: Path) -> tuple[Path, list[Reject], int]:
     return Path(clean), rejects, read
 
 
-def _day_case(files: Sequence[Path], day_of_file: Callable[[Path], str]) -> str:
-    """SQL giving each row its folder day: regexp on the dt=YYYY-MM-DD folder of filename."""
-    del files, day_of_file  # the folder name carries the day; one expression covers every file
-    return "CAST(regexp_extract(filename, 'dt=([0-9]{4}-[0-9]{2}-[0-9]{2})', 1) AS DATE)"
-
-
 def _slow_path(
     conn: duckdb.DuckDBPyConnection,
     spec: JsonlSpec,
@@ -197,45 +195,16 @@ def _slow_path(
     day: str,
     result: LoadResult,
 ) -> None:
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    ends_with_newline = data.endswith(b"\n")
-    if ends_with_newline:
-        lines = lines[:-1]
-    fd, clean = tempfile.mkstemp(suffix=".jsonl", prefix="byok-clean-")
+    """Line-by-line pass over one file: rejects recorded, good lines loaded via a clean copy."""
+    clean, rejects, _ = clean_file(spec, path)
+    result.rejects.extend(rejects)
     try:
-        with os.fdopen(fd, "wb") as out:
-            for i, raw in enumerate(lines, start=1):
-                if not raw.strip():
-                    continue
-                last_unterminated = i == len(lines) and not ends_with_newline
-                text = raw.decode("utf-8", errors="replace")
-                try:
-                    obj = json.loads(raw)
-                except ValueError as e:
-                    result.rejects.append(
-                        Reject(
-                            str(path),
-                            i,
-                            ("torn last line (unterminated write): " if last_unterminated else "")
-                            + f"invalid JSON: {e}",
-                            text[:MAX_RAW],
-                            torn=last_unterminated,
-                        )
-                    )
-                    continue
-                err = spec.check_line(obj)
-                if err:
-                    result.rejects.append(Reject(str(path), i, err, text[:MAX_RAW]))
-                    continue
-                out.write(raw.rstrip(b"\r") + b"\n")
-        try:
-            conn.execute(
-                f"INSERT INTO {target} SELECT * EXCLUDE (filename), $orig, CAST($day AS DATE) "
-                f"FROM ({_read_sql(spec)})",
-                {"files": [clean], "orig": str(path), "day": day},
-            )
-        except duckdb.Error as e:  # a type our Python check let through: say where
-            raise ValueError(f"{path}: could not load after line-by-line validation: {e}") from e
+        conn.execute(
+            f"INSERT INTO {target} SELECT * EXCLUDE (filename), $orig, CAST($day AS DATE) "
+            f"FROM ({_read_sql(spec)})",
+            {"files": [str(clean)], "orig": str(path), "day": day},
+        )
+    except duckdb.Error as e:  # a type our Python check let through: say where
+        raise ValueError(f"{path}: could not load after line-by-line validation: {e}") from e
     finally:
-        os.unlink(clean)
+        clean.unlink(missing_ok=True)
