@@ -21,6 +21,7 @@ ACME = REPO / "examples" / "acme" / "ledger.yaml"
 
 KEY_ACCOUNTS = {
     "oai-prod-primary": {"project_id": "proj_acme_prod", "api_key_id": "key_prod_primary"},
+    "oai-prod-backup": {"project_id": "proj_acme_prod", "api_key_id": "key_prod_backup"},
     "oai-nonprod": {"project_id": "proj_acme_nonprod", "api_key_id": "key_nonprod"},
     "ant-prod-primary": {"workspace_id": "wrkspc_acme_prod"},
     "ant-nonprod": {"workspace_id": "default"},
