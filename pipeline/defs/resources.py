@@ -4,7 +4,7 @@ connections only inside their body and close them (one writer process per DuckDB
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -12,11 +12,21 @@ from typing import Any
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipeline.loads import DayRange
 from pipeline.settings import config_path, get_config
 from routing_core.config import LedgerConfig
 
 MEMORY_ENV = "BYOK_LEDGER_MEMORY_LIMIT"
+
+
+class LedgerDuckDB(DuckDBResource):
+    """`DuckDBResource` that creates the database's folder on first use (not at import)."""
+
+    @contextlib.contextmanager
+    def get_connection(self):
+        if self.database != ":memory:":
+            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        with super().get_connection() as conn:
+            yield conn
 
 
 class LedgerConfigResource(dg.ConfigurableResource):
@@ -32,10 +42,9 @@ def build_resources(path: str | Path | None = None) -> dict[str, Any]:
     """Resources for a config file (default: `$BYOK_LEDGER_CONFIG` or the Acme example)."""
     p = Path(path).resolve() if path else config_path()
     cfg = get_config(p)
-    cfg.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     return {
         "ledger": LedgerConfigResource(path=str(p)),
-        "duckdb": DuckDBResource(
+        "duckdb": LedgerDuckDB(
             database=str(cfg.duckdb_path),
             connection_config={
                 # Bounded memory for 10M-request days; DuckDB spills beyond it.
@@ -44,12 +53,6 @@ def build_resources(path: str | Path | None = None) -> dict[str, Any]:
             },
         ),
     }
-
-
-def day_range(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> DayRange:
-    """The run's partition range as dates (one day, or a single-run backfill range)."""
-    keys = context.partition_key_range
-    return DayRange(dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end))
 
 
 @dg.definitions
