@@ -14,7 +14,9 @@ import datetime as dt
 import os
 import shutil
 import sys
+import threading
 import time
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -132,6 +134,34 @@ def _print_summary(rows: list[tuple]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
+def _print_steps(instance: Any, run_id: str, printed: int, t0: float) -> int:
+    """Print the run's step outcomes recorded since the last call; return how many so far."""
+    try:
+        records = instance.all_logs(run_id)
+    except Exception:  # the run is not registered yet
+        return printed
+    steps = [
+        r.dagster_event
+        for r in records
+        if r.is_dagster_event
+        and r.dagster_event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED")
+    ]
+    for ev in steps[printed:]:
+        at = f"{time.perf_counter() - t0:6.1f}s"
+        if ev.event_type_value == "STEP_SUCCESS":
+            print(f"  {at}  ok      {ev.step_key}", flush=True)
+        elif ev.event_type_value == "STEP_FAILURE":
+            err = ev.event_specific_data.error if ev.event_specific_data else None
+            msg = err.message.strip().splitlines()[-1] if err else "failed"
+            print(f"  {at}  FAILED  {ev.step_key}: {msg}", flush=True)
+        else:
+            print(
+                f"  {at}  skipped {ev.step_key} (an upstream step or blocking check failed)",
+                flush=True,
+            )
+    return len(steps)
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler of `byok-ledger run --config FILE [--start DAY] [--end DAY]`."""
     config_file = Path(args.config).resolve()
@@ -181,25 +211,36 @@ def run(args: argparse.Namespace) -> int:
     print(f"byok-ledger run: {ndays} day(s) {start}..{end}, config {config_file}")
     print(f"  duckdb  {cfg.duckdb_path}\n  dagster {os.environ['DAGSTER_HOME']}")
     t0 = time.perf_counter()
+    run_id = str(uuid.uuid4())
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            resources=build_resources(config_file),
-            tags={RANGE_START: start.isoformat(), RANGE_END: end.isoformat()},
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            raise_on_error=False,
-        )
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["result"] = job.execute_in_process(
+                    instance=instance,
+                    resources=build_resources(config_file),
+                    tags={RANGE_START: start.isoformat(), RANGE_END: end.isoformat()},
+                    run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                    raise_on_error=False,
+                    run_id=run_id,
+                )
+            except BaseException as e:  # surfaced below, in the main thread
+                box["error"] = e
+
+        # Dagster works in a thread; this one prints each step as the run's event log records it.
+        worker = threading.Thread(target=work, name="ledger-run", daemon=True)
+        worker.start()
+        printed = 0
+        while worker.is_alive():
+            worker.join(0.5)
+            printed = _print_steps(instance, run_id, printed, t0)
+        printed = _print_steps(instance, run_id, printed, t0)
+    if "error" in box:
+        raise box["error"]
+    result = box["result"]
     elapsed = time.perf_counter() - t0
 
-    for ev in result.all_events:
-        if ev.event_type_value == "STEP_SUCCESS":
-            print(f"  ok      {ev.step_key}")
-        elif ev.event_type_value == "STEP_FAILURE":
-            err = ev.event_specific_data.error if ev.event_specific_data else None
-            msg = err.message.strip().splitlines()[-1] if err else "failed"
-            print(f"  FAILED  {ev.step_key}: {msg}")
-        elif ev.event_type_value == "STEP_SKIPPED":
-            print(f"  skipped {ev.step_key} (an upstream step or blocking check failed)")
     blocking_failed = False
     for ev in result.get_asset_check_evaluations():
         if ev.passed:
