@@ -125,22 +125,42 @@ def test_a_shared_attempt_under_strict_byok_is_a_violation_even_if_byok_served(l
 
 def test_routing_health_counts_a_request_once_per_route(ledger: Ledger):
     def att(key, status, http):
-        return {"model": "openai/gpt-4.1", "provider": "openai", "credential": "byok",
-                "key_id": key, "status": status, "http_status": http, "error_type": None,
-                "latency_ms": 10.0}
+        return {
+            "model": "openai/gpt-4.1",
+            "provider": "openai",
+            "credential": "byok",
+            "key_id": key,
+            "status": status,
+            "http_status": http,
+            "error_type": None,
+            "latency_ms": 10.0,
+        }
 
     # Retried the same key after a 429 (Retry-After), then fell over to the backup key.
-    attempts = [att("oai-prod-primary", "rate_limited", 429),
-                att("oai-prod-primary", "rate_limited", 429), att("oai-prod-backup", "ok", 200)]
-    ledger.write_requests("2026-03-02", [
-        request("h1", T, key_id="oai-prod-backup", attempts=attempts, fallback_used=True,
-                provider_usd="0.2"),
-        request("h2", T, provider_usd="0.1"),
-    ])
+    attempts = [
+        att("oai-prod-primary", "rate_limited", 429),
+        att("oai-prod-primary", "rate_limited", 429),
+        att("oai-prod-backup", "ok", 200),
+    ]
+    ledger.write_requests(
+        "2026-03-02",
+        [
+            request(
+                "h1",
+                T,
+                key_id="oai-prod-backup",
+                attempts=attempts,
+                fallback_used=True,
+                provider_usd="0.2",
+            ),
+            request("h2", T, provider_usd="0.1"),
+        ],
+    )
     materialize(ledger, day="2026-03-02")
     rows = ledger.query(
         "SELECT key_id, requests, attempts, served, rate_limit_hits, fallback_served, "
-        "rate_limit_rate, fallback_rate FROM marts.routing_health ORDER BY key_id")
+        "rate_limit_rate, fallback_rate FROM marts.routing_health ORDER BY key_id"
+    )
     assert rows == [
         ("oai-prod-backup", 1, 1, 1, 0, 1, Decimal("0"), Decimal("1")),
         ("oai-prod-primary", 2, 3, 1, 2, 0, Decimal("0.666667"), Decimal("0")),
