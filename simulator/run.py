@@ -9,6 +9,7 @@ import datetime as dt
 import shutil
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -53,7 +54,8 @@ class SimulationResult:
     requests_error: int = 0
     outcomes: int = 0
     workflows: int = 0
-    invoice_usage_usd: Decimal = Decimal(0)
+    invoice_usage_usd: Decimal = Decimal(0)  # Usage lines before late corrections
+    invoice_corrections_usd: Decimal = Decimal(0)  # FOCUS ChargeClass=Correction lines
     statement_usd: Decimal = Decimal(0)
     frictions: tuple[str, ...] = ()
     faults: tuple[str, ...] = ()
@@ -66,8 +68,13 @@ class SimulationResult:
             f"seed {self.seed}, ~{self.requests_per_day}/day) in {self.elapsed_s:.1f}s",
             f"  requests logged: {self.requests_logged} ({self.requests_ok} ok, "
             f"{self.requests_error} error), outcome events: {self.outcomes}",
-            f"  provider invoices (usage): ${self.invoice_usage_usd.quantize(Decimal('0.01'))}; "
-            f"platform statement: ${self.statement_usd.quantize(Decimal('0.01'))}",
+            f"  provider invoices (usage): ${_cents(self.invoice_usage_usd)}"
+            + (
+                f" (late corrections ${_cents(self.invoice_corrections_usd)})"
+                if self.invoice_corrections_usd
+                else ""
+            )
+            + f"; platform statement: ${_cents(self.statement_usd)}",
             f"  faults: {', '.join(self.faults) or 'none'}",
             f"  frictions: {', '.join(self.frictions) or 'none'}",
             f"  config: {self.config_path}",
@@ -75,6 +82,10 @@ class SimulationResult:
             f"  invoices: {self.invoices_dir}",
             f"  ground truth: {self.manifest_path}",
         ]
+
+
+def _cents(v: Decimal) -> Decimal:
+    return v.quantize(Decimal("0.01"))
 
 
 # --------------------------------------------------------------------------- config copy
@@ -352,6 +363,7 @@ def run_simulation(
     )
     result.manifest_path.write_text(dumps(manifest) + "\n", encoding="utf-8")
     result.invoice_usage_usd = Decimal(manifest["totals"]["invoice_usage_usd"])
+    result.invoice_corrections_usd = Decimal(manifest["totals"]["invoice_corrections_usd"])
     result.statement_usd = Decimal(manifest["totals"]["statement_usage_usd"])
     result.frictions = tuple(n for n in fr.ALL if friction_info.get(n))
     result.faults = tuple(e.name for e in faults + scripted_events)
@@ -373,7 +385,7 @@ def _run_router(
     prog: Progress,
     meter: UsageMeter,
 ):
-    from simulator.drive import RouterDriver, normalize_logs
+    from simulator.drive import RouterDriver
 
     flows = []
     for i in range(days):
@@ -388,7 +400,6 @@ def _run_router(
         served = driver.fleet.served()
     finally:
         driver.close()
-    normalize_logs(logs_dir, seed, driver.calls)
     for s in served:
         if s.status == 200 and s.key:
             meter.add_line(
@@ -409,6 +420,51 @@ def _run_router(
 # --------------------------------------------------------------------------- manifest
 
 
+def _sum_by_day(lines: Iterable[Any]) -> dict[str, Decimal]:
+    """Invoice line amounts summed per charge day (ISO), sorted by day."""
+    out: dict[str, Decimal] = {}
+    for ln in lines:
+        d = ln.day.isoformat()
+        out[d] = out.get(d, Decimal(0)) + ln.usd
+    return dict(sorted(out.items()))
+
+
+def _totals_by_day(
+    providers: dict[str, Any], stmt_by_day: dict[str, Decimal]
+) -> dict[str, dict[str, Decimal]]:
+    """Per day: invoice usage before corrections, corrections (by ChargePeriod day), usage
+    with corrections, the statement, and the sum SPEC §8 says split billing adds up to."""
+    zero = Decimal(0)
+    days = set(stmt_by_day)
+    for p in providers.values():
+        days |= p["usage_with_corrections_usd_by_day"].keys()
+    out = {}
+    for d in sorted(days):
+        usage = sum((p["usage_usd_by_day"].get(d, zero) for p in providers.values()), zero)
+        corr = sum((p["corrections_usd_by_day"].get(d, zero) for p in providers.values()), zero)
+        stmt = stmt_by_day.get(d, zero)
+        out[d] = {
+            "invoice_usage_usd": usage,
+            "invoice_corrections_usd": corr,
+            "invoice_usage_with_corrections_usd": usage + corr,
+            "statement_usage_usd": stmt,
+            "invoice_with_corrections_plus_statement_usd": usage + corr + stmt,
+        }
+    return out
+
+
+def _log_counts(logged: int, friction_info: dict[str, Any]) -> dict[str, int]:
+    """What the request logs hold after the log-side frictions: distinct request ids (lost
+    lines gone; duplicates and the torn copy add lines, not requests) and physical lines."""
+    lost = (friction_info.get("lost_logs") or {}).get("requests", 0)
+    dupes = (friction_info.get("duplicate_lines") or {}).get("count", 0)
+    torn = 1 if friction_info.get("malformed_line") else 0
+    return {
+        "requests_in_logs_after_frictions": logged - lost,
+        "request_lines_in_logs_after_frictions": logged - lost + dupes + torn,
+    }
+
+
 def build_manifest(
     config: LedgerConfig,
     result: SimulationResult,
@@ -425,9 +481,16 @@ def build_manifest(
     for pid in sorted({ln.provider for ln in invoices.lines} | set(invoices.files)):
         lines = [ln for ln in invoices.lines if ln.provider == pid]
         usage = [ln for ln in lines if ln.category == "Usage" and ln.charge_class is None]
-        by_day: dict[str, Decimal] = {}
-        for ln in usage:
-            by_day[ln.day.isoformat()] = by_day.get(ln.day.isoformat(), Decimal(0)) + ln.usd
+        by_day = _sum_by_day(usage)
+        # Corrections are Usage lines too (SPEC §7/§8): they count for their ChargePeriod
+        # day, so the pipeline's billed usage for a day includes them.
+        corr_by_day = _sum_by_day(
+            ln for ln in lines if ln.category == "Usage" and ln.charge_class == "Correction"
+        )
+        with_corr = {
+            d: by_day.get(d, Decimal(0)) + corr_by_day.get(d, Decimal(0))
+            for d in sorted(by_day.keys() | corr_by_day.keys())
+        }
         cells: dict[tuple, list] = {}
         for ln in usage:
             k = (ln.day.isoformat(), ln.key_id, ln.upstream_model)
@@ -441,6 +504,10 @@ def build_manifest(
             "currency": "USD",
             "usage_usd_total": sum(by_day.values(), Decimal(0)),
             "usage_usd_by_day": dict(sorted(by_day.items())),
+            "corrections_usd_total": sum(corr_by_day.values(), Decimal(0)),
+            "corrections_usd_by_day": dict(sorted(corr_by_day.items())),
+            "usage_with_corrections_usd_total": sum(with_corr.values(), Decimal(0)),
+            "usage_with_corrections_usd_by_day": with_corr,
             "usage_lines": len(usage),
             "cells": [
                 {
@@ -471,7 +538,9 @@ def build_manifest(
         }
     stmt_by_day = {d: v["usage_usd"] for d, v in sorted(stmt_totals.items())}
     invoice_total = sum((p["usage_usd_total"] for p in providers.values()), Decimal(0))
+    corrections_total = sum((p["corrections_usd_total"] for p in providers.values()), Decimal(0))
     statement_total = sum(stmt_by_day.values(), Decimal(0))
+    totals_by_day = _totals_by_day(providers, stmt_by_day)
     return {
         "schema_version": 1,
         "generator": "byok-ledger simulate",
@@ -497,12 +566,19 @@ def build_manifest(
             "app_retries": getattr(stats, "app_retries", 0),
             "idempotent_replays": getattr(stats, "replays", 0),
             "errors_by_code": {str(k): v for k, v in sorted(stats.errors.items())},
+            **_log_counts(result.requests_logged, friction_info),
         },
         "totals": {
             "invoice_usage_usd": invoice_total,
+            "invoice_corrections_usd": corrections_total,
+            "invoice_usage_with_corrections_usd": invoice_total + corrections_total,
             "statement_usage_usd": statement_total,
             "invoice_plus_statement_usd": invoice_total + statement_total,
+            "invoice_with_corrections_plus_statement_usd": invoice_total
+            + corrections_total
+            + statement_total,
         },
+        "totals_by_day": totals_by_day,
         "invoices": providers,
         "platform_statement": {
             "format": config.platform.statement_format,
