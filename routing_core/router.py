@@ -207,6 +207,8 @@ class Router:
         sleep: Callable[[float], Any] | None = None,
         rng_seed: int | None = None,
         seed_spend_from_logs: bool = True,
+        id_factory: Callable[[], str] | None = None,
+        timer: Callable[[], float] | None = None,
     ):
         self.config = config
         self.planner = Planner(config)
@@ -221,6 +223,10 @@ class Router:
         self._virtual_sleep = sleep is not None
         self._sleep = sleep or time.sleep
         self._rng = random.Random(rng_seed)
+        # Ids are "req_"/"evt_" + id_factory(); every duration and latency is a difference
+        # of timer() readings (monotonic seconds). Injected, they make a run reproducible.
+        self._new_id = id_factory or _random_id
+        self._timer = timer or time.perf_counter
         self.log_dir = Path(log_dir) if log_dir is not None else config.logs_dir
         self.log = RequestLog(self.log_dir, writer_id)
         self._client = http_client
@@ -586,7 +592,7 @@ class Router:
         returns its `event_id`."""
         if not request_id and not workflow_id:
             raise ValueError("record_outcome needs request_id or workflow_id")
-        event_id = "evt_" + _secrets.token_hex(12)
+        event_id = "evt_" + self._new_id()
         self.log.write_outcome(
             {
                 "schema_version": SCHEMA_VERSION,
@@ -636,8 +642,8 @@ class Router:
             bad_input = "idempotency_key and workflow_id must be strings"
             idempotency_key = workflow_id = None
         ctx = _Ctx(
-            "req_" + _secrets.token_hex(12),
-            time.perf_counter(),
+            "req_" + self._new_id(),
+            self._timer(),
             start,
             None,
             req_models,
@@ -814,8 +820,10 @@ class Router:
         n = 0
         last_error: ProviderError | None = None
 
+        timer = self._timer
+
         def elapsed() -> float:
-            return time.perf_counter() - ctx.t0 + ctx.slept
+            return timer() - ctx.t0 + ctx.slept
 
         def usable(j: int) -> bool:
             a = routes[j]
@@ -928,7 +936,7 @@ class Router:
                 "status": "ok" if ok else res.kind,
                 "http_status": res.http_status,
                 "error_type": None if ok else res.error_type,
-                "latency_ms": round((time.perf_counter() - t) * 1000.0, 3),
+                "latency_ms": round((self._timer() - t) * 1000.0, 3),
             }
         )
         if not ok:
@@ -938,7 +946,7 @@ class Router:
     def _call(
         self, client: httpx.Client, ctx: _Ctx, a: Attempt, timeout: float
     ) -> ProviderResult | ProviderError:
-        t = time.perf_counter()
+        t = self._timer()
         secret = self._secret(a)
         if secret is None:
             return self._note(ctx, a, t, _missing_secret(a))
@@ -960,7 +968,7 @@ class Router:
     async def _acall(
         self, client: httpx.AsyncClient, ctx: _Ctx, a: Attempt, timeout: float
     ) -> ProviderResult | ProviderError:
-        t = time.perf_counter()
+        t = self._timer()
         secret = self._secret(a)
         if secret is None:
             return self._note(ctx, a, t, _missing_secret(a))
@@ -1061,7 +1069,7 @@ class Router:
                 f'"platform_credits_usd":"{cost.platform_credits_usd:f}"}}'
             )
         status = '"error"' if error else '"ok"'
-        duration = round((time.perf_counter() - ctx.t0 + ctx.slept) * 1000.0, 3)
+        duration = round((self._timer() - ctx.t0 + ctx.slept) * 1000.0, 3)
         line = (
             f'{{"schema_version":1,"request_id":"{ctx.request_id}","ts":"{ts}",'
             f'"duration_ms":{duration!r},{self._who_json(ctx)},'
@@ -1220,6 +1228,10 @@ class Router:
             zdr=stored.zdr,
             replayed=True,
         )
+
+
+def _random_id() -> str:
+    return _secrets.token_hex(12)
 
 
 def _missing_secret(a: Attempt) -> ProviderError:

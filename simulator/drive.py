@@ -5,10 +5,10 @@ real. Workflows run as a single time-ordered event queue, so the run is sequenti
 deterministic; the app behaviour (retries on 429/5xx, agent loops continuing, outcome
 reports) lives here.
 
-The router draws request/event ids from `secrets` and times attempts with
-`time.perf_counter`; `normalize_logs` rewrites exactly those fields afterwards (ids from the
-seed, durations from a latency model) so two runs with a seed are byte-identical. Every
-other byte of the logs is what the router wrote.
+The router gets a seeded `id_factory` (request and event ids) and a `SimTimer` (every
+`duration_ms`/`latency_ms`): each provider call advances the timer by a latency model of its
+answer (status, planned tokens), each timer reading by a small tick of router work. So two
+runs with a seed write byte-identical logs, and every byte is what the router wrote.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import heapq
-import json
 import random
 import re
 from collections.abc import Callable
@@ -24,12 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from routing_core.config import LedgerConfig
 from routing_core.fake_providers import Fleet, demo_secrets, start_fleet, text_of
-from routing_core.request_log import log_files
 from routing_core.router import Router
 from routing_core.routes import RouteError
-from routing_core.schema import OUTCOMES_DIR, REQUESTS_DIR, Usage
+from routing_core.schema import Usage
 from simulator.faults import FaultEvent, program_fakes
 from simulator.traffic import Call, Workflow
 
@@ -52,12 +52,14 @@ _TOOLS = [
 RETRYABLE = {429, 502, 503}
 
 
+ROUTER_TICK_S = 0.00005  # simulated router work per timer reading (50 µs)
+
+
 class SimClock:
     """Simulated UTC time shared by router and fakes; only moves forward."""
 
     def __init__(self, start: dt.datetime):
         self._t = start
-        self.slept = 0.0  # seconds slept by the router during the current call
 
     def __call__(self) -> dt.datetime:
         return self._t
@@ -69,15 +71,55 @@ class SimClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             self._t += dt.timedelta(seconds=seconds)
-            self.slept += seconds
 
 
-@dataclass(slots=True)
-class CallInfo:
-    """What the driver knows about one `complete()` call, in call order."""
+class SimTimer:
+    """The router's monotonic timer in simulated seconds. It is not the `SimClock`: the
+    router adds injected sleeps to durations itself, so the timer only counts provider
+    latency (`advance`) and a tick of router work per reading."""
 
-    call: Call | None
-    slept_s: float
+    def __init__(self) -> None:
+        self._t = 0.0
+
+    def __call__(self) -> float:
+        self._t += ROUTER_TICK_S
+        return self._t
+
+    def advance(self, seconds: float) -> None:
+        self._t += seconds
+
+
+def seeded_ids(seed: int) -> Callable[[], str]:
+    """An `id_factory` for the Router: 24 hex digits from the seed and a counter."""
+    n = 0
+
+    def new_id() -> str:
+        nonlocal n
+        n += 1
+        return hashlib.sha256(f"{seed}:id:{n}".encode()).hexdigest()[:24]
+
+    return new_id
+
+
+class _LatencyTransport(httpx.BaseTransport):
+    """Real HTTP to the loopback fakes; after each answer (or transport failure) it tells
+    the driver, which charges the `SimTimer` the modeled latency of that answer."""
+
+    def __init__(self, on_answer: Callable[[int | None], None]):
+        self._inner = httpx.HTTPTransport()
+        self._on_answer = on_answer
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            resp = self._inner.handle_request(request)
+        except httpx.TransportError:
+            self._on_answer(None)
+            raise
+        self._on_answer(resp.status_code)
+        return resp
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 @dataclass(slots=True)
@@ -145,6 +187,10 @@ class RouterDriver:
             config, secrets, clock=self.clock, usage_fn=make_usage_fn(config, self.planned)
         )
         program_fakes(self.fleet, faults)
+        self.timer = SimTimer()
+        self._call: Call | None = None  # the call in flight (for the latency model)
+        self._lat_rng = random.Random(0)
+        self.http = httpx.Client(transport=_LatencyTransport(self._charge_latency))
         self.router = Router(
             config,
             log_dir=log_dir,
@@ -155,13 +201,19 @@ class RouterDriver:
             sleep=self.clock.sleep,
             rng_seed=seed,
             seed_spend_from_logs=False,
+            http_client=self.http,
+            id_factory=seeded_ids(seed),
+            timer=self.timer,
         )
-        self.calls: list[CallInfo] = []
         self.stats = DriveStats()
 
     def close(self) -> None:
         self.router.close()
+        self.http.close()
         self.fleet.close()
+
+    def _charge_latency(self, status: int | None) -> None:
+        self.timer.advance(_latency_ms(self._lat_rng, status, self._call) / 1000.0)
 
     # ------------------------------------------------------------------ one call
 
@@ -169,7 +221,8 @@ class RouterDriver:
         call = wf.calls[step]
         call_id = f"{wf.wf_id}.{step}"
         self.planned[call_id] = call
-        self.clock.slept = 0.0
+        self._call = call
+        self._lat_rng = random.Random(f"{self.seed}:latency:{self.stats.calls}")
         kw: dict[str, Any] = dict(
             api_key_id=wf.api_key_id,
             models=list(wf.models),
@@ -190,7 +243,6 @@ class RouterDriver:
         except RouteError as e:
             result = e
             self.stats.errors[e.code] = self.stats.errors.get(e.code, 0) + 1
-        self.calls.append(CallInfo(call, self.clock.slept))
         return result
 
     # ------------------------------------------------------------------ the event loop
@@ -340,62 +392,20 @@ class RouterDriver:
         self.stats.outcomes += 1
 
 
-# --------------------------------------------------------------------------- normalization
+# --------------------------------------------------------------------------- latency model
 
 
-def _latency_ms(rng: random.Random, status: str, call: Call | None, out_tokens: int) -> float:
-    if status == "ok":
-        n_in = (
-            (call.input_tokens + call.cache_read_tokens + call.cache_write_tokens) if call else 1000
-        )
-        ms = 220 + n_in * 0.02 + out_tokens * 11.0
-        return round(ms * (0.8 + 0.5 * rng.random()), 3)
-    if status == "rate_limited":
-        return round(30 + 60 * rng.random(), 3)
-    if status == "auth_error":
-        return round(20 + 40 * rng.random(), 3)
-    return round(150 + 850 * rng.random(), 3)
-
-
-def normalize_logs(log_dir: Path, seed: int, calls: list[CallInfo]) -> dict[str, str]:
-    """Rewrite router-drawn ids and wall-clock timings deterministically (see module doc).
-    Returns the request id mapping old -> new."""
-    mapping: dict[str, str] = {}
-    k = 0
-    for path in log_files(log_dir, REQUESTS_DIR):
-        out = []
-        for raw in path.read_bytes().splitlines():
-            rec = json.loads(raw)
-            new = "req_" + hashlib.sha256(f"{seed}:request:{k}".encode()).hexdigest()[:24]
-            mapping[rec["request_id"]] = new
-            rec["request_id"] = new
-            info = calls[k] if k < len(calls) else CallInfo(None, 0.0)
-            rng = random.Random(f"{seed}:latency:{k}")
-            total = 0.0
-            for a in rec["attempts"]:
-                lat = _latency_ms(
-                    rng,
-                    a["status"],
-                    info.call,
-                    rec["usage"]["output_tokens"] if a["status"] == "ok" else 0,
-                )
-                a["latency_ms"] = lat
-                total += lat
-            rec["duration_ms"] = round(total + info.slept_s * 1000 + 1.5 + rng.random(), 3)
-            out.append(json.dumps(rec, separators=(",", ":")))
-            k += 1
-        path.write_text("\n".join(out) + ("\n" if out else ""), encoding="utf-8")
-    if k != len(calls):
-        raise RuntimeError(f"router wrote {k} request records for {len(calls)} calls")
-    e = 0
-    for path in log_files(log_dir, OUTCOMES_DIR):
-        out = []
-        for raw in path.read_bytes().splitlines():
-            rec = json.loads(raw)
-            rec["event_id"] = "evt_" + hashlib.sha256(f"{seed}:event:{e}".encode()).hexdigest()[:24]
-            if rec.get("request_id"):
-                rec["request_id"] = mapping.get(rec["request_id"], rec["request_id"])
-            out.append(json.dumps(rec, separators=(",", ":")))
-            e += 1
-        path.write_text("\n".join(out) + ("\n" if out else ""), encoding="utf-8")
-    return mapping
+def _latency_ms(rng: random.Random, status: int | None, call: Call | None) -> float:
+    """How long a provider takes to give this answer (`status` None: no answer at all)."""
+    if status == 200:
+        if call is None:
+            n_in, n_out = 1000, 20
+        else:
+            n_in = call.input_tokens + call.cache_read_tokens + call.cache_write_tokens
+            n_out = call.output_tokens
+        return (220 + n_in * 0.02 + n_out * 11.0) * (0.8 + 0.5 * rng.random())
+    if status == 429:
+        return 30 + 60 * rng.random()
+    if status in (401, 403):
+        return 20 + 40 * rng.random()
+    return 150 + 850 * rng.random()
