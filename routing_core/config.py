@@ -638,15 +638,25 @@ def _loc_to_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
+_UNKNOWN_KEY = "unknown key (typo? unknown keys are refused so a policy is never silently ignored)"
+_INTERNAL_FIELDS = ("source",)
+
+
 def parse_config(data: Any, source: str | Path = "<memory>") -> LedgerConfig:
     """Validate an already-parsed YAML document."""
     if not isinstance(data, dict):
         raise ConfigError(source, [ConfigProblem(path="", message="the file must be a YAML mapping")])
     data = _floats_for_non_money(data)
+    # `source` is a field only so load_config can remember the file; as a YAML key it is
+    # unknown like any other (SPEC §4), not a way to move where relative paths resolve.
+    internal = [
+        ConfigProblem(path=k, message=_UNKNOWN_KEY) for k in _INTERNAL_FIELDS if k in data
+    ]
+    data = {k: v for k, v in data.items() if k not in _INTERNAL_FIELDS}
     try:
         cfg = LedgerConfig.model_validate(data)
     except ValidationError as e:
-        problems: list[ConfigProblem] = []
+        problems: list[ConfigProblem] = list(internal)
         for err in e.errors():
             ctx = err.get("ctx") or {}
             inner = ctx.get("error")
@@ -655,7 +665,7 @@ def parse_config(data: Any, source: str | Path = "<memory>") -> LedgerConfig:
                 continue
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
-                msg = "unknown key (typo? unknown keys are refused so a policy is never silently ignored)"
+                msg = _UNKNOWN_KEY
             elif err["type"] == "missing":
                 msg = "required key is missing"
             msg = msg.removeprefix("Value error, ")
@@ -664,6 +674,8 @@ def parse_config(data: Any, source: str | Path = "<memory>") -> LedgerConfig:
                    for err in e.errors()):
             problems.extend(_raw_cross_reference_problems(data, problems))
         raise ConfigError(source, problems) from None
+    if internal:
+        raise ConfigError(source, internal)
     if isinstance(source, Path) or (isinstance(source, str) and source != "<memory>"):
         cfg = cfg.model_copy(update={"source": Path(source).resolve()})
     return cfg
