@@ -510,41 +510,9 @@ class Router:
             self._abort(ctx)  # cancelled or interrupted: still one record, no held budget
             raise
 
-    async def acomplete(
-        self,
-        *,
-        api_key: str | None = None,
-        api_key_id: str | None = None,
-        model: str | None = None,
-        models: list[str] | None = None,
-        messages: list[dict[str, Any]] | None = None,
-        max_tokens: int | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        workload: str | None = None,
-        member_id: str | None = None,
-        zdr: bool = False,
-        provider: Mapping[str, Any] | None = None,
-        idempotency_key: str | None = None,
-        workflow_id: str | None = None,
-        **params: Any,
-    ) -> Completion:
-        """`complete` for asyncio (same keywords, semantics and log record)."""
-        kw = dict(
-            api_key=api_key,
-            api_key_id=api_key_id,
-            model=model,
-            models=models,
-            messages=messages,
-            max_tokens=max_tokens,
-            tools=tools,
-            workload=workload,
-            member_id=member_id,
-            zdr=zdr,
-            provider=provider,
-            idempotency_key=idempotency_key,
-            workflow_id=workflow_id,
-            **params,
-        )
+    async def acomplete(self, **kw: Any) -> Completion:
+        """`complete` for asyncio: the same keywords (checked by the same code), semantics
+        and log record."""
         while True:
             ctx, early = self._begin(**kw)
             if early is None:

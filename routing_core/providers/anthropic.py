@@ -12,17 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-
 from routing_core.providers.base import (
     BAD_REQUEST,
     CONTEXT_LENGTH,
-    RATE_LIMITED,
     Adapter,
-    ProviderError,
     ProviderResult,
-    parse_retry_after,
-    status_kind,
+    token_count,
 )
 from routing_core.providers.openai import usage_to_openai
 from routing_core.schema import Usage
@@ -42,19 +37,15 @@ _STOP_REASONS = {
 _PASS_THROUGH = ("temperature", "top_p", "top_k")
 
 
-def _int(v: Any) -> int:
-    return int(v) if isinstance(v, (int, float)) and v > 0 else 0
-
-
 def anthropic_usage(u: dict[str, Any] | None) -> Usage:
     """Anthropic `usage` -> disjoint buckets (already disjoint on the wire)."""
     if not u:
         return Usage()
     return Usage(
-        input_tokens=_int(u.get("input_tokens")),
-        cache_read_tokens=_int(u.get("cache_read_input_tokens")),
-        cache_write_tokens=_int(u.get("cache_creation_input_tokens")),
-        output_tokens=_int(u.get("output_tokens")),
+        input_tokens=token_count(u.get("input_tokens")),
+        cache_read_tokens=token_count(u.get("cache_read_input_tokens")),
+        cache_write_tokens=token_count(u.get("cache_creation_input_tokens")),
+        output_tokens=token_count(u.get("output_tokens")),
         reasoning_tokens=0,  # Messages does not split thinking out of output_tokens
     )
 
@@ -237,23 +228,12 @@ class AnthropicAdapter(Adapter):
     def parse_ok(self, data: dict[str, Any], gateway_model: str) -> ProviderResult:
         return to_chat_completion(data, gateway_model)
 
-    def classify(self, status: int, data: Any, headers: httpx.Headers) -> ProviderError:
-        err = data.get("error") if isinstance(data, dict) else None
-        if not isinstance(err, dict):
-            err = {}
-        etype = err.get("type")
-        message = str(err.get("message") or f"HTTP {status} from provider")
-        kind = status_kind(status)
+    def refine_error(
+        self, kind: str, status: int, err: dict[str, Any], message: str
+    ) -> tuple[str, str]:
         low = message.lower()
         if kind == BAD_REQUEST and (
             "prompt is too long" in low or "exceed context limit" in low or "context window" in low
         ):
             kind = CONTEXT_LENGTH
-        retry = parse_retry_after(headers.get("retry-after")) if kind == RATE_LIMITED else None
-        return ProviderError(
-            kind,
-            message,
-            http_status=status,
-            error_type=str(etype or f"http_{status}"),
-            retry_after_s=retry,
-        )
+        return kind, str(err.get("type") or f"http_{status}")

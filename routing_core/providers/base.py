@@ -111,6 +111,11 @@ def status_kind(status: int) -> str:
     return BAD_REQUEST
 
 
+def token_count(v: Any) -> int:
+    """A count from a provider's usage object; anything but a positive number counts 0."""
+    return int(v) if isinstance(v, (int, float)) and v > 0 else 0
+
+
 def _json_or_none(content: bytes) -> Any:
     try:
         return json.loads(content)
@@ -120,8 +125,9 @@ def _json_or_none(content: bytes) -> Any:
 
 class Adapter:
     """One wire protocol. Subclasses implement `prepare` (internal request -> URL path,
-    headers, JSON body), `parse_ok` (2xx body -> ProviderResult) and `classify` (error
-    status + body -> ProviderError). `send`/`asend` do the I/O over an injected client."""
+    headers, JSON body), `parse_ok` (2xx body -> ProviderResult) and `refine_error` (the
+    protocol's own error codes -> failover kind and error type; `classify` does the rest).
+    `send`/`asend` do the I/O over an injected client."""
 
     api: str = ""
 
@@ -133,8 +139,26 @@ class Adapter:
     def parse_ok(self, data: dict[str, Any], gateway_model: str) -> ProviderResult:
         raise NotImplementedError
 
-    def classify(self, status: int, data: Any, headers: httpx.Headers) -> ProviderError:
+    def refine_error(
+        self, kind: str, status: int, err: dict[str, Any], message: str
+    ) -> tuple[str, str]:
+        """(kind, error_type) of an error answer: `kind` is the status's class
+        (`status_kind`), `err` the body's `error` object ({} when absent)."""
         raise NotImplementedError
+
+    def classify(self, status: int, data: Any, headers: httpx.Headers) -> ProviderError:
+        """An error status + parsed body -> ProviderError. Both wire formats nest
+        `{type, message}` (OpenAI also `code`) under `error`; Retry-After counts only for
+        a rate limit."""
+        err = data.get("error") if isinstance(data, dict) else None
+        if not isinstance(err, dict):
+            err = {}
+        message = str(err.get("message") or f"HTTP {status} from provider")
+        kind, error_type = self.refine_error(status_kind(status), status, err, message)
+        retry = parse_retry_after(headers.get("retry-after")) if kind == RATE_LIMITED else None
+        return ProviderError(
+            kind, message, http_status=status, error_type=error_type, retry_after_s=retry
+        )
 
     # ------------------------------------------------------------------ I/O
 
@@ -173,20 +197,8 @@ class Adapter:
     ) -> ProviderResult:
         """Call the provider synchronously; raises ProviderError on any failure."""
         url, headers, body = self.prepare(request, upstream_model, secret, base_url)
-        try:
+        with _TransportErrors(timeout):
             resp = client.post(url, json=body, headers=headers, timeout=timeout)
-        except httpx.TimeoutException as e:
-            raise ProviderError(
-                TIMEOUT, f"no answer within {timeout:.3g}s", error_type=type(e).__name__
-            ) from None
-        except (httpx.TransportError, httpx.InvalidURL) as e:
-            raise ProviderError(
-                CONNECT, f"could not reach provider: {e}", error_type=type(e).__name__
-            ) from None
-        except httpx.HTTPError as e:  # decoding errors and the like: a broken answer
-            raise ProviderError(
-                SERVER, f"unreadable provider answer: {e}", error_type=type(e).__name__
-            ) from None
         return self._handle(resp, gateway_model)
 
     async def asend(
@@ -202,18 +214,35 @@ class Adapter:
     ) -> ProviderResult:
         """Call the provider from asyncio; raises ProviderError on any failure."""
         url, headers, body = self.prepare(request, upstream_model, secret, base_url)
-        try:
+        with _TransportErrors(timeout):
             resp = await client.post(url, json=body, headers=headers, timeout=timeout)
-        except httpx.TimeoutException as e:
+        return self._handle(resp, gateway_model)
+
+
+class _TransportErrors:
+    """Turns the httpx exception of a failed call (sync or async) into its ProviderError.
+    A class rather than @contextmanager: this wraps every provider call, and a plain
+    __enter__/__exit__ costs a fraction of a generator-based context manager."""
+
+    __slots__ = ("timeout",)
+
+    def __init__(self, timeout: float):
+        self.timeout = timeout
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, etype: type[BaseException] | None, e: BaseException | None, tb: Any) -> bool:
+        if isinstance(e, httpx.TimeoutException):
             raise ProviderError(
-                TIMEOUT, f"no answer within {timeout:.3g}s", error_type=type(e).__name__
+                TIMEOUT, f"no answer within {self.timeout:.3g}s", error_type=type(e).__name__
             ) from None
-        except (httpx.TransportError, httpx.InvalidURL) as e:
+        if isinstance(e, (httpx.TransportError, httpx.InvalidURL)):
             raise ProviderError(
                 CONNECT, f"could not reach provider: {e}", error_type=type(e).__name__
             ) from None
-        except httpx.HTTPError as e:  # decoding errors and the like: a broken answer
+        if isinstance(e, httpx.HTTPError):  # decoding errors and the like: a broken answer
             raise ProviderError(
                 SERVER, f"unreadable provider answer: {e}", error_type=type(e).__name__
             ) from None
-        return self._handle(resp, gateway_model)
+        return False  # no exception, or not a transport problem: let it through

@@ -11,18 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from routing_core.providers.base import (
     AUTH,
     BAD_REQUEST,
     CONTEXT_LENGTH,
-    RATE_LIMITED,
     Adapter,
-    ProviderError,
     ProviderResult,
-    parse_retry_after,
-    status_kind,
+    token_count,
 )
 from routing_core.schema import Usage
 
@@ -31,18 +26,14 @@ from routing_core.schema import Usage
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
 
 
-def _int(v: Any) -> int:
-    return int(v) if isinstance(v, (int, float)) and v > 0 else 0
-
-
 def openai_usage(u: dict[str, Any] | None) -> Usage:
     """OpenAI `usage` -> disjoint buckets (cached tokens are not counted twice)."""
     if not u:
         return Usage()
-    prompt = _int(u.get("prompt_tokens"))
-    completion = _int(u.get("completion_tokens"))
-    cached = _int((u.get("prompt_tokens_details") or {}).get("cached_tokens"))
-    reasoning = _int((u.get("completion_tokens_details") or {}).get("reasoning_tokens"))
+    prompt = token_count(u.get("prompt_tokens"))
+    completion = token_count(u.get("completion_tokens"))
+    cached = token_count((u.get("prompt_tokens_details") or {}).get("cached_tokens"))
+    reasoning = token_count((u.get("completion_tokens_details") or {}).get("reasoning_tokens"))
     cached = min(cached, prompt)
     return Usage(
         input_tokens=prompt - cached,
@@ -91,21 +82,13 @@ class OpenAIAdapter(Adapter):
         }
         return ProviderResult(body=body, usage=usage)
 
-    def classify(self, status: int, data: Any, headers: httpx.Headers) -> ProviderError:
-        err = data.get("error") if isinstance(data, dict) else None
-        if not isinstance(err, dict):
-            err = {}
+    def refine_error(
+        self, kind: str, status: int, err: dict[str, Any], message: str
+    ) -> tuple[str, str]:
         code = err.get("code")
-        etype = err.get("type")
-        message = str(err.get("message") or f"HTTP {status} from provider")
-        error_type = str(code or etype or f"http_{status}")
-        kind = status_kind(status)
         if kind == BAD_REQUEST and (code in _CONTEXT_CODES or "maximum context length" in message):
             kind = CONTEXT_LENGTH
         elif code == "insufficient_quota" and status == 429:
             # Out of credit is not a transient rate limit; waiting won't help this key.
             kind = AUTH
-        retry = parse_retry_after(headers.get("retry-after")) if kind == RATE_LIMITED else None
-        return ProviderError(
-            kind, message, http_status=status, error_type=error_type, retry_after_s=retry
-        )
+        return kind, str(code or err.get("type") or f"http_{status}")
