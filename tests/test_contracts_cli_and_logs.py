@@ -562,3 +562,58 @@ def test_optional_spec_sections_may_be_omitted(key: str) -> None:
         data.pop("budgets", None)
     data = json.loads(json.dumps(data, default=str))  # YAML floats -> strings (money)
     parse_config(data)
+
+
+# SPEC §4, section by section: the keys SPEC names for each section (extensions may add more).
+def _spec_section_keys() -> dict[type, set[str]]:
+    from routing_core import config as c
+
+    return {
+        c.Paths: {"logs", "invoices", "duckdb", "reports"},
+        c.Provider: {"id", "api", "base_url", "invoice_format", "data_collection", "statement_name"},
+        c.ModelDef: {"id", "endpoints"},
+        c.Endpoint: {"provider", "upstream_model", "price", "zdr", "supports", "context_length"},
+        c.Price: {"input", "cached_input", "cache_write", "output", "effective_from"},
+        c.SharedCapacity: {"providers", "price_markup_pct"},
+        c.Platform: {"byok_fee_pct", "byok_free_allowance_usd", "statement_format"},
+        c.ByokKey: {"id", "provider", "secret_env", "tier", "order", "shared_fallback", "filters",
+                    "account", "zdr", "disabled"},
+        c.KeyFilters: {"models", "api_keys", "members"},
+        c.ApiKey: {"id", "secret_sha256", "environment", "app", "owner", "limit", "guardrail"},
+        c.Limit: {"usd", "reset", "include_byok"},
+        c.Member: {"id", "guardrail"},
+        c.Guardrail: {"id", "allowed_models", "ignored_models", "allowed_providers",
+                      "ignored_providers", "enforce_zdr", "budget"},
+        c.GuardrailBudget: {"usd", "reset"},
+        c.Workload: {"id", "data_class", "allowed_models", "allowed_providers", "byok",
+                     "shared_fallback", "zdr", "model_fallbacks", "max_attempts", "deadline_s"},
+        c.Budget: {"id", "scope", "match", "usd", "period", "thresholds_pct"},
+        c.Alerts: {"webhook_url", "min_impact_usd", "baseline_days", "sensitivity"},
+    }  # fmt: skip
+
+
+def test_every_spec_section_key_is_accepted() -> None:
+    for model, keys in _spec_section_keys().items():
+        missing = keys - set(model.model_fields)
+        assert not missing, f"{model.__name__} lacks SPEC keys {sorted(missing)}"
+
+
+def test_every_config_key_is_documented() -> None:
+    """docs/config.md names every key the loader accepts (a new key needs its docs)."""
+    from routing_core import config as c
+
+    doc = (ROOT / "docs" / "config.md").read_text(encoding="utf-8")
+    models = [*_spec_section_keys(), c.RouterSettings, c.PipelineSettings, c.PriceChange]
+    undocumented = [
+        f"{model.__name__}.{name}"
+        for model in models
+        for name in model.model_fields
+        if not re.search(rf"[`.]{re.escape(name)}(`|\[\]`|:)", doc)
+    ]
+    assert not undocumented, f"not in docs/config.md: {undocumented}"
+
+
+def test_spec_platform_fee_default_is_5_pct() -> None:
+    from routing_core.config import Platform
+
+    assert Platform().byok_fee_pct == Decimal("5")
