@@ -28,25 +28,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from routing_core.config import ByokKey, LedgerConfig
+from routing_core.fake_providers import SHARED_LABEL, Served
 from simulator.exact_json import dumps, plain
 from simulator.provider_prices import MILLION, TOKEN_TYPES, ProviderPriceBook
 
 SHARED = "shared"
 PAGE_BUCKETS = 7  # both APIs default to 7 daily buckets a page
-
-
-@dataclass(frozen=True, slots=True)
-class ServedLine:
-    """One request a provider answered, as its metering saw it."""
-
-    ts: dt.datetime
-    provider: str
-    key_id: str  # BYOK key id; "shared" = the platform's pooled key
-    upstream_model: str
-    input_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    output_tokens: int
 
 
 class UsageMeter:
@@ -76,17 +63,24 @@ class UsageMeter:
         v[3] += out
         self.requests[k] += n
 
-    def add_line(self, s: ServedLine) -> None:
-        self.add(
-            s.provider,
-            s.ts.astimezone(dt.UTC).date(),
-            s.key_id,
-            s.upstream_model,
-            s.input_tokens,
-            s.cache_read_tokens,
-            s.cache_write_tokens,
-            s.output_tokens,
-        )
+    def add_served(self, served: Iterable[Served], *, include_shared: bool = True) -> None:
+        """Meter what the fake providers answered (`Fleet.served()`): every 200 on a known
+        key, as the provider's own metering saw it; `include_shared=False` leaves out the
+        platform's pooled key (billed on the platform statement, not a BYOK invoice)."""
+        for s in served:
+            if s.status != 200 or not s.key or (not include_shared and s.key == SHARED_LABEL):
+                continue
+            u = s.usage
+            self.add(
+                s.provider,
+                s.ts.astimezone(dt.UTC).date(),
+                s.key,
+                s.model,
+                u.input_tokens,
+                u.cache_read_tokens,
+                u.cache_write_tokens,
+                u.output_tokens,
+            )
 
 
 @dataclass(slots=True)
@@ -130,9 +124,12 @@ def _cursor(s: str) -> str:
     return "page_" + base64.urlsafe_b64encode(s.encode()).decode().rstrip("=")
 
 
-def _lines_for(meter: UsageMeter, provider: str, keys: dict[str, ByokKey], book: ProviderPriceBook):
-    """(day, key, upstream, token_type, quantity, exact list USD, exact billed USD) of one
-    provider's BYOK accounts, sorted."""
+def _lines_for(
+    config: LedgerConfig, meter: UsageMeter, provider: str, book: ProviderPriceBook
+) -> tuple[dict[str, ByokKey], list[tuple]]:
+    """One provider's BYOK keys by id, and the (day, key, upstream, token_type, quantity,
+    exact list USD, exact billed USD) of their accounts, sorted: what every writer bills."""
+    keys = {k.id: k for k in config.byok_keys if k.provider == provider}
     out = []
     for (prov, day, key_id, upstream), qty in sorted(meter.q.items()):
         if prov != provider or key_id not in keys:
@@ -144,7 +141,7 @@ def _lines_for(meter: UsageMeter, provider: str, keys: dict[str, ByokKey], book:
                 continue
             list_usd = n * prices[tt] / MILLION
             out.append((day, key_id, upstream, tt, n, list_usd, list_usd * factor))
-    return out
+    return keys, out
 
 
 # --------------------------------------------------------------------------- OpenAI
@@ -168,9 +165,9 @@ def write_openai_costs(
     out_dir: Path,
     rel_root: Path,
 ) -> InvoiceSet:
-    keys = {k.id: k for k in config.byok_keys if k.provider == provider}
+    keys, lines = _lines_for(config, meter, provider, book)
     per_day: dict[dt.date, dict[tuple, list]] = defaultdict(dict)
-    for day, key_id, upstream, tt, n, _list, billed in _lines_for(meter, provider, keys, book):
+    for day, key_id, upstream, tt, n, _list, billed in lines:
         item = f"{upstream}, {_OPENAI_TT[tt]}"
         acc = keys[key_id].account
         k = (acc.get("project_id"), acc.get("api_key_id"), item, key_id)
@@ -302,9 +299,9 @@ def write_anthropic_cost_report(
     out_dir: Path,
     rel_root: Path,
 ) -> InvoiceSet:
-    keys = {k.id: k for k in config.byok_keys if k.provider == provider}
+    keys, lines = _lines_for(config, meter, provider, book)
     per_day: dict[dt.date, list] = defaultdict(list)
-    for day, key_id, upstream, tt, n, _list, billed in _lines_for(meter, provider, keys, book):
+    for day, key_id, upstream, tt, n, _list, billed in lines:
         per_day[day].append((key_id, upstream, tt, n, billed))
     res = InvoiceSet()
     buckets = []
@@ -493,7 +490,7 @@ def write_focus(
     index: int,
     extras: Iterable[FocusExtra] = (),
 ) -> InvoiceSet:
-    keys = {k.id: k for k in config.byok_keys if k.provider == provider}
+    keys, lines = _lines_for(config, meter, provider, book)
     style = focus_style(provider, index)
     slug_of = {(ep.provider, ep.upstream_model): m.id for m in config.models for ep in m.endpoints}
     months: dict[str, list[list[str]]] = defaultdict(list)
@@ -576,7 +573,7 @@ def write_focus(
             json.dumps(tags, separators=(",", ":")) if (index + charge_day.day) % 5 else n,
         ]
 
-    for day, key_id, upstream, tt, qty, list_usd, billed in _lines_for(meter, provider, keys, book):
+    for day, key_id, upstream, tt, qty, list_usd, billed in lines:
         month = f"{day:%Y-%m}"
         billed_q = _q(billed, style.places)
         list_q = _q(list_usd, style.places)
@@ -687,26 +684,14 @@ def write_all(
     for p in config.providers:
         if p.id not in byok_providers:
             continue
-        out_dir = invoices_dir / p.id
+        # Every writer bills the same inputs; FOCUS exports also vary by their index.
+        args = (config, p.id, meter, book, start, end, invoices_dir / p.id, rel_root)
         if p.invoice_format == "openai_costs":
-            part = write_openai_costs(config, p.id, meter, book, start, end, out_dir, rel_root)
+            part = write_openai_costs(*args)
         elif p.invoice_format == "anthropic_cost_report":
-            part = write_anthropic_cost_report(
-                config, p.id, meter, book, start, end, out_dir, rel_root
-            )
+            part = write_anthropic_cost_report(*args)
         else:
-            part = write_focus(
-                config,
-                p.id,
-                meter,
-                book,
-                start,
-                end,
-                out_dir,
-                rel_root,
-                focus_index,
-                (focus_extras or {}).get(p.id, ()),
-            )
+            part = write_focus(*args, focus_index, (focus_extras or {}).get(p.id, ()))
             focus_index += 1
         total.lines.extend(part.lines)
         total.files.update(part.files)

@@ -23,7 +23,7 @@ from routing_core.schema import OUTCOMES_DIR, REQUESTS_DIR
 from simulator import frictions as fr
 from simulator.exact_json import dumps
 from simulator.faults import build_timeline
-from simulator.invoices import InvoiceSet, ServedLine, UsageMeter, write_all
+from simulator.invoices import InvoiceSet, UsageMeter, write_all
 from simulator.provider_prices import ProviderPriceBook, default_drift
 from simulator.scripted import scripted
 from simulator.statement import StatementMeter, write_statement
@@ -244,41 +244,16 @@ def run_simulation(
         seed,
         engine,
     )
+    # Both engines take the same inputs; the synthesizer also meters the statement itself.
+    inputs = (config, logs_dir, start, days, requests_per_day, seed)
+    inputs += (profiles, extra_flows, faults, quality, prog, meter)
     if engine == "router":
-        stats = _run_router(
-            config,
-            logs_dir,
-            start,
-            days,
-            requests_per_day,
-            seed,
-            profiles,
-            extra_flows,
-            faults,
-            quality,
-            prog,
-            meter,
-        )
-        result.workflows = stats.workflows
+        stats = _run_router(*inputs)
     else:
         from simulator.synth import synthesize
 
-        stats = synthesize(
-            config,
-            logs_dir,
-            start,
-            days,
-            requests_per_day,
-            seed,
-            profiles,
-            extra_flows,
-            faults,
-            quality,
-            prog,
-            meter,
-            statement,
-        )
-        result.workflows = stats.workflows
+        stats = synthesize(*inputs, statement)
+    result.workflows = stats.workflows
 
     # Counts and the platform's view: every request the router served, before log loss.
     n_req = n_ok = 0
@@ -400,20 +375,7 @@ def _run_router(
         served = driver.fleet.served()
     finally:
         driver.close()
-    for s in served:
-        if s.status == 200 and s.key:
-            meter.add_line(
-                ServedLine(
-                    s.ts,
-                    s.provider,
-                    s.key,
-                    s.model,
-                    s.usage.input_tokens,
-                    s.usage.cache_read_tokens,
-                    s.usage.cache_write_tokens,
-                    s.usage.output_tokens,
-                )
-            )
+    meter.add_served(served)
     return stats
 
 

@@ -52,6 +52,11 @@ class Verdict:
     status: str  # PASS | FAIL | N/A
     details: list[str] = field(default_factory=list)
 
+    @classmethod
+    def judged(cls, scenario: str, expectation: str, observed: str, bad: list[str]) -> Verdict:
+        """PASS when no problem was found, else FAIL listing them."""
+        return cls(scenario, expectation, observed, "FAIL" if bad else "PASS", bad)
+
 
 @dataclass(slots=True)
 class Sent:
@@ -264,11 +269,10 @@ def key_rate_limit(config: LedgerConfig, factory: RouterFactory | None) -> Verdi
             if nxt
             else f"{key.key_id} 429 -> request fails 429"
         )
-        return Verdict(
+        return Verdict.judged(
             name,
             f"{api} {model}: {want}",
             _fmt_routes([s.record for s in sent]),
-            "FAIL" if bad else "PASS",
             bad,
         )
     finally:
@@ -319,121 +323,138 @@ def provider_outage(config: LedgerConfig, factory: RouterFactory | None) -> Verd
                 bad.append(f"{r.get('request_id')}: failed {s.code} though an alternate exists")
             if not alts and (s.ok or s.code not in (502, 503)):
                 bad.append(f"{r.get('request_id')}: expected 503, got {s.code}")
-        return Verdict(
-            name, expect, _fmt_routes([s.record for s in sent]), "FAIL" if bad else "PASS", bad
+        return Verdict.judged(
+            name,
+            expect,
+            _fmt_routes([s.record for s in sent]),
+            bad,
+        )
+    finally:
+        h.close()
+
+
+def _api_key_for(config: LedgerConfig, workload: str):
+    """The first router API key whose default workload is `workload` (None if none)."""
+    return next((a for a in config.api_keys if a.default_workload == workload), None)
+
+
+def _per_workload(
+    name: str,
+    config: LedgerConfig,
+    factory: RouterFactory | None,
+    workloads: list,
+    check: Callable[[Harness, Any, Any, list[str]], list[dict[str, Any]]],
+    texts: tuple[str, str, str, str],
+) -> Verdict:
+    """A scenario that checks each workload of a posture through its API key: `check(h,
+    api, workload, bad)` injects the fault, sends, appends problems to `bad` and returns the
+    records it saw. `texts`: the expectation and reason when no workload has the posture,
+    the reason when none has an API key, and the expectation of a run."""
+    na_expect, no_workloads, no_api_key, expect = texts
+    if not workloads:
+        return Verdict(name, na_expect, no_workloads, "N/A")
+    h = Harness(config, factory)
+    try:
+        bad: list[str] = []
+        observed = []
+        tested = []
+        for w in workloads:
+            api = _api_key_for(config, w.id)
+            if api is None:
+                continue
+            tested.append(f"{api.id}/{w.id}")
+            observed.append(f"{w.id}: {_fmt_routes(check(h, api, w, bad))}")
+        if not tested:
+            return Verdict(name, "-", no_api_key, "N/A")
+        return Verdict.judged(
+            name,
+            f"{', '.join(tested)}: {expect}",
+            "; ".join(observed),
+            bad,
         )
     finally:
         h.close()
 
 
 def strict_byok_failure(config: LedgerConfig, factory: RouterFactory | None) -> Verdict:
-    name = "strict_byok_failure"
+    def check(h: Harness, api, w, bad: list[str]) -> list[dict[str, Any]]:
+        model = (w.allowed_models or [m.id for m in config.models])[0]
+        tools = _wants_tools(config, w.id)
+        plan = _plan(h.reference, api.id, w.id, model, tools)
+        # Every BYOK key this request could use is rate limited; shared stays healthy,
+        # so a leak would succeed and show.
+        for a in plan.attempts:
+            if a.key_id:
+                _fail_route(h, a, "rate_limit")
+        sent = h.send(api.id, model, w.id, n=4, tools=tools)
+        for s in sent:
+            r = s.record
+            shared = [a for a in r.get("attempts", []) if a["credential"] == "shared"]
+            if shared or r.get("credential") == "shared":
+                bad.append(
+                    f"{r.get('request_id')}: {w.id} used shared capacity "
+                    f"({len(shared)} attempt(s), status {r.get('status')})"
+                )
+            if s.ok:
+                bad.append(
+                    f"{r.get('request_id')}: {w.id} was served although every BYOK key was failing"
+                )
+            elif s.code not in (404, 429, 502, 503):
+                bad.append(f"{r.get('request_id')}: unexpected error {s.code}")
+        return [s.record for s in sent]
+
     strict = [w for w in config.workloads if w.byok == "strict" or w.data_class in STRICT_CLASSES]
-    if not strict:
-        return Verdict(
-            name,
+    return _per_workload(
+        "strict_byok_failure",
+        config,
+        factory,
+        strict,
+        check,
+        (
             "strict BYOK traffic fails instead of using shared capacity",
             "no workload with byok: strict (or a legal/regulated data class)",
-            "N/A",
-        )
-    h = Harness(config, factory)
-    try:
-        bad: list[str] = []
-        observed = []
-        tested = []
-        for w in strict:
-            api = next((a for a in config.api_keys if a.default_workload == w.id), None)
-            if api is None:
-                continue
-            model = (w.allowed_models or [m.id for m in config.models])[0]
-            tools = _wants_tools(config, w.id)
-            plan = _plan(h.reference, api.id, w.id, model, tools)
-            # Every BYOK key this request could use is rate limited; shared stays healthy,
-            # so a leak would succeed and show.
-            for a in plan.attempts:
-                if a.key_id:
-                    _fail_route(h, a, "rate_limit")
-            tested.append(f"{api.id}/{w.id}")
-            sent = h.send(api.id, model, w.id, n=4, tools=tools)
-            for s in sent:
-                r = s.record
-                shared = [a for a in r.get("attempts", []) if a["credential"] == "shared"]
-                if shared or r.get("credential") == "shared":
-                    bad.append(
-                        f"{r.get('request_id')}: {w.id} used shared capacity "
-                        f"({len(shared)} attempt(s), status {r.get('status')})"
-                    )
-                if s.ok:
-                    bad.append(
-                        f"{r.get('request_id')}: {w.id} was served although every BYOK "
-                        "key was failing"
-                    )
-                elif s.code not in (404, 429, 502, 503):
-                    bad.append(f"{r.get('request_id')}: unexpected error {s.code}")
-            observed.append(f"{w.id}: {_fmt_routes([s.record for s in sent])}")
-        if not tested:
-            return Verdict(name, "-", "strict workloads have no API key using them", "N/A")
-        return Verdict(
-            name,
-            f"{', '.join(tested)}: BYOK keys failing -> 404/429/503, never shared",
-            "; ".join(observed),
-            "FAIL" if bad else "PASS",
-            bad,
-        )
-    finally:
-        h.close()
+            "strict workloads have no API key using them",
+            "BYOK keys failing -> 404/429/503, never shared",
+        ),
+    )
 
 
 def zdr_constraint(config: LedgerConfig, factory: RouterFactory | None) -> Verdict:
-    name = "zdr_constraint"
+    def check(h: Harness, api, w, bad: list[str]) -> list[dict[str, Any]]:
+        tools = _wants_tools(config, w.id)
+        models = w.allowed_models or [m.id for m in config.models]
+        # 1) healthy providers: everything served or attempted must be ZDR
+        recs = [s.record for m in models[:2] for s in h.send(api.id, m, w.id, n=2, tools=tools)]
+        # 2) the ZDR pool fails: requests must fail safely, never widen to non-ZDR
+        for m in models[:2]:
+            for a in _plan(h.reference, api.id, w.id, m, tools).attempts:
+                _fail_route(h, a, "server_error")
+        recs += [s.record for s in h.send(api.id, models[0], w.id, n=3, tools=tools)]
+        for r in recs:
+            for att in r.get("attempts", []):
+                if not _effective_zdr(config, att):
+                    bad.append(
+                        f"{r['request_id']}: {w.id} attempted non-ZDR "
+                        f"{att['model']}@{att['provider']}/{att['key_id'] or 'shared'}"
+                    )
+            if r.get("status") == "ok" and r.get("zdr") is not True:
+                bad.append(f"{r['request_id']}: served with zdr={r.get('zdr')}")
+        return recs
+
     wls = [w for w in config.workloads if w.zdr == "required" or w.data_class in ZDR_CLASSES]
-    if not wls:
-        return Verdict(
-            name,
+    return _per_workload(
+        "zdr_constraint",
+        config,
+        factory,
+        wls,
+        check,
+        (
             "ZDR traffic only reaches ZDR endpoints",
             "no workload requires ZDR (or has a legal/financial/confidential/regulated data class)",
-            "N/A",
-        )
-    h = Harness(config, factory)
-    try:
-        bad: list[str] = []
-        observed = []
-        tested = []
-        for w in wls:
-            api = next((a for a in config.api_keys if a.default_workload == w.id), None)
-            if api is None:
-                continue
-            tools = _wants_tools(config, w.id)
-            models = w.allowed_models or [m.id for m in config.models]
-            tested.append(f"{api.id}/{w.id}")
-            # 1) healthy providers: everything served or attempted must be ZDR
-            recs = [s.record for m in models[:2] for s in h.send(api.id, m, w.id, n=2, tools=tools)]
-            # 2) the ZDR pool fails: requests must fail safely, never widen to non-ZDR
-            for m in models[:2]:
-                for a in _plan(h.reference, api.id, w.id, m, tools).attempts:
-                    _fail_route(h, a, "server_error")
-            recs += [s.record for s in h.send(api.id, models[0], w.id, n=3, tools=tools)]
-            for r in recs:
-                for att in r.get("attempts", []):
-                    if not _effective_zdr(config, att):
-                        bad.append(
-                            f"{r['request_id']}: {w.id} attempted non-ZDR "
-                            f"{att['model']}@{att['provider']}/{att['key_id'] or 'shared'}"
-                        )
-                if r.get("status") == "ok" and r.get("zdr") is not True:
-                    bad.append(f"{r['request_id']}: served with zdr={r.get('zdr')}")
-            observed.append(f"{w.id}: {_fmt_routes(recs)}")
-        if not tested:
-            return Verdict(name, "-", "ZDR workloads have no API key using them", "N/A")
-        return Verdict(
-            name,
-            f"{', '.join(tested)}: ZDR endpoints only; safe failure when the ZDR pool is down",
-            "; ".join(observed),
-            "FAIL" if bad else "PASS",
-            bad,
-        )
-    finally:
-        h.close()
+            "ZDR workloads have no API key using them",
+            "ZDR endpoints only; safe failure when the ZDR pool is down",
+        ),
+    )
 
 
 def model_fallback(config: LedgerConfig, factory: RouterFactory | None) -> Verdict:
@@ -449,7 +470,7 @@ def model_fallback(config: LedgerConfig, factory: RouterFactory | None) -> Verdi
     h = Harness(config, factory)
     try:
         for w in cands:
-            api = next((a for a in config.api_keys if a.default_workload == w.id), None)
+            api = _api_key_for(config, w.id)
             if api is None:
                 continue
             tools = _wants_tools(config, w.id)
@@ -497,13 +518,12 @@ def model_fallback(config: LedgerConfig, factory: RouterFactory | None) -> Verdi
                 if s.ok:
                     h.router.record_outcome(request_id=s.record["request_id"], accepted=True)
             per = (cost / len(ok)).quantize(Decimal("0.000001")) if ok else None
-            return Verdict(
+            return Verdict.judged(
                 name,
                 f"{api.id}: {primary} failing -> {w.model_fallbacks[0]} "
                 "(fallback_used, model_fallback in the log)",
                 _fmt_routes([s.record for s in sent])
                 + (f"; cost per accepted output ${per}" if per is not None else ""),
-                "FAIL" if bad else "PASS",
                 bad,
             )
         return Verdict(name, "-", "no workload's primary model has a routable fallback", "N/A")
@@ -513,7 +533,7 @@ def model_fallback(config: LedgerConfig, factory: RouterFactory | None) -> Verdi
 
 def split_billing(config: LedgerConfig, factory: RouterFactory | None) -> Verdict:
     name = "split_billing"
-    from simulator.invoices import ServedLine, UsageMeter
+    from simulator.invoices import UsageMeter
     from simulator.provider_prices import MILLION, TOKEN_TYPES, ProviderPriceBook
     from simulator.statement import StatementMeter, from_nano
 
@@ -544,20 +564,7 @@ def split_billing(config: LedgerConfig, factory: RouterFactory | None) -> Verdic
         recs += [s.record for s in h.send(api, model, wl, n=4, tools=tools)]
         served = [r for r in recs if r.get("status") == "ok"]
         meter = UsageMeter()
-        for s in h.fleet.served():
-            if s.status == 200 and s.key != SHARED_LABEL:
-                meter.add_line(
-                    ServedLine(
-                        s.ts,
-                        s.provider,
-                        s.key,
-                        s.model,
-                        s.usage.input_tokens,
-                        s.usage.cache_read_tokens,
-                        s.usage.cache_write_tokens,
-                        s.usage.output_tokens,
-                    )
-                )
+        meter.add_served(h.fleet.served(), include_shared=False)
         book = ProviderPriceBook(config)
         billed = Decimal(0)
         for (prov, day, key, upstream), q in meter.q.items():
@@ -596,14 +603,13 @@ def split_billing(config: LedgerConfig, factory: RouterFactory | None) -> Verdic
                 bad.append(f"{r['request_id']}: shared request billed to the BYOK account")
         n_b = sum(1 for r in served if r["credential"] == "byok")
         n_s = sum(1 for r in served if r["credential"] == "shared")
-        return Verdict(
+        return Verdict.judged(
             name,
             "provider invoice = logs' provider_usd; platform statement = logs' fees + "
             "credits (to the cent)",
             f"{n_b} BYOK + {n_s} shared; invoice ${billed.quantize(Decimal('0.000001'))} vs logs "
             f"${expected.quantize(Decimal('0.000001'))}; statement ${statement} vs logs "
             f"${logged_platform}",
-            "FAIL" if bad else "PASS",
             bad,
         )
     finally:
@@ -659,12 +665,11 @@ def environment_separation(config: LedgerConfig, factory: RouterFactory | None) 
                                 f"{s.record['request_id']}: {a.id} used {kid} "
                                 f"(api_keys filter {k.filters.api_keys})"
                             )
-        return Verdict(
+        return Verdict.judged(
             name,
             f"{len(config.api_keys)} API keys x {len(scoped_models)} models: "
             "no BYOK key outside its environments/api_keys filter",
             f"{n} requests, {len(bad)} crossing(s)",
-            "FAIL" if bad else "PASS",
             bad,
         )
     finally:
