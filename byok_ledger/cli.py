@@ -8,6 +8,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 # subcommand -> "module:function"; the function takes the parsed args and returns an exit code.
 HANDLERS = {
@@ -21,7 +22,8 @@ HANDLERS = {
     "demo": "byok_ledger.demo:demo",
 }
 
-DEFAULT_CONFIG = "examples/acme/ledger.yaml"
+# The acme example, found from the package so `demo`/`simulate`/`scenarios` work from any folder.
+DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "examples" / "acme" / "ledger.yaml")
 
 
 def build_parser() -> argparse.ArgumentParser:

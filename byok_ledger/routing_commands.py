@@ -144,31 +144,7 @@ def _money(value: str | None) -> Decimal | None:
 
 def plan_json(plan: Plan) -> dict[str, Any]:
     """Exactly the SPEC §3 `explain --json` shape (no extra keys)."""
-    return {
-        "attempts": [
-            {
-                "model": a.model,
-                "provider": a.provider,
-                "credential": a.credential,
-                "key_id": a.key_id,
-                "tier": a.tier,
-            }
-            for a in plan.attempts
-        ],
-        "excluded": [
-            {
-                "model": e.model,
-                "provider": e.provider,
-                "credential": e.credential,
-                "key_id": e.key_id,
-                "reason": e.reason,
-            }
-            for e in plan.excluded
-        ],
-        "error": None
-        if plan.error is None
-        else {"code": plan.error.code, "message": plan.error.message},
-    }
+    return plan.to_dict()
 
 
 def _table(rows: list[list[str]], header: list[str]) -> list[str]:

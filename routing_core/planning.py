@@ -626,7 +626,7 @@ class Planner:
 
         error = None
         if not attempts:
-            ex = [e.to_dict() for e in excluded]
+            ex = [e.to_dict(with_detail=True) for e in excluded]
             if excluded and not_guardrail == 0:
                 error = RouteError(
                     GUARDRAIL_BLOCK,

@@ -81,7 +81,8 @@ class Exclusion:
     reason: str
     detail: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, with_detail: bool = False) -> dict[str, Any]:
+        """SPEC §3 shape; `with_detail` adds the human-readable detail (error metadata)."""
         d = {
             "model": self.model,
             "provider": self.provider,
@@ -89,7 +90,7 @@ class Exclusion:
             "key_id": self.key_id,
             "reason": self.reason,
         }
-        if self.detail:
+        if with_detail and self.detail:
             d["detail"] = self.detail
         return d
 
