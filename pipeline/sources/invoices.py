@@ -182,6 +182,24 @@ def _pages_data(doc: Any, path: Path) -> list[Any]:
     return doc["data"]
 
 
+def _buckets(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(index, locator, bucket) for each time bucket of a cost API page (OpenAI, Anthropic)."""
+    for i, bucket in enumerate(_pages_data(_load_json(path), path)):
+        loc = f"{path}: data[{i}]"
+        if not isinstance(bucket, dict):
+            raise InvoiceError(f"{loc}: a bucket must be an object")
+        yield i, loc, bucket
+
+
+def _results(bucket: dict[str, Any], loc_b: str) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(index, locator, result) for each result object of a bucket."""
+    for j, r in enumerate(bucket.get("results") or []):
+        loc = f"{loc_b}.results[{j}]"
+        if not isinstance(r, dict):
+            raise InvoiceError(f"{loc}: a result must be an object")
+        yield j, loc, r
+
+
 # --------------------------------------------------------------------------- openai_costs
 
 _OPENAI_TOKEN = {
@@ -196,20 +214,16 @@ _OPENAI_TOKEN = {
 def parse_openai_costs(path: Path, provider: str) -> Iterator[dict[str, Any]]:
     """OpenAI Costs API page: daily buckets (Unix seconds UTC), `amount.value` in dollars."""
     n = 0
-    for i, bucket in enumerate(_pages_data(_load_json(path), path)):
-        loc_b = f"{path}: data[{i}]"
-        if not isinstance(bucket, dict):
-            raise InvoiceError(f"{loc_b}: a bucket must be an object")
+    for i, loc_b, bucket in _buckets(path):
         start = _unix(bucket.get("start_time"), loc_b, "start_time")
         end = (
             _unix(bucket.get("end_time"), loc_b, "end_time")
             if bucket.get("end_time") is not None
             else None
         )
-        for j, r in enumerate(bucket.get("results") or []):
+        for j, loc, r in _results(bucket, loc_b):
             n += 1
-            loc = f"{loc_b}.results[{j}]"
-            amount = r.get("amount") if isinstance(r, dict) else None
+            amount = r.get("amount")
             if not isinstance(amount, dict):
                 raise InvoiceError(f"{loc}: amount must be an object with value and currency")
             cost = _money(amount.get("value"), loc, "amount.value")
@@ -259,19 +273,13 @@ _ANTHROPIC_TOKEN = {
 def parse_anthropic_cost_report(path: Path, provider: str) -> Iterator[dict[str, Any]]:
     """Anthropic Admin API cost report page: `amount` is a decimal string in cents."""
     n = 0
-    for i, bucket in enumerate(_pages_data(_load_json(path), path)):
-        loc_b = f"{path}: data[{i}]"
-        if not isinstance(bucket, dict):
-            raise InvoiceError(f"{loc_b}: a bucket must be an object")
+    for i, loc_b, bucket in _buckets(path):
         start = _ts(bucket.get("starting_at"), loc_b, "starting_at")
         if start is None:
             raise InvoiceError(f"{loc_b}: starting_at is missing")
         end = _ts(bucket.get("ending_at"), loc_b, "ending_at")
-        for j, r in enumerate(bucket.get("results") or []):
+        for j, loc, r in _results(bucket, loc_b):
             n += 1
-            loc = f"{loc_b}.results[{j}]"
-            if not isinstance(r, dict):
-                raise InvoiceError(f"{loc}: a result must be an object")
             raw = r.get("amount")
             if isinstance(raw, Decimal):
                 raise InvoiceError(f"{loc}: amount must be a decimal string in cents, got a number")
