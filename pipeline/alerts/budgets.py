@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import duckdb
 
@@ -34,6 +35,22 @@ class BudgetStatus:
     forecast_usd: Decimal | None
     is_current: bool
     daily: tuple[tuple[dt.date, Decimal], ...]  # spend per day in the period up to as_of
+
+    def figures(self) -> dict[str, Any]:
+        """The period and its figures, named as the `marts.budget_status` columns."""
+        return {
+            "budget_id": self.budget_id,
+            "scope": self.scope,
+            "match": self.match,
+            "period": self.period,
+            "period_start": self.period_start,
+            "period_end": self.period_end,
+            "as_of": self.as_of,
+            "spent_usd": self.spent_usd,
+            "limit_usd": self.limit_usd,
+            "pct": self.pct,
+            "forecast_usd": self.forecast_usd,
+        }
 
 
 def scope_label(budget: Budget) -> str:
@@ -107,19 +124,8 @@ def alerts_for_status(budget: Budget, st: BudgetStatus) -> list[Alert]:
     scope = scope_label(budget)
     period_key = f"{budget.period}:{st.period_start.isoformat()}"
     span = f"{st.period_start.isoformat()}..{st.period_end.isoformat()}"
-    base = {
-        "budget_id": budget.id,
-        "budget_scope": budget.scope,
-        "match": budget.match,
-        "period": budget.period,
-        "period_start": st.period_start,
-        "period_end": st.period_end,
-        "as_of": st.as_of,
-        "spent_usd": st.spent_usd,
-        "limit_usd": st.limit_usd,
-        "pct": st.pct,
-        "forecast_usd": st.forecast_usd,
-    }
+    # The payload says `budget_scope` where the table says `scope` (a webhook field contract).
+    base = {("budget_scope" if k == "scope" else k): v for k, v in st.figures().items()}
     out: list[Alert] = []
     for t in budget.thresholds_pct:
         if st.spent_usd * 100 < st.limit_usd * t or st.limit_usd <= 0:

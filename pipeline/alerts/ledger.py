@@ -92,21 +92,7 @@ def write_budget_status(
         for st in statuses:
             conn.execute(
                 sql("upsert_budget_status"),
-                {
-                    "budget_id": st.budget_id,
-                    "scope": st.scope,
-                    "match": st.match,
-                    "period": st.period,
-                    "period_start": st.period_start,
-                    "period_end": st.period_end,
-                    "as_of": st.as_of,
-                    "spent_usd": st.spent_usd,
-                    "limit_usd": st.limit_usd,
-                    "pct": st.pct,
-                    "forecast_usd": st.forecast_usd,
-                    "is_current": st.is_current,
-                    "evaluated_at": now,
-                },
+                {**st.figures(), "is_current": st.is_current, "evaluated_at": now},
             )
         conn.execute("COMMIT")
     except BaseException:
