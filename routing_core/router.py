@@ -17,6 +17,10 @@ Secrets: a BYOK key's secret is `secrets[key.secret_env]`; the platform's pooled
 provider's shared capacity is `secrets[shared_secret_env(provider)]`, i.e.
 `BYOK_LEDGER_SHARED_<PROVIDER>_KEY`. `secrets` defaults to `os.environ`, read once at
 construction. A missing secret fails that attempt as an auth error without a provider call.
+
+Reproducible runs: `clock` (record times, cooldowns, TTLs), `sleep` (backoff and
+Retry-After waits), `rng_seed` (jitter), `id_factory` (request/event ids) and `timer`
+(monotonic seconds behind every latency, duration and the deadline) can all be injected.
 """
 
 from __future__ import annotations
