@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from markupsafe import Markup, escape
@@ -63,6 +63,28 @@ def _legend(items: Sequence[tuple[str, str]], x: float, y: float) -> str:
     return "".join(parts)
 
 
+def _y_grid(
+    left: float,
+    top: float,
+    pw: float,
+    ph: float,
+    ymax: Decimal,
+    step: Decimal,
+    fmt: Callable[[Decimal], str],
+) -> list[str]:
+    """Horizontal gridlines with their y tick labels, every `step` from 0 to `ymax`."""
+    out = []
+    v = Decimal(0)
+    while v <= ymax:
+        y = top + ph - float(v / ymax) * ph
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
+        out.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">{escape(fmt(v))}</text>'
+        )
+        v += step
+    return out
+
+
 def _day_label(day: dt.date) -> str:
     return day.strftime("%b %d").replace(" 0", " ")
 
@@ -88,15 +110,7 @@ def stacked_bars(
     )
     fmt = (lambda v: f"{v:.0f}%") if percent else usd_short
     parts = [head, _legend([(n, c) for n, c, _ in series], left, 18)]
-    # gridlines and y tick labels
-    v = Decimal(0)
-    while v <= ymax:
-        y = top + ph - float(v / ymax) * ph
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        parts.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">{escape(fmt(v))}</text>'
-        )
-        v += step
+    parts += _y_grid(left, top, pw, ph, ymax, step, fmt)
     n = max(len(days), 1)
     slot = pw / n
     bar = max(2.0, slot * 0.72)
@@ -208,14 +222,7 @@ def burn_down(
     if forecast is not None:
         legend.append(("forecast", PALETTE["purple"]))
     parts = [head, _legend(legend, left, 16)]
-    v = Decimal(0)
-    while v <= ymax:
-        y = top + ph - float(v / ymax) * ph
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        parts.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">{escape(usd_short(v))}</text>'
-        )
-        v += step
+    parts += _y_grid(left, top, pw, ph, ymax, step, usd_short)
     ly = top + ph - float(limit / ymax) * ph
     parts.append(
         f'<line x1="{left}" x2="{left + pw}" y1="{ly:.1f}" y2="{ly:.1f}" stroke="#333" stroke-width="1.5" stroke-dasharray="6 4"/>'
