@@ -1,12 +1,12 @@
-"""Fixtures for the alert tests: a temporary DuckDB with `marts.split_billing_daily` shaped as
-SPEC §8 says (plus `key_id`), rows written by the tests, and a small config pointing at it."""
+"""Fixtures for the alert tests: a temporary DuckDB with the pipeline's marts (tests/martkit.py),
+split-billing rows written by the tests, a small config pointing at it, a webhook receiver."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import http.server
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
@@ -15,20 +15,12 @@ from typing import Any
 
 import duckdb
 import pytest
-import yaml
 
-from routing_core.config import LedgerConfig, load_config
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
-SPLIT_DDL = """
-CREATE SCHEMA IF NOT EXISTS marts;
-CREATE TABLE marts.split_billing_daily (
-    day DATE, environment VARCHAR, app VARCHAR, api_key_id VARCHAR, workload VARCHAR,
-    member_id VARCHAR, provider VARCHAR, model VARCHAR, credential VARCHAR, requests BIGINT,
-    provider_billed_usd DECIMAL(38,9), provider_estimated_usd DECIMAL(38,9),
-    platform_fee_usd DECIMAL(38,9), platform_credits_usd DECIMAL(38,9),
-    total_usd DECIMAL(38,9), status VARCHAR, key_id VARCHAR
-);
-"""
+from martkit import create_marts, ledger_data, write_config  # noqa: E402
+
+from routing_core.config import LedgerConfig  # noqa: E402
 
 API_KEYS = {
     # id: (environment, app, owner)
@@ -39,87 +31,33 @@ API_KEYS = {
 
 
 def make_config(tmp: Path, **overrides: Any) -> LedgerConfig:
-    data: dict[str, Any] = {
-        "paths": {
-            "duckdb": "ledger.duckdb",
-            "reports": "reports",
-            "logs": "logs",
-            "invoices": "inv",
-        },
-        "providers": [
-            {
-                "id": "openai",
-                "api": "openai",
-                "base_url": "http://127.0.0.1:1/v1",
-                "invoice_format": "openai_costs",
+    data = ledger_data(
+        ["openai", "anthropic"], {"oai-prod": "openai", "ant-prod": "anthropic"}, API_KEYS
+    )
+    data.update(
+        {
+            "members": [{"id": "dan"}],
+            "workloads": [{"id": "chat"}, {"id": "batch"}, {"id": "sandbox"}],
+            "budgets": [],
+            "alerts": {
+                "webhook_url": None,
+                "min_impact_usd": "20",
+                "baseline_days": 28,
+                "sensitivity": 4.0,
             },
-            {
-                "id": "anthropic",
-                "api": "anthropic",
-                "base_url": "http://127.0.0.1:1",
-                "invoice_format": "anthropic_cost_report",
-            },
-        ],
-        "models": [
-            {
-                "id": "openai/gpt-4.1",
-                "endpoints": [
-                    {
-                        "provider": "openai",
-                        "upstream_model": "gpt-4.1",
-                        "price": {"input": "2", "output": "8"},
-                    }
-                ],
-            },
-            {
-                "id": "anthropic/claude-opus-4.1",
-                "endpoints": [
-                    {
-                        "provider": "anthropic",
-                        "upstream_model": "claude-opus-4-1",
-                        "price": {"input": "15", "output": "75"},
-                    }
-                ],
-            },
-        ],
-        "byok_keys": [
-            {"id": "oai-prod", "provider": "openai", "secret_env": "OAI_KEY"},
-            {"id": "ant-prod", "provider": "anthropic", "secret_env": "ANT_KEY"},
-        ],
-        "api_keys": [
-            {
-                "id": k,
-                "secret_sha256": hashlib.sha256(k.encode()).hexdigest(),
-                "environment": env,
-                "app": app,
-                **({"owner": owner} if owner else {}),
-            }
-            for k, (env, app, owner) in API_KEYS.items()
-        ],
-        "members": [{"id": "dan"}],
-        "workloads": [{"id": "chat"}, {"id": "batch"}, {"id": "sandbox"}],
-        "budgets": [],
-        "alerts": {
-            "webhook_url": None,
-            "min_impact_usd": "20",
-            "baseline_days": 28,
-            "sensitivity": 4.0,
-        },
-    }
+        }
+    )
     data.update(overrides)
-    # Written to disk so the CLI tests can load the very same file.
-    path = tmp / "ledger.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return load_config(path)
+    return write_config(tmp, data)
 
 
 class Marts:
-    """A real DuckDB file with the split-billing mart; `add` writes one row."""
+    """A real DuckDB file with the split-billing mart (only); `add` writes one row."""
 
     def __init__(self, path: Path):
         self.path = path
         with duckdb.connect(str(path)) as c:
-            c.execute(SPLIT_DDL)
+            create_marts(c, only=["split_billing_daily"])
 
     def add(
         self,
@@ -141,8 +79,14 @@ class Marts:
         credits = Decimal(0) if key_id else total
         prov = total - fee - credits
         with duckdb.connect(str(self.path)) as c:
+            # The SPEC columns plus key_id; the extra NOT NULL columns get neutral values.
             c.execute(
-                "INSERT INTO marts.split_billing_daily VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO marts.split_billing_daily (day, environment, app, api_key_id, "
+                "workload, member_id, provider, model, credential, requests, "
+                "provider_billed_usd, provider_estimated_usd, platform_fee_usd, "
+                "platform_credits_usd, total_usd, status, key_id, platform_fee_estimated_usd, "
+                "platform_credits_estimated_usd, list_usd, attribution) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,'logged')",
                 [
                     day,
                     env,
@@ -161,6 +105,9 @@ class Marts:
                     total,
                     "invoiced",
                     key_id,
+                    fee,
+                    credits,
+                    total,
                 ],
             )
 

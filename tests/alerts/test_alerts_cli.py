@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from byok_ledger.cli import main
+from martkit import CHAT_MONTHLY_BUDGET as BUDGET
+from martkit import NO_ANOMALIES
 
-NO_ANOMALIES = {"min_impact_usd": "1000000", "baseline_days": 28, "sensitivity": 4.0}
-BUDGET = {
-    "id": "chat-monthly",
-    "scope": "api_key",
-    "match": "chat-prod",
-    "usd": "100",
-    "period": "monthly",
-    "thresholds_pct": [50, 100],
-}
+from byok_ledger.cli import main
 
 
 def test_alerts_cli_dry_run_then_real_run(make_cfg, marts, receiver, tmp_path, capsys):

@@ -7,20 +7,12 @@ import datetime as dt
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
+from martkit import CHAT_MONTHLY_BUDGET as BUDGET
+from martkit import NO_ANOMALIES
 
 from pipeline.defs.alerts.assets import alert_marts
 from pipeline.defs.alerts.checks import alerts_delivered
 from pipeline.defs.resources import LedgerConfigResource
-
-BUDGET = {
-    "id": "chat-monthly",
-    "scope": "api_key",
-    "match": "chat-prod",
-    "usd": "100",
-    "period": "monthly",
-    "thresholds_pct": [50, 100],
-}
-NO_ANOMALIES = {"min_impact_usd": "1000000", "baseline_days": 28, "sensitivity": 4.0}
 
 
 def materialize(cfg):

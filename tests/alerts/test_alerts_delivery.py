@@ -7,21 +7,14 @@ import datetime as dt
 import socket
 
 import httpx
+from martkit import CHAT_MONTHLY_BUDGET as BUDGET
+from martkit import NO_ANOMALIES
 
 from pipeline.alerts import evaluate_alerts
 from pipeline.alerts.delivery import deliver
 from pipeline.alerts.model import Alert
 
 D = dt.date
-NO_ANOMALIES = {"min_impact_usd": "1000000", "baseline_days": 28, "sensitivity": 4.0}
-BUDGET = {
-    "id": "chat-monthly",
-    "scope": "api_key",
-    "match": "chat-prod",
-    "usd": "100",
-    "period": "monthly",
-    "thresholds_pct": [50, 100],
-}
 
 
 def setup(make_cfg, marts, url: str | None):
