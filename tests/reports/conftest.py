@@ -5,67 +5,20 @@ config pointing at it."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-import yaml
 
-from routing_core.config import LedgerConfig, load_config
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 
-MARTS_DDL = """
-CREATE SCHEMA IF NOT EXISTS marts;
-CREATE TABLE marts.split_billing_daily (
-    day DATE NOT NULL, environment VARCHAR, app VARCHAR, api_key_id VARCHAR, workload VARCHAR,
-    member_id VARCHAR, provider VARCHAR, model VARCHAR, credential VARCHAR, requests BIGINT NOT NULL,
-    provider_billed_usd DECIMAL(38, 9), provider_estimated_usd DECIMAL(38, 9) NOT NULL,
-    platform_fee_usd DECIMAL(38, 9) NOT NULL, platform_credits_usd DECIMAL(38, 9) NOT NULL,
-    total_usd DECIMAL(38, 9) NOT NULL, status VARCHAR NOT NULL, key_id VARCHAR,
-    upstream_model VARCHAR, account VARCHAR, provider_adjustment_usd DECIMAL(38, 9),
-    platform_fee_estimated_usd DECIMAL(38, 9) NOT NULL,
-    platform_credits_estimated_usd DECIMAL(38, 9) NOT NULL, list_usd DECIMAL(38, 9) NOT NULL,
-    attribution VARCHAR NOT NULL
-);
-CREATE TABLE marts.reconciliation_daily (
-    day DATE NOT NULL, provider VARCHAR NOT NULL, account VARCHAR, upstream_model VARCHAR,
-    expected_usd DECIMAL(38, 9) NOT NULL, billed_usd DECIMAL(38, 9), variance_usd DECIMAL(38, 9),
-    variance_pct DECIMAL(18, 4), status VARCHAR NOT NULL, requests BIGINT NOT NULL,
-    invoice_lines BIGINT NOT NULL, key_ids VARCHAR, corrections_usd DECIMAL(38, 9) NOT NULL
-);
-CREATE TABLE marts.unattributed_usage (
-    day DATE NOT NULL, source VARCHAR NOT NULL, provider VARCHAR, account VARCHAR,
-    upstream_model VARCHAR, model VARCHAR, key_id VARCHAR, billed_usd DECIMAL(38, 9) NOT NULL,
-    invoice_lines BIGINT NOT NULL, source_files VARCHAR, reason VARCHAR NOT NULL
-);
-CREATE TABLE marts.non_usage_charges (
-    day DATE NOT NULL, provider VARCHAR NOT NULL, account VARCHAR, charge_category VARCHAR NOT NULL,
-    charge_class VARCHAR, description VARCHAR, billed_usd DECIMAL(38, 9) NOT NULL,
-    currency VARCHAR NOT NULL, source_file VARCHAR NOT NULL, source_line BIGINT NOT NULL
-);
-CREATE TABLE marts.cost_per_accepted_output (
-    period DATE NOT NULL, workload VARCHAR, environment VARCHAR, model VARCHAR,
-    requests BIGINT NOT NULL, workflows BIGINT NOT NULL, accepted BIGINT NOT NULL,
-    total_cost_usd DECIMAL(38, 9) NOT NULL, cost_per_accepted_usd DECIMAL(38, 9),
-    outputs BIGINT NOT NULL, rejected BIGINT NOT NULL, no_outcome BIGINT NOT NULL,
-    failed_requests BIGINT NOT NULL, fallback_requests BIGINT NOT NULL
-);
-CREATE TABLE marts.policy_violations (
-    day DATE NOT NULL, request_id VARCHAR NOT NULL, ts TIMESTAMP NOT NULL,
-    violation VARCHAR NOT NULL, explanation VARCHAR NOT NULL, api_key_id VARCHAR,
-    environment VARCHAR, workload VARCHAR, member_id VARCHAR, model VARCHAR, provider VARCHAR,
-    credential VARCHAR, key_id VARCHAR, source_file VARCHAR
-);
-CREATE TABLE marts.routing_health (
-    day DATE NOT NULL, provider VARCHAR, key_id VARCHAR, credential VARCHAR,
-    requests BIGINT NOT NULL, attempts BIGINT NOT NULL, served BIGINT NOT NULL,
-    errors BIGINT NOT NULL, rate_limit_hits BIGINT NOT NULL, fallback_served BIGINT NOT NULL,
-    error_rate DECIMAL(9, 6), rate_limit_rate DECIMAL(9, 6), fallback_rate DECIMAL(9, 6),
-    byok_share DECIMAL(9, 6), shared_share DECIMAL(9, 6)
-);
-"""
+from martkit import create_marts, ledger_data  # noqa: E402
+from martkit import write_config as write_ledger_yaml  # noqa: E402
+
+from routing_core.config import LedgerConfig  # noqa: E402
 
 EVIL_MODEL = '<script>alert("model")</script>'
 EVIL_APP = "<img src=x onerror=alert(1)>"
@@ -201,7 +154,7 @@ def split_rows() -> list[tuple]:
 
 def build_marts(path: Path) -> None:
     with duckdb.connect(str(path)) as c:
-        c.execute(MARTS_DDL)
+        create_marts(c)
         c.executemany(
             "INSERT INTO marts.split_billing_daily VALUES (" + ",".join(["?"] * 24) + ")",
             split_rows(),
@@ -282,73 +235,38 @@ def build_marts(path: Path) -> None:
 def write_config(tmp: Path, **overrides: Any) -> LedgerConfig:
     """A config whose budgets reference the fixture's keys; paths inside `tmp`."""
     keys = {"public-chat-prod": ("prod", "web-chat"), "batch-prod": ("prod", "batch")}
-    data: dict[str, Any] = {
-        "paths": {
-            "duckdb": "ledger.duckdb",
-            "reports": "reports",
-            "logs": "logs",
-            "invoices": "inv",
-        },
-        "providers": [
-            {
-                "id": "openai",
-                "api": "openai",
-                "base_url": "http://127.0.0.1:1/v1",
-                "invoice_format": "openai_costs",
-            }
-        ],
-        "models": [
-            {
-                "id": "openai/gpt-4.1",
-                "endpoints": [
-                    {
-                        "provider": "openai",
-                        "upstream_model": "gpt-4.1",
-                        "price": {"input": "2", "output": "8"},
-                    }
-                ],
-            }
-        ],
-        "byok_keys": [{"id": "oai-prod-primary", "provider": "openai", "secret_env": "OAI"}],
-        "api_keys": [
-            {
-                "id": k,
-                "secret_sha256": hashlib.sha256(k.encode()).hexdigest(),
-                "environment": e,
-                "app": a,
-            }
-            for k, (e, a) in keys.items()
-        ],
-        "workloads": [{"id": "public-chat"}, {"id": "batch"}],
-        "budgets": [
-            {
-                "id": "chat-monthly",
-                "scope": "api_key",
-                "match": "public-chat-prod",
-                "usd": "200",
-                "period": "monthly",
-                "thresholds_pct": [50, 80, 100],
+    data = ledger_data(["openai"], {"oai-prod-primary": "openai"}, keys)
+    data.update(
+        {
+            "workloads": [{"id": "public-chat"}, {"id": "batch"}],
+            "budgets": [
+                {
+                    "id": "chat-monthly",
+                    "scope": "api_key",
+                    "match": "public-chat-prod",
+                    "usd": "200",
+                    "period": "monthly",
+                    "thresholds_pct": [50, 80, 100],
+                },
+                {
+                    "id": "openai-monthly",
+                    "scope": "provider",
+                    "match": "openai",
+                    "usd": "90",
+                    "period": "monthly",
+                    "thresholds_pct": [100],
+                },
+            ],
+            "alerts": {
+                "webhook_url": None,
+                "min_impact_usd": "20",
+                "baseline_days": 28,
+                "sensitivity": 4,
             },
-            {
-                "id": "openai-monthly",
-                "scope": "provider",
-                "match": "openai",
-                "usd": "90",
-                "period": "monthly",
-                "thresholds_pct": [100],
-            },
-        ],
-        "alerts": {
-            "webhook_url": None,
-            "min_impact_usd": "20",
-            "baseline_days": 28,
-            "sensitivity": 4,
-        },
-    }
+        }
+    )
     data.update(overrides)
-    path = tmp / "ledger.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return load_config(path)
+    return write_ledger_yaml(tmp, data)
 
 
 @pytest.fixture

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from martkit import create_marts
 
 from reports.data import ReportError
 from reports.formatting import change, pct, usd, usd_short
 from reports.render import render_last_days, render_month
 
-from .conftest import EVIL_APP, EVIL_MODEL, MARTS_DDL, build_marts, write_config  # noqa: F401
+from .conftest import EVIL_APP, EVIL_MODEL, build_marts, write_config  # noqa: F401
 
 
 def card(html: str, layer: str) -> str:
@@ -84,7 +85,7 @@ def test_rolling_last_seven_days(report_env):
 def test_missing_optional_marts_are_explained(tmp_path):
     cfg = write_config(tmp_path, budgets=[])
     with duckdb.connect(str(cfg.duckdb_path)) as c:
-        c.execute(MARTS_DDL)
+        create_marts(c)
         c.execute("DROP TABLE marts.routing_health; DROP TABLE marts.cost_per_accepted_output")
     build_rows_only(cfg.duckdb_path)
     html = render_month(cfg, "2026-11").read_text()
