@@ -37,6 +37,20 @@ API_KEYS = {
 }
 
 
+# Where a request ran, as request() keyword arguments (Acme's names).
+SONNET_ON_ANTHROPIC = {
+    "model": "anthropic/claude-sonnet-4",
+    "provider": "anthropic",
+    "upstream_model": "claude-sonnet-4-20250514",
+}
+STAGING_MINI = {  # staging web chat on gpt-4.1-mini with the non-prod OpenAI key
+    "api_key_id": "public-chat-staging",
+    "model": "openai/gpt-4.1-mini",
+    "upstream_model": "gpt-4.1-mini-2025-04-14",
+    "key_id": "oai-nonprod",
+}
+
+
 def request(
     request_id: str,
     ts: str,
@@ -166,19 +180,14 @@ def acme_day_requests() -> list[dict[str, Any]]:
         request(
             "r3",
             t,
-            api_key_id="public-chat-staging",
-            model="openai/gpt-4.1-mini",
-            upstream_model="gpt-4.1-mini-2025-04-14",
-            key_id="oai-nonprod",
+            **STAGING_MINI,
             provider_usd="0.50",
             fee="0.025",
         ),
         request(
             "r4",
             t,
-            model="anthropic/claude-sonnet-4",
-            provider="anthropic",
-            upstream_model="claude-sonnet-4-20250514",
+            **SONNET_ON_ANTHROPIC,
             key_id="ant-prod-primary",
             provider_usd="2.00",
             fee="0.10",

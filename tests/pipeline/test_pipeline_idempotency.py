@@ -6,7 +6,7 @@ import datetime as dt
 
 import duckdb
 import pytest
-from pipeline_testkit import Ledger, materialize, outcome, request
+from pipeline_testkit import STAGING_MINI, Ledger, materialize, outcome, request
 
 import pipeline.loads as loads
 from routing_core.config import load_config
@@ -21,10 +21,7 @@ def _two_more_days(led: Ledger) -> None:
                 request(
                     f"{day}-b",
                     f"{day}T09:00:00.000Z",
-                    api_key_id="public-chat-staging",
-                    key_id="oai-nonprod",
-                    model="openai/gpt-4.1-mini",
-                    upstream_model="gpt-4.1-mini-2025-04-14",
+                    **STAGING_MINI,
                     provider_usd="0.10",
                     fee="0.005",
                 ),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from pipeline_testkit import Ledger, materialize, request
+from pipeline_testkit import SONNET_ON_ANTHROPIC, Ledger, materialize, request
 
 T = "2026-03-02T10:00:00.000Z"
 
@@ -20,9 +20,7 @@ def test_each_violation_kind_is_found_and_explained(ledger: Ledger):
                 "p1",
                 T,
                 api_key_id="legal-prod",
-                model="anthropic/claude-sonnet-4",
-                provider="anthropic",
-                upstream_model="claude-sonnet-4-20250514",
+                **SONNET_ON_ANTHROPIC,
                 credential="shared",
                 key_id=None,
                 credits="0.2",
@@ -31,9 +29,7 @@ def test_each_violation_kind_is_found_and_explained(ledger: Ledger):
             request(
                 "p2",
                 T,
-                model="anthropic/claude-sonnet-4",
-                provider="anthropic",
-                upstream_model="claude-sonnet-4-20250514",
+                **SONNET_ON_ANTHROPIC,
                 key_id="ant-legal-zdr",
                 provider_usd="0.5",
                 zdr=True,
@@ -100,9 +96,7 @@ def test_a_shared_attempt_under_strict_byok_is_a_violation_even_if_byok_served(l
                 "s1",
                 T,
                 api_key_id="legal-prod",
-                model="anthropic/claude-sonnet-4",
-                provider="anthropic",
-                upstream_model="claude-sonnet-4-20250514",
+                **SONNET_ON_ANTHROPIC,
                 key_id="ant-legal-zdr",
                 zdr=True,
                 attempts=attempts,
