@@ -12,6 +12,8 @@ from typing import Any
 
 import duckdb
 
+from pipeline.alerts.budgets import daily_spend
+from pipeline.alerts.periods import period_bounds
 from pipeline.sql import load_sql
 from routing_core.config import LedgerConfig
 
@@ -170,23 +172,12 @@ def _burn_down(
     """Cumulative spend per day (through `end`, the last day with data) for each monthly
     budget, with the run-rate forecast for the month's end while the month is open."""
     out: list[Row] = []
-    month_start = end.replace(day=1)
-    month_end = (month_start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
+    month_start, month_end = period_bounds("monthly", end)
     for b in config.budgets:
         if b.period != "monthly":
             continue
-        owner_keys = [k.id for k in config.api_keys if k.owner == b.match]
-        rows = conn.execute(
-            load_sql("alerts/budget_daily_spend"),
-            {
-                "start": month_start,
-                "end": end,
-                "scope": b.scope,
-                "match": b.match,
-                "owner_keys": owner_keys,
-            },
-        ).fetchall()
-        spend = {d: Decimal(v) for d, v in rows}
+        # The same spend the budget alerts see.
+        spend = daily_spend(conn, config, b, month_start, end)
         points, acc = [], ZERO
         day = month_start
         while day <= end:
