@@ -15,7 +15,13 @@ def _run(led: Ledger, *args: str) -> subprocess.CompletedProcess:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("DAGSTER_HOME", "BYOK_LEDGER_CONFIG", "BYOK_LEDGER_START")
+        if k
+        not in (
+            "DAGSTER_HOME",
+            "BYOK_LEDGER_CONFIG",
+            "BYOK_LEDGER_START",
+            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS",
+        )
     }
     return subprocess.run(
         [sys.executable, "-m", "byok_ledger.cli", "run", "--config", str(led.config), *args],
@@ -55,6 +61,37 @@ def test_run_defaults_to_the_days_in_the_logs_and_prints_a_summary(acme_day: Led
     before = acme_day.snapshot()
     assert _run(acme_day, "--start", "2026-03-02", "--end", "2026-03-02").returncode == 0
     assert acme_day.snapshot() == before
+
+
+def test_range_run_records_every_day_but_plans_once_per_asset(acme_day: Ledger):
+    """Each asset's days show as materialized partitions in the Dagster UI, while the run plans
+    each asset once for the whole range (one event, not one per day: SQLite writes each event
+    as its own transaction)."""
+    import dagster as dg
+
+    proc = _run(acme_day, "--start", "2026-03-01", "--end", "2026-03-03")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    home = acme_day.duckdb.parent / ".dagster"
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+        records = instance.get_records_for_run(run.run_id).records
+        planned = [
+            r.event_log_entry.dagster_event.asset_key.to_user_string()
+            for r in records
+            if r.event_log_entry.dagster_event_type
+            == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        ]
+        materialized = [
+            r
+            for r in records
+            if r.event_log_entry.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+        ]
+        days = {"2026-03-01", "2026-03-02", "2026-03-03"}
+        assert len(planned) == len(set(planned)) == 11
+        assert len(materialized) == 11 * 3
+        for key in planned:
+            asset = dg.AssetKey.from_user_string(key)
+            assert instance.get_materialized_partitions(asset) == days, key
 
 
 def test_run_exits_non_zero_when_a_blocking_check_fails(ledger: Ledger):

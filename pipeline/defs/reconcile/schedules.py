@@ -15,7 +15,6 @@ LEDGER_GROUPS = ("ingest", "reconcile", "insights")
 ledger_job = dg.define_asset_job(
     "ledger_daily",
     selection=dg.AssetSelection.groups(*LEDGER_GROUPS),
-    partitions_def=daily_partitions,
     description="Every ledger asset (staging, reconciliation, marts) and its checks.",
 )
 
