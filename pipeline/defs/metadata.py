@@ -1,5 +1,5 @@
 """Small helpers shared by the asset files: the day range of a run (assets and checks), and the
-row-count + preview metadata every asset returns."""
+row-count + preview metadata every asset returns (per day on each day's materialization)."""
 
 from __future__ import annotations
 
@@ -33,16 +33,36 @@ def run_days(context: Any) -> DayRange:
 
 
 def table_metadata(
+    context: dg.AssetExecutionContext,
     conn: duckdb.DuckDBPyConnection,
     table: str,
     days: DayRange,
     day_col: str = "day",
     limit: int = 5,
+    asset_key: dg.AssetKey | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """`dagster/row_count` for the days, plus a Markdown preview of a few rows."""
+    """Metadata of a (re)built table: the rows of the run's days, a Markdown preview of a few
+    rows, and, on each day's own materialization, `dagster/row_count` for that day (a range
+    run records one materialization per day; each should count its own rows)."""
     where = f"WHERE {day_col} BETWEEN $start AND $end"
-    n = conn.execute(f"SELECT count(*) FROM {table} {where}", days.params).fetchone()[0]
+    per_day = dict(
+        conn.execute(
+            f"SELECT {day_col}, count(*) FROM {table} {where} GROUP BY ALL", days.params
+        ).fetchall()
+    )
+    if context.has_partition_key_range:
+        for day in days.days:
+            context.add_asset_metadata(
+                {
+                    "dagster/row_count": dg.MetadataValue.int(
+                        int(per_day.get(dt.date.fromisoformat(day), 0))
+                    )
+                },
+                asset_key=asset_key,
+                partition_key=day,
+            )
+    n = sum(per_day.values())
     cur = conn.execute(
         f"SELECT * FROM {table} {where} ORDER BY ALL LIMIT {int(limit)}", days.params
     )
@@ -52,6 +72,7 @@ def table_metadata(
     md += "\n".join("| " + " | ".join("" if v is None else str(v) for v in r) + " |" for r in rows)
     return {
         "dagster/row_count": dg.MetadataValue.int(int(n)),
+        "run_row_count": dg.MetadataValue.int(int(n)),
         "days": dg.MetadataValue.text(str(days)),
         "table": dg.MetadataValue.text(table),
         "preview": dg.MetadataValue.md(md),

@@ -92,6 +92,24 @@ def test_range_run_records_every_day_but_plans_once_per_asset(acme_day: Ledger):
         for key in planned:
             asset = dg.AssetKey.from_user_string(key)
             assert instance.get_materialized_partitions(asset) == days, key
+        # Each day's materialization counts that day's rows (only Mar 2 has logs).
+        counts = {
+            (
+                r.event_log_entry.dagster_event.asset_key.to_user_string(),
+                r.event_log_entry.dagster_event.partition,
+            ): r.asset_materialization.metadata["dagster/row_count"].value
+            for r in materialized
+        }
+        assert [counts[("staging/requests", d)] for d in sorted(days)] == [0, 8, 0]
+        split_rows = dict(
+            acme_day.query(
+                "SELECT strftime(day, '%Y-%m-%d'), count(*) FROM marts.split_billing_daily "
+                "GROUP BY ALL"
+            )
+        )
+        assert split_rows["2026-03-02"] > 0
+        for d in days:
+            assert counts[("marts/split_billing_daily", d)] == split_rows.get(d, 0), d
 
 
 def test_run_exits_non_zero_when_a_blocking_check_fails(ledger: Ledger):

@@ -22,7 +22,11 @@ def staging_requests(
     with duckdb.get_connection() as conn:
         stats = loads.load_requests(conn, ledger.config(), days)
         meta = table_metadata(
-            conn, "staging.requests", days, **{k: dg.MetadataValue.int(v) for k, v in stats.items()}
+            context,
+            conn,
+            "staging.requests",
+            days,
+            **{k: dg.MetadataValue.int(v) for k, v in stats.items()},
         )
     if stats["rejected"]:
         context.log.warning(
@@ -40,7 +44,11 @@ def staging_outcomes(
     with duckdb.get_connection() as conn:
         stats = loads.load_outcomes(conn, ledger.config(), days)
         meta = table_metadata(
-            conn, "staging.outcomes", days, **{k: dg.MetadataValue.int(v) for k, v in stats.items()}
+            context,
+            conn,
+            "staging.outcomes",
+            days,
+            **{k: dg.MetadataValue.int(v) for k, v in stats.items()},
         )
     return dg.MaterializeResult(metadata=meta)
 
@@ -59,6 +67,6 @@ def staging_invoice_lines(
         except InvoiceError as e:
             raise dg.Failure(description=str(e)) from e
         meta = table_metadata(
-            conn, "staging.invoice_lines", days, files=dg.MetadataValue.int(stats["files"])
+            context, conn, "staging.invoice_lines", days, files=dg.MetadataValue.int(stats["files"])
         )
     return dg.MaterializeResult(metadata=meta)

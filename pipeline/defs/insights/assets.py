@@ -22,7 +22,7 @@ def _build(
     days = run_days(context)
     with duckdb.get_connection() as conn:
         loads.build_mart(conn, ledger.config(), days, name)
-        meta = table_metadata(conn, f"marts.{name}", days, day_col=day_col)
+        meta = table_metadata(context, conn, f"marts.{name}", days, day_col=day_col)
     return dg.MaterializeResult(metadata=meta)
 
 

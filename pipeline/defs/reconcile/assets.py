@@ -23,7 +23,7 @@ def request_groups(
     days = run_days(context)
     with duckdb.get_connection() as conn:
         loads.build_request_groups(conn, ledger.config(), days)
-        meta = table_metadata(conn, "intermediate.request_groups", days)
+        meta = table_metadata(context, conn, "intermediate.request_groups", days)
     return dg.MaterializeResult(metadata=meta)
 
 
@@ -38,7 +38,7 @@ def reconciliation_daily(
     days = run_days(context)
     with duckdb.get_connection() as conn:
         loads.build_reconciliation(conn, ledger.config(), days)
-        meta = table_metadata(conn, "marts.reconciliation_daily", days)
+        meta = table_metadata(context, conn, "marts.reconciliation_daily", days)
     return dg.MaterializeResult(metadata=meta)
 
 
@@ -75,7 +75,8 @@ def split_billing(
     with duckdb.get_connection() as conn:
         loads.build_split_billing(conn, ledger.config(), days)
         for name in ("split_billing_daily", "unattributed_usage", "non_usage_charges"):
+            key = dg.AssetKey(["marts", name])
             yield dg.MaterializeResult(
-                asset_key=dg.AssetKey(["marts", name]),
-                metadata=table_metadata(conn, f"marts.{name}", days),
+                asset_key=key,
+                metadata=table_metadata(context, conn, f"marts.{name}", days, asset_key=key),
             )
