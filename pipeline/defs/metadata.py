@@ -4,6 +4,7 @@ row-count + preview metadata every asset returns (per day on each day's material
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
@@ -78,3 +79,20 @@ def table_metadata(
         "preview": dg.MetadataValue.md(md),
         **{k: v for k, v in extra.items()},
     }
+
+
+def rebuild_table(
+    context: dg.AssetExecutionContext,
+    ledger: Any,
+    db: Any,
+    table: str,
+    build: Callable[[duckdb.DuckDBPyConnection, Any, DayRange], Any],
+    day_col: str = "day",
+) -> dg.MaterializeResult:
+    """The body of a one-table asset (`db`: its DuckDB resource): replace the run's days with
+    `build(conn, config, days)` (a `pipeline.loads` function), then report the table."""
+    days = run_days(context)
+    with db.get_connection() as conn:
+        build(conn, ledger.config(), days)
+        meta = table_metadata(context, conn, table, days, day_col=day_col)
+    return dg.MaterializeResult(metadata=meta)

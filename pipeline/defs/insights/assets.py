@@ -4,7 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from pipeline import loads
-from pipeline.defs.metadata import run_days, table_metadata
+from pipeline.defs.metadata import rebuild_table
 from pipeline.defs.partitions import daily_partitions, single_run
 from pipeline.defs.resources import LedgerConfigResource
 
@@ -19,11 +19,10 @@ def _build(
     name: str,
     day_col: str = "day",
 ) -> dg.MaterializeResult:
-    days = run_days(context)
-    with duckdb.get_connection() as conn:
-        loads.build_mart(conn, ledger.config(), days, name)
-        meta = table_metadata(context, conn, f"marts.{name}", days, day_col=day_col)
-    return dg.MaterializeResult(metadata=meta)
+    def build(conn, cfg, days):
+        return loads.build_mart(conn, cfg, days, name)
+
+    return rebuild_table(context, ledger, duckdb, f"marts.{name}", build, day_col)
 
 
 @dg.asset(

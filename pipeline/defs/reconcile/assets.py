@@ -4,7 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from pipeline import loads
-from pipeline.defs.metadata import run_days, table_metadata
+from pipeline.defs.metadata import rebuild_table, run_days, table_metadata
 from pipeline.defs.partitions import daily_partitions, single_run
 from pipeline.defs.resources import LedgerConfigResource
 
@@ -20,11 +20,9 @@ def request_groups(
 ) -> dg.MaterializeResult:
     """Requests aggregated to the allocation grain, each BYOK group tied to the invoice account
     it reconciles against (SPEC §7 account matching)."""
-    days = run_days(context)
-    with duckdb.get_connection() as conn:
-        loads.build_request_groups(conn, ledger.config(), days)
-        meta = table_metadata(context, conn, "intermediate.request_groups", days)
-    return dg.MaterializeResult(metadata=meta)
+    return rebuild_table(
+        context, ledger, duckdb, "intermediate.request_groups", loads.build_request_groups
+    )
 
 
 @dg.asset(
@@ -35,11 +33,9 @@ def reconciliation_daily(
 ) -> dg.MaterializeResult:
     """Expected (logs) vs billed (invoice Usage lines) per day x provider x account x
     upstream_model, with variance and a status."""
-    days = run_days(context)
-    with duckdb.get_connection() as conn:
-        loads.build_reconciliation(conn, ledger.config(), days)
-        meta = table_metadata(context, conn, "marts.reconciliation_daily", days)
-    return dg.MaterializeResult(metadata=meta)
+    return rebuild_table(
+        context, ledger, duckdb, "marts.reconciliation_daily", loads.build_reconciliation
+    )
 
 
 @dg.multi_asset(
