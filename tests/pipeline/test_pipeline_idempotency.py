@@ -53,11 +53,25 @@ def test_a_range_then_one_day_inside_it_gives_identical_tables(acme_day: Ledger)
     assert acme_day.snapshot() == ranged
 
 
+MAR_2 = loads.DayRange(dt.date(2026, 3, 2), dt.date(2026, 3, 2))
+
+
+def _crash_at(monkeypatch: pytest.MonkeyPatch, statement: str) -> None:
+    """Make the loads die when they reach the SQL file `statement`, inside their transaction."""
+    real = loads.run_sql
+
+    def crash(conn, name, params=None):
+        if name == statement:
+            raise RuntimeError("simulated crash mid-load")
+        return real(conn, name, params)
+
+    monkeypatch.setattr(loads, "run_sql", crash)
+
+
 def test_crash_inside_the_requests_transaction_keeps_the_previous_state(
     acme_day: Ledger, monkeypatch: pytest.MonkeyPatch
 ):
-    cfg = load_config(acme_day.config)
-    days = loads.DayRange(dt.date(2026, 3, 2), dt.date(2026, 3, 2))
+    cfg, days = load_config(acme_day.config), MAR_2
     assert materialize(acme_day, day="2026-03-02").success
     before = acme_day.snapshot()
 
@@ -66,14 +80,7 @@ def test_crash_inside_the_requests_transaction_keeps_the_previous_state(
     acme_day.write_requests(
         "2026-03-02", [request("late-1", "2026-03-02T20:00:00.000Z")], name="router-9"
     )
-    real = loads.run_sql
-
-    def crash(conn, name, params=None):
-        if name == "staging/rejected_replace":
-            raise RuntimeError("simulated crash mid-load")
-        return real(conn, name, params)
-
-    monkeypatch.setattr(loads, "run_sql", crash)
+    _crash_at(monkeypatch, "staging/rejected_replace")
     conn = duckdb.connect(str(acme_day.duckdb))
     try:
         with pytest.raises(RuntimeError, match="simulated crash"):
@@ -86,18 +93,10 @@ def test_crash_inside_the_requests_transaction_keeps_the_previous_state(
 def test_crash_inside_the_split_billing_transaction_keeps_the_previous_state(
     acme_day: Ledger, monkeypatch: pytest.MonkeyPatch
 ):
-    cfg = load_config(acme_day.config)
-    days = loads.DayRange(dt.date(2026, 3, 2), dt.date(2026, 3, 2))
+    cfg, days = load_config(acme_day.config), MAR_2
     assert materialize(acme_day, day="2026-03-02").success
     before = acme_day.snapshot()
-    real = loads.run_sql
-
-    def crash(conn, name, params=None):
-        if name == "marts/unattributed_usage":  # after split_billing_daily was rewritten
-            raise RuntimeError("simulated crash mid-load")
-        return real(conn, name, params)
-
-    monkeypatch.setattr(loads, "run_sql", crash)
+    _crash_at(monkeypatch, "marts/unattributed_usage")  # after split_billing_daily was rewritten
     conn = duckdb.connect(str(acme_day.duckdb))
     try:
         # Change an input so that a committed rebuild would differ from the previous marts.
