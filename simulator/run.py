@@ -139,42 +139,47 @@ def _clean(out_dir: Path) -> None:
 
 
 class Progress:
-    """A one-line stderr progress indicator (a bar on a terminal, sparse lines otherwise)."""
+    """A one-line stderr progress indicator: a bar on a terminal, a line per tenth otherwise.
+    Progress is simulated time covered, so a single big day moves the bar too."""
 
     def __init__(self, enabled: bool, total_days: int, start: dt.date):
         self.enabled = enabled
         self.total = max(1, total_days)
-        self.start = start
+        self.origin = dt.datetime.combine(start, dt.time(), tzinfo=dt.UTC)
         self.tty = sys.stderr.isatty()
         self.t0 = time.monotonic()
         self.last = -1.0
-        self.last_day = -1
+        self.last_tenth = 0
 
     def __call__(self, at: dt.datetime | dt.date, requests: int) -> None:
         if not self.enabled:
             return
-        d = at.date() if isinstance(at, dt.datetime) else at
-        day = (d - self.start).days + 1
+        if not isinstance(at, dt.datetime):
+            at = dt.datetime.combine(at, dt.time(), tzinfo=dt.UTC)
+        frac = min(1.0, max(0.0, (at - self.origin).total_seconds() / (self.total * 86_400)))
+        day = min(self.total, int(frac * self.total) + 1)
         now = time.monotonic()
         if self.tty:
             if now - self.last < 0.2:
                 return
             self.last = now
-            done = min(self.total, day)
-            bar = "#" * int(30 * done / self.total)
+            bar = "#" * int(30 * frac)
             sys.stderr.write(
-                f"\rsimulate [{bar:<30}] day {done}/{self.total}, "
+                f"\rsimulate [{bar:<30}] {frac:4.0%} day {day}/{self.total}, "
                 f"{requests:,} requests, {now - self.t0:.0f}s"
             )
             sys.stderr.flush()
-        elif day != self.last_day and (day % max(1, self.total // 5) == 0 or day == self.total):
-            self.last_day = day
-            sys.stderr.write(f"simulate: day {day}/{self.total}, {requests:,} requests\n")
+        elif int(frac * 10) > self.last_tenth:
+            self.last_tenth = int(frac * 10)
+            sys.stderr.write(
+                f"simulate: {self.last_tenth * 10}% (day {day}/{self.total}), "
+                f"{requests:,} requests, {now - self.t0:.0f}s\n"
+            )
 
     def done(self, requests: int) -> None:
         if self.enabled and self.tty:
             sys.stderr.write(
-                f"\rsimulate [{'#' * 30}] {self.total}/{self.total} days, "
+                f"\rsimulate [{'#' * 30}] 100% {self.total}/{self.total} days, "
                 f"{requests:,} requests, {time.monotonic() - self.t0:.1f}s\n"
             )
 
