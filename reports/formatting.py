@@ -20,18 +20,17 @@ def usd(value: Decimal | int | None, places: int = 2) -> str:
 
 
 def usd_short(value: Decimal) -> str:
-    """Axis ticks: $1.2k, $350, $7.5, $0.25."""
+    """Axis ticks: $1.2k, $350, $7.50, $0.25."""
     d = Decimal(value)
     if abs(d) >= 1000:
         k = (d / 1000).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
         return f"${k.normalize():f}k"
     if d == d.to_integral_value():
         return f"${d.quantize(Decimal(1)):,}"
-    if abs(d) >= 1:
-        # Steps of 2.5 or 1.25 must not round to whole dollars: $0, $3, $5, $8 would put
-        # equally spaced gridlines at unequal amounts.
-        return f"${d.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP).normalize():,f}"
-    return f"${d.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
+    # Exact, with at least cents: steps of 2.5 or 0.125 rounded ($0, $3, $5, $8) would label
+    # equally spaced gridlines with unequal amounts.
+    cents = d.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"${cents:,}" if cents == d else f"${d.normalize():,f}"
 
 
 def pct(value: Decimal | float | None, places: int = 1) -> str:

@@ -149,13 +149,13 @@ def test_changes_and_ticks():
         "$0.25",
     ]
     # A $2.50 grid step keeps its cents instead of reading $0, $3, $5, $8.
-    assert [usd_short(Decimal(v)) for v in ("0", "2.5", "5.0", "7.50", "3.75", "12.5")] == [
+    assert [usd_short(Decimal(v)) for v in ("0", "2.5", "5.0", "7.50", "12.5", "0.375")] == [
         "$0",
-        "$2.5",
+        "$2.50",
         "$5",
-        "$7.5",
-        "$3.75",
-        "$12.5",
+        "$7.50",
+        "$12.50",
+        "$0.375",
     ]
 
 
