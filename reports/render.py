@@ -152,6 +152,10 @@ def render(d: ReportData, out_path: Path) -> Path:
     )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html", dir=out_path.parent)
+    # mkstemp creates 0600; a report is meant to be shared like any file the user writes.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(html)
     os.replace(tmp, out_path)

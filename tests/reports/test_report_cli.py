@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from byok_ledger.cli import main
@@ -14,6 +15,10 @@ def test_report_cli_renders_month_and_rolling_view(report_env, capsys):
     out = capsys.readouterr().out.split()
     assert [Path(p).name for p in out] == ["finance-2026-11.html", "finance-last-7-days.html"]
     assert all(Path(p).parent == report_env.reports_dir and Path(p).exists() for p in out)
+    # Readable like any file the user writes (the temporary file it comes from is 0600).
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert {Path(p).stat().st_mode & 0o777 for p in out} == {0o666 & ~umask}
 
 
 def test_report_cli_without_duckdb_says_run_first(tmp_path, capsys):
