@@ -722,7 +722,14 @@ def load_config(path: str | Path) -> LedgerConfig:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise ConfigError(p, [ConfigProblem(path=where, message=f"invalid YAML: {e}")]) from None
+        # str(e) repeats the marks as `in "<unicode string>"` plus source excerpts: say the
+        # problem and its context in one line instead (the file is already named).
+        detail = getattr(e, "problem", None) or str(e)
+        context, cmark = getattr(e, "context", None), getattr(e, "context_mark", None)
+        if context:
+            detail += f" ({context}" + (f" at line {cmark.line + 1}" if cmark else "") + ")"
+        problem = ConfigProblem(path=where, message=f"invalid YAML: {detail}")
+        raise ConfigError(p, [problem]) from None
     dupes = _duplicate_key_problems(text)
     try:
         cfg = parse_config(data, p)

@@ -224,6 +224,7 @@ def test_missing_required_and_invalid_yaml(tmp_path: Path) -> None:
     problems = problems_of(tmp_path, "providers: [\n  - id: x\n")
     ((where, msg),) = problems.items()
     assert where.startswith("line ") and "invalid YAML" in msg
+    assert msg.endswith("(while parsing a flow node at line 2)") and "<unicode string>" not in msg
 
 
 def test_duplicate_yaml_keys_are_reported(tmp_path: Path) -> None:
