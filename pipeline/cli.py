@@ -153,9 +153,25 @@ def _print_steps(instance: Any, run_id: str, printed: int, t0: float) -> int:
         if r.is_dagster_event
         and r.dagster_event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED")
     ]
+    # A check step "succeeds" even when its check did not pass; printing "ok" there and
+    # "check ... failed" below contradicted itself. An evaluation is logged before its
+    # step's STEP_SUCCESS, so it is in `records` whenever that step is.
+    failed_checks: dict[str, str] = {}
+    for r in records:
+        ev = r.dagster_event if r.is_dagster_event else None
+        if ev is None or ev.event_type_value != "ASSET_CHECK_EVALUATION":
+            continue
+        data = ev.event_specific_data
+        if data is not None and not data.passed:
+            blocking = getattr(data, "blocking", False)
+            severity = getattr(data.severity, "value", data.severity)
+            failed_checks[ev.step_key] = "FAILED" if blocking or severity == "ERROR" else "warn"
     for ev in steps[printed:]:
         at = f"{time.perf_counter() - t0:6.1f}s"
-        if ev.event_type_value == "STEP_SUCCESS":
+        if ev.event_type_value == "STEP_SUCCESS" and ev.step_key in failed_checks:
+            label = failed_checks[ev.step_key]
+            print(f"  {at}  {label:<6}  {ev.step_key} (check did not pass, below)", flush=True)
+        elif ev.event_type_value == "STEP_SUCCESS":
             print(f"  {at}  ok      {ev.step_key}", flush=True)
         elif ev.event_type_value == "STEP_FAILURE":
             err = ev.event_specific_data.error if ev.event_specific_data else None

@@ -122,6 +122,22 @@ def test_run_exits_non_zero_when_a_blocking_check_fails(ledger: Ledger):
         "check rejected_rate_under_threshold on staging/requests failed (BLOCKING)" in proc.stdout
     )
     assert "router-a.jsonl` line 2" in proc.stdout
+    assert "FAILED  staging__requests_rejected_rate_under_threshold" in proc.stdout
+
+
+def test_a_failed_warn_check_is_not_printed_as_ok(acme_day: Ledger):
+    # Bedrock bills $5 more for one line than the logs explain: over_billed, a WARN check.
+    csv = acme_day.invoices / "bedrock" / "focus_2026-03.csv"
+    lines = csv.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].replace(",0.60,0.60,0.60,", ",5.60,5.60,5.60,", 1)
+    csv.write_text("".join(lines))
+    proc = _run(acme_day)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "check variance_within_tolerance on marts/reconciliation_daily failed (WARN)" in (
+        proc.stdout
+    )
+    step = next(ln for ln in proc.stdout.splitlines() if "variance_within_tolerance" in ln)
+    assert step.split()[1:3] == ["warn", "marts__reconciliation_daily_variance_within_tolerance"]
 
 
 def test_run_reports_config_errors_with_exit_2(ledger: Ledger):
