@@ -66,7 +66,10 @@ def _prepare_environment(
 
 
 def _money(v: Any) -> str:
-    return "-" if v is None else f"{Decimal(v):,.2f}"
+    if v is None:
+        return "-"
+    text = f"{Decimal(v):,.2f}"
+    return "0.00" if text == "-0.00" else text  # a -$0.003 variance is not "-0.00"
 
 
 def _summary(cfg: LedgerConfig, start: dt.date, end: dt.date) -> list[tuple]:

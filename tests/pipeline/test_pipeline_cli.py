@@ -153,3 +153,14 @@ def test_run_without_logs_says_where_it_looked(ledger: Ledger):
     proc = _run(ledger)
     assert proc.returncode == 2
     assert f"no request logs under {ledger.logs}" in proc.stderr
+
+
+def test_summary_money_has_no_negative_zero():
+    from pipeline.cli import _money
+
+    assert [_money(v) for v in (None, Decimal("-0.0004"), Decimal("-0.76"), Decimal("1234.5"))] == [
+        "-",
+        "0.00",
+        "-0.76",
+        "1,234.50",
+    ]
