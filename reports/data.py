@@ -67,6 +67,7 @@ class ReportData:
     alerts: list[Row] | None
     burn_down: list[Row] = field(default_factory=list)  # per monthly budget: cumulative spend
     missing: list[str] = field(default_factory=list)  # optional marts not built yet
+    platform: Any = None  # config.platform: explains days without a BYOK fee (free allowance)
 
 
 def connect(path: Path) -> duckdb.DuckDBPyConnection:
@@ -161,6 +162,7 @@ def load(
         budgets=optional("budget_status", "budget_status"),
         alerts=optional("alerts", "alerts"),
         missing=missing,
+        platform=config.platform,
     )
     data.burn_down = _burn_down(conn, config, start, min(end, last) if last else end)
     return data

@@ -166,3 +166,14 @@ def test_needs_attention_summary(report_env):
     assert "3 reconciliation variances totalling $5.00" in summary
     assert "$2.00 of invoice cost with no logged request" in summary
     assert "1 budget period over the limit: openai-monthly" in summary
+
+
+def test_byok_fee_free_allowance_is_explained(report_env, tmp_path):
+    # Without an allowance every BYOK day carries a fee: nothing to explain.
+    assert "BYOK fee only after" not in render_month(report_env, "2026-11").read_text()
+    platform = {"name": "OpenRouter", "byok_fee_pct": "5", "byok_free_allowance_usd": "100"}
+    (tmp_path / "allowance").mkdir()
+    cfg = write_config(tmp_path / "allowance", platform=platform)
+    build_marts(cfg.duckdb_path)
+    text = " ".join(render_month(cfg, "2026-11").read_text().split())
+    assert "OpenRouter charges its 5% BYOK fee only after the first $100.00 of BYOK" in text
