@@ -63,7 +63,11 @@ WITH cost AS (
 SELECT c.day, c.workload, c.environment, c.model, c.requests, coalesce(q.workflows, 0),
        coalesce(u.accepted, 0), c.total_cost_usd,
        CASE WHEN coalesce(u.accepted, 0) > 0
-            THEN CAST(c.total_cost_usd / u.accepted AS DECIMAL(38, 9)) END,
+            -- DuckDB divides DECIMALs in DOUBLE: divide whole nanodollars instead (half up,
+            -- costs are never negative) so money never passes through a float.
+            THEN CAST((CAST(c.total_cost_usd * 1000000000 AS HUGEINT) * 2 + u.accepted)
+                      // (2 * u.accepted) AS DECIMAL(38, 0)) * CAST(0.000000001 AS DECIMAL(38, 9))
+       END,
        coalesce(u.outputs, 0), coalesce(u.rejected, 0), coalesce(u.no_outcome, 0),
        coalesce(q.failed_requests, 0), coalesce(q.fallback_requests, 0)
 FROM cost c

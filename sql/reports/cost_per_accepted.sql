@@ -7,7 +7,11 @@ SELECT
     sum(workflows) AS workflows,
     sum(accepted) AS accepted,
     sum(total_cost_usd) AS total_cost_usd,
-    CASE WHEN sum(accepted) > 0 THEN sum(total_cost_usd) / sum(accepted) END AS cost_per_accepted_usd
+    -- Exact decimal division in whole nanodollars (DuckDB would divide DECIMALs in DOUBLE).
+    CASE WHEN sum(accepted) > 0
+         THEN CAST((CAST(sum(total_cost_usd) * 1000000000 AS HUGEINT) * 2 + sum(accepted))
+                   // (2 * sum(accepted)) AS DECIMAL(38, 0)) * CAST(0.000000001 AS DECIMAL(38, 9))
+    END AS cost_per_accepted_usd
 FROM marts.cost_per_accepted_output
 WHERE period BETWEEN $start AND $end
 GROUP BY ALL
