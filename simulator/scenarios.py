@@ -718,7 +718,9 @@ def print_table(verdicts: list[Verdict], width: int = 60) -> None:
             print("  ".join("-" * x for x in w))
     for v in verdicts:
         if v.status != "PASS":
-            print(f"\n{v.scenario}: {v.status}: {v.observed}")
+            print(
+                f"\n{v.scenario}: {v.status}\n  expected: {v.expectation}\n  observed: {v.observed}"
+            )
             for d in v.details[:10]:
                 print(f"  - {d}")
             if len(v.details) > 10:
