@@ -61,10 +61,13 @@ def environment() -> jinja2.Environment:
 
 
 def _month_bounds(month: str) -> tuple[dt.date, dt.date]:
+    # strptime alone accepts "2026-9"; the report file name needs the canonical spelling.
     try:
         start = dt.datetime.strptime(month, "%Y-%m").date()
     except ValueError:
-        raise ReportError(f"--month {month!r} is not YYYY-MM (e.g. 2026-11)") from None
+        start = None
+    if start is None or start.strftime("%Y-%m") != month:
+        raise ReportError(f"--month {month!r} is not YYYY-MM (e.g. 2026-11)")
     end = (start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
     return start, end
 

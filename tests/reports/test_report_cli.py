@@ -32,5 +32,8 @@ def test_report_cli_without_duckdb_says_run_first(tmp_path, capsys):
 def test_report_cli_bad_month_and_bad_config(report_env, tmp_path, capsys):
     assert main(["report", "--config", str(report_env.source), "--month", "2026-13"]) == 2
     assert "is not YYYY-MM" in capsys.readouterr().err
+    # A month without its leading zero would name the file finance-2026-9.html: refused.
+    assert main(["report", "--config", str(report_env.source), "--month", "2026-9"]) == 2
+    assert "is not YYYY-MM" in capsys.readouterr().err
     assert main(["report", "--config", str(tmp_path / "nope.yaml"), "--month", "2026-11"]) == 2
     assert "config file not found" in capsys.readouterr().err
