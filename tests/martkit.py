@@ -1,7 +1,7 @@
 """Shared builders for the tests that read the marts (alerts, reports): the mart tables exactly
 as the pipeline creates them, a small `ledger.yaml` written to disk and loaded, and the budget
-and alert settings several alert tests share. The conftests of tests/alerts and tests/reports
-put this folder on sys.path so test modules can `from martkit import ...`."""
+and alert settings several alert tests share. pyproject.toml puts tests/ on pytest's
+pythonpath, so test modules `from martkit import ...`."""
 
 from __future__ import annotations
 

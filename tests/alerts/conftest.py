@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
@@ -15,12 +14,9 @@ from typing import Any
 
 import duckdb
 import pytest
+from martkit import create_marts, ledger_data, write_config
 
-sys.path.append(str(Path(__file__).resolve().parents[1]))
-
-from martkit import create_marts, ledger_data, write_config  # noqa: E402
-
-from routing_core.config import LedgerConfig  # noqa: E402
+from routing_core.config import LedgerConfig
 
 API_KEYS = {
     # id: (environment, app, owner)

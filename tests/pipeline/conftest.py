@@ -1,16 +1,12 @@
-"""Fixtures for the pipeline tests (the helpers live in pipeline_testkit.py, importable from
-the test modules because this folder is put on sys.path here)."""
+"""Fixtures for the pipeline tests (the helpers live in pipeline_testkit.py, importable by name:
+pyproject.toml puts this folder on pytest's pythonpath)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from pipeline_testkit import Ledger, acme_day_requests, outcome  # noqa: E402
+from pipeline_testkit import Ledger, acme_day_requests, outcome
 
 
 @pytest.fixture

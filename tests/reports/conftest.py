@@ -5,20 +5,16 @@ config pointing at it."""
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from martkit import create_marts, ledger_data
+from martkit import write_config as write_ledger_yaml
 
-sys.path.append(str(Path(__file__).resolve().parents[1]))
-
-from martkit import create_marts, ledger_data  # noqa: E402
-from martkit import write_config as write_ledger_yaml  # noqa: E402
-
-from routing_core.config import LedgerConfig  # noqa: E402
+from routing_core.config import LedgerConfig
 
 EVIL_MODEL = '<script>alert("model")</script>'
 EVIL_APP = "<img src=x onerror=alert(1)>"

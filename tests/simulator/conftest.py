@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from simulator_testkit import small_run  # noqa: E402
+from simulator_testkit import small_run
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Helpers for the simulator tests: small simulation runs, manifest and log readers, acme
-config variants (imported by the test modules; conftest puts this folder on sys.path)."""
+config variants (imported by the test modules; pyproject.toml puts this folder on pytest's pythonpath)."""
 
 from __future__ import annotations
 
