@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from browserkit import RENDERED, run_chromium, script_errors
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,3 +101,27 @@ def test_demo_leaves_no_secret_in_logs_duckdb_or_reports(demo_run) -> None:
             ):
                 leaks.append(str(path))
     assert not leaks, leaks
+
+
+def test_demo_report_renders_in_real_chromium(demo_run, tmp_path) -> None:
+    """The demo's own month report in Debian's headless Chromium: its inline script runs, no
+    script error, the headline layers are on the page, and a non-blank screenshot is taken."""
+    proc, out = demo_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = sorted((out / "reports").glob("finance-20*.html"))[-1]
+    dom = run_chromium(tmp_path, page, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert script_errors(dom.stderr) == []
+    assert RENDERED.search(dom.stdout)
+    for text in (
+        "Provider invoices (own accounts)",
+        "Platform BYOK fees",
+        "Platform shared-capacity credits",
+        "Reconciliation",
+    ):
+        assert text in dom.stdout, text
+    shot = tmp_path / "demo-report.png"
+    res = run_chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1280,3000")
+    assert res.returncode == 0 and script_errors(res.stderr) == [], res.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
