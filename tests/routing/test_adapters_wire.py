@@ -346,11 +346,12 @@ def test_server_errors_and_anthropic_overloaded(oai, ant, client):
 
 
 def test_timeout_and_connection_error(ant, client):
-    ant.add_fault("timeout", times=1, delay_s=1.0)
+    ant.add_fault("timeout", times=1, delay_s=2.0)
     t = time.perf_counter()
     e = error_of(lambda: send(ant, client, "ant-good", timeout=0.2))
     assert e.kind == TIMEOUT and e.http_status is None
-    assert time.perf_counter() - t < 0.9
+    # Gave up at the client's timeout, not when the stalled answer came (wide margin: CI load).
+    assert time.perf_counter() - t < 1.5
 
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
