@@ -3,6 +3,7 @@ escaping of hostile names, self-containment, the rolling view and missing option
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -177,3 +178,39 @@ def test_byok_fee_free_allowance_is_explained(report_env, tmp_path):
     build_marts(cfg.duckdb_path)
     text = " ".join(render_month(cfg, "2026-11").read_text().split())
     assert "OpenRouter charges its 5% BYOK fee only after the first $100.00 of BYOK" in text
+
+
+def test_quiet_daily_budget_periods_are_summarised_not_listed(report_env):
+    """A daily budget makes a row a day; only the current day and those at 50 %+ are listed,
+    the rest are counted in one line (while 'needs attention' still sees every period)."""
+    with duckdb.connect(str(report_env.duckdb_path)) as conn:
+        cols = [r[0] for r in conn.execute("DESCRIBE marts.budget_status").fetchall()]
+        template = dict(
+            zip(
+                cols,
+                conn.execute("SELECT * FROM marts.budget_status LIMIT 1").fetchone(),
+                strict=True,
+            )
+        )
+        for day, spent, current in ((3, "1", False), (4, "30", False), (5, "2", True)):
+            row = dict(template)
+            row.update(
+                budget_id="quiet-daily",
+                scope="workload",
+                match="w",
+                period="daily",
+                period_start=dt.date(2026, 11, day),
+                period_end=dt.date(2026, 11, day),
+                spent_usd=Decimal(spent),
+                limit_usd=Decimal("40"),
+                pct=Decimal(spent) * 100 / 40,
+                is_current=current,
+            )
+            conn.execute(
+                f"INSERT INTO marts.budget_status ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [row[c] for c in cols],
+            )
+    text = re.sub(r"<[^>]+>", " ", render_month(report_env, "2026-11").read_text())
+    listed = re.findall(r"quiet-daily\s+workload\s+w\s+daily (2026-11-\d\d)", text)
+    assert sorted(listed) == ["2026-11-04", "2026-11-05"]  # 75 % used, and the current day
+    assert "1 earlier daily period under 50 % used not listed (quiet-daily" in text
