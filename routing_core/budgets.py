@@ -49,16 +49,27 @@ def period_key(reset: str, at: dt.datetime) -> str:
     return ""
 
 
+def period_bounds(period: str, day: dt.date) -> tuple[dt.date, dt.date]:
+    """The (first, last) UTC day, both inclusive, of the calendar `period` (daily, weekly:
+    ISO Monday..Sunday, monthly) containing `day`. The one definition shared by limit
+    enforcement here and budget alerts in the pipeline, so both cut periods alike."""
+    if period == "daily":
+        return day, day
+    if period == "weekly":
+        start = day - dt.timedelta(days=day.weekday())
+        return start, start + dt.timedelta(days=6)
+    if period == "monthly":
+        start = day.replace(day=1)
+        nxt = (start + dt.timedelta(days=32)).replace(day=1)
+        return start, nxt - dt.timedelta(days=1)
+    raise ValueError(f"unknown budget period {period!r}; use daily, weekly or monthly")
+
+
 def period_start(reset: str, at: dt.datetime) -> dt.date | None:
     """First UTC day of the period `at` falls in (None for lifetime)."""
-    d = utc_day(at)
-    if reset == "daily":
-        return d
-    if reset == "weekly":
-        return d - dt.timedelta(days=d.weekday())
-    if reset == "monthly":
-        return d.replace(day=1)
-    return None
+    if reset not in ("daily", "weekly", "monthly"):
+        return None
+    return period_bounds(reset, utc_day(at))[0]
 
 
 @dataclass(frozen=True, slots=True)

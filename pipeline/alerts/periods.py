@@ -5,19 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
+# One definition of calendar periods for the router's limits and these alerts.
+from routing_core.budgets import period_bounds
 
-def period_bounds(period: str, day: dt.date) -> tuple[dt.date, dt.date]:
-    """The (first, last) day, both inclusive, of the `period` that contains `day`."""
-    if period == "daily":
-        return day, day
-    if period == "weekly":
-        start = day - dt.timedelta(days=day.weekday())  # ISO week: Monday .. Sunday
-        return start, start + dt.timedelta(days=6)
-    if period == "monthly":
-        start = day.replace(day=1)
-        nxt = (start + dt.timedelta(days=32)).replace(day=1)
-        return start, nxt - dt.timedelta(days=1)
-    raise ValueError(f"unknown budget period {period!r}; use daily, weekly or monthly")
+__all__ = ["period_bounds", "periods_between"]
 
 
 def periods_between(
