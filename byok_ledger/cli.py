@@ -10,6 +10,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from routing_core.config import ConfigError
+
 # subcommand -> "module:function"; the function takes the parsed args and returns an exit code.
 HANDLERS = {
     "check-config": "byok_ledger.routing_commands:check_config",
@@ -48,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("explain", help="dry run: ordered attempts and excluded candidates")
     s.add_argument("--config", required=True)
     s.add_argument("--api-key", required=True, help="router API key id")
-    s.add_argument("--model", action="append", required=True, help="gateway slug; repeat for fallbacks")
+    s.add_argument(
+        "--model", action="append", required=True, help="gateway slug; repeat for fallbacks"
+    )
     s.add_argument("--workload")
     s.add_argument("--member")
     s.add_argument("--zdr", action="store_true", help="request ZDR endpoints only")
@@ -72,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("alerts", help="evaluate budgets and anomalies now and deliver new alerts")
     s.add_argument("--config", required=True)
-    s.add_argument("--dry-run", action="store_true", help="show alerts without sending or recording")
+    s.add_argument(
+        "--dry-run", action="store_true", help="show alerts without sending or recording"
+    )
 
     s = sub.add_parser("simulate", help="traffic through the real router against fake providers")
     s.add_argument("--config", default=DEFAULT_CONFIG)
@@ -82,9 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--start", help="first simulated UTC day, YYYY-MM-DD")
     s.add_argument("--no-frictions", action="store_true", help="no real-world frictions")
-    s.add_argument("--engine", choices=("auto", "router", "synth"), default="auto",
-                   help="router: the real Router against fake providers; synth: the fast "
-                   "synthesizer; auto: router up to 2,000 requests/day")
+    s.add_argument(
+        "--engine",
+        choices=("auto", "router", "synth"),
+        default="auto",
+        help="router: the real Router against fake providers; synth: the fast "
+        "synthesizer; auto: router up to 2,000 requests/day",
+    )
     s.add_argument("--quiet", action="store_true", help="no progress line on stderr")
 
     s = sub.add_parser("scenarios", help="run the production-testing scenarios (SPEC §5a)")
@@ -99,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = getattr(importlib.import_module(module), func)
     try:
         return int(handler(args) or 0)
+    except ConfigError as e:  # every command's bad or missing --config, reported one way
+        print(f"byok-ledger {args.command}: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.settings import CONFIG_ENV, REPO_ROOT
-from routing_core.config import ConfigError, LedgerConfig, load_config
+from routing_core.config import LedgerConfig, load_config
 
 PLANNED_SUBSET_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 
@@ -191,11 +191,7 @@ def _print_steps(instance: Any, run_id: str, printed: int, t0: float) -> int:
 def run(args: argparse.Namespace) -> int:
     """Handler of `byok-ledger run --config FILE [--start DAY] [--end DAY]`."""
     config_file = Path(args.config).resolve()
-    try:
-        cfg = load_config(config_file)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"byok-ledger run: {e}", file=sys.stderr)
-        return 2
+    cfg = load_config(config_file)  # a ConfigError is reported by byok_ledger.cli.main
     from pipeline.sources.logs import days_with_logs
 
     start = _parse_day(getattr(args, "start", None), "--start")

@@ -8,16 +8,12 @@ import sys
 
 from reports.data import ReportError
 from reports.render import render_last_days, render_month
-from routing_core.config import ConfigError, load_config
+from routing_core.config import load_config
 
 
 def report(args: argparse.Namespace) -> int:
     """CLI handler: 0 when written, 2 with a message saying what to do otherwise."""
-    try:
-        config = load_config(args.config)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"byok-ledger report: {e}", file=sys.stderr)
-        return 2
+    config = load_config(args.config)  # a ConfigError is reported by byok_ledger.cli.main
     try:
         month = render_month(config, args.month)
         rolling = render_last_days(config, 7)

@@ -49,6 +49,17 @@ class ConfigError(Exception):
         super().__init__(f"{len(problems)} problem(s) in {self.file}:\n{lines}")
 
 
+class ConfigNotFoundError(ConfigError, FileNotFoundError):
+    """The config file does not exist: a config problem (callers catching `ConfigError` see
+    it) that is also still a `FileNotFoundError` for callers that catch that."""
+
+    def __init__(self, file: str | Path):
+        super().__init__(file, [ConfigProblem(path="", message="config file not found")])
+
+    def __str__(self) -> str:
+        return f"config file not found: {self.file}"
+
+
 # --------------------------------------------------------------------------- money
 
 
@@ -710,13 +721,13 @@ def _floats_for_non_money(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(path: str | Path) -> LedgerConfig:
-    """Read and validate a `ledger.yaml`. Raises `ConfigError` (every problem, with key paths)
-    or `FileNotFoundError`."""
+    """Read and validate a `ledger.yaml`. Raises `ConfigError` (every problem, with key paths);
+    a missing file is `ConfigNotFoundError`, both a `ConfigError` and a `FileNotFoundError`."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise FileNotFoundError(f"config file not found: {p}") from None
+        raise ConfigNotFoundError(p) from None
     try:
         data = yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as e:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from routing_core.config import ConfigError
-
 
 def simulate(args: argparse.Namespace) -> int:
     from simulator.run import run_simulation
@@ -24,10 +22,7 @@ def simulate(args: argparse.Namespace) -> int:
             progress=not getattr(args, "quiet", False),
             engine=getattr(args, "engine", "auto") or "auto",
         )
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"byok-ledger simulate: {e}", file=sys.stderr)
-        return 2
-    except ValueError as e:
+    except (FileNotFoundError, ValueError) as e:  # config errors: byok_ledger.cli.main
         print(f"byok-ledger simulate: {e}", file=sys.stderr)
         return 2
     print("\n".join(result.summary_lines()))
@@ -48,7 +43,7 @@ def scenarios(args: argparse.Namespace) -> int:
         return 2
     try:
         verdicts = run_scenarios(args.config, args.names or None)
-    except (ConfigError, FileNotFoundError) as e:
+    except FileNotFoundError as e:  # config errors: byok_ledger.cli.main
         print(f"byok-ledger scenarios: {e}", file=sys.stderr)
         return 2
     print_table(verdicts)

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from pipeline.alerts.evaluation import AlertsError, EvaluationResult, evaluate_alerts
-from routing_core.config import ConfigError, load_config
+from routing_core.config import load_config
 
 
 def format_result(r: EvaluationResult) -> str:
@@ -71,11 +71,7 @@ def alerts(args: argparse.Namespace) -> int:
     """CLI handler. Exit 0 when every alert was delivered (or there was none), 1 when some
     deliveries failed (they stay in the ledger and are retried next run), 2 on a config or
     data problem (missing DuckDB file or marts)."""
-    try:
-        config = load_config(args.config)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"byok-ledger alerts: {e}", file=sys.stderr)
-        return 2
+    config = load_config(args.config)  # a ConfigError is reported by byok_ledger.cli.main
     try:
         result = evaluate_alerts(config, dry_run=bool(getattr(args, "dry_run", False)))
     except AlertsError as e:
