@@ -28,7 +28,9 @@ def _done(t0: float) -> None:
 
 
 def _money(v: object) -> str:
-    return "-" if v is None else f"${Decimal(v):,.2f}"  # type: ignore[arg-type]
+    from pipeline.alerts.model import money  # the one "$1,234.56" / "-$0.76" spelling
+
+    return "-" if v is None else money(Decimal(v))  # type: ignore[arg-type]
 
 
 def _months(start: dt.date, end: dt.date) -> list[str]:
