@@ -27,6 +27,30 @@ CREATE TABLE IF NOT EXISTS raw.load_stats (
     duplicates_dropped BIGINT NOT NULL
 );
 
+-- One row per input file per load: every line of it ends loaded, duplicate, quarantined or
+-- (invoices) out of scope, so lines = loaded + duplicates + quarantined + out_of_scope.
+-- Written by every loader (request logs, outcomes, OpenRouter generations, invoices, the
+-- platform statement); a blocking check asserts the identity for the latest load of a file.
+CREATE TABLE IF NOT EXISTS raw.load_manifest (
+    run_id VARCHAR NOT NULL,          -- Dagster run id (or a fresh uuid outside Dagster)
+    loaded_at TIMESTAMP NOT NULL,     -- UTC
+    source VARCHAR NOT NULL,          -- requests | outcomes | openrouter_generations | invoices | statement
+    provider VARCHAR,                 -- invoices: provider id (statement: _platform)
+    file VARCHAR NOT NULL,            -- path as read
+    bytes BIGINT NOT NULL,
+    fingerprint VARCHAR NOT NULL,     -- sha256 of the file's bytes
+    lines BIGINT NOT NULL,            -- input lines (JSONL lines, CSV data rows, JSON items)
+    loaded BIGINT NOT NULL,
+    duplicates BIGINT NOT NULL,
+    quarantined BIGINT NOT NULL,
+    out_of_scope BIGINT NOT NULL DEFAULT 0,                -- invoices: lines of non-LLM services
+    out_of_scope_usd DECIMAL(38, 9) NOT NULL DEFAULT 0,    -- their BilledCost
+    status VARCHAR NOT NULL,          -- loaded | refused (whole file quarantined) | unchanged
+    reason VARCHAR,                   -- refused: the reason code and where (file:line)
+    first_day DATE,                   -- UTC days the file's records touch
+    last_day DATE
+);
+
 CREATE TABLE IF NOT EXISTS staging.requests (
     day DATE NOT NULL,
     request_id VARCHAR NOT NULL,
