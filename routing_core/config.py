@@ -362,8 +362,10 @@ class PipelineSettings(_Model):
     """Reconciliation and check tuning (extension; all optional)."""
 
     rerun_window_days: int = Field(default=7, ge=0, le=90)
-    variance_tolerance_pct: Pct = Decimal("2")
-    variance_tolerance_usd: Money = Decimal("0.50")
+    # A cell is matched within max(usd, pct % of expected): cell-scale amounts are small, so a
+    # wide dollar floor would hide real discrepancies (issue 9).
+    variance_tolerance_pct: Pct = Decimal("1")
+    variance_tolerance_usd: Money = Decimal("0.01")
     max_rejected_pct: Pct = Decimal("1")
 
 
