@@ -1,5 +1,9 @@
 """Loads the SQL files under `sql/<layer>/<name>.sql` by name and runs them with named `$name`
-parameters. User data only ever reaches SQL as a bound parameter, never through formatting."""
+parameters. User data only ever reaches SQL as a bound parameter, never through formatting.
+
+The files live in `sql/` at the repository root; an installed wheel carries the same files as
+package data in `pipeline/_sql/` (copied there by the build step in setup.py). `SQL_DIR` is the
+checkout's folder when there is one next to this package, else the packaged copy."""
 
 from __future__ import annotations
 
@@ -11,7 +15,25 @@ from typing import Any
 
 import duckdb
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+
+def find_sql_dir(package_dir: Path | None = None) -> Path:
+    """The folder holding `<layer>/<name>.sql`: the checkout's `sql/` beside the package when it
+    exists (so edits take effect without a rebuild), else the copy shipped inside the wheel."""
+    here = package_dir or Path(__file__).resolve().parent
+    checkout = here.parent / "sql"
+    if (checkout / "marts").is_dir():
+        return checkout
+    packaged = here / "_sql"
+    if (packaged / "marts").is_dir():
+        return packaged
+    raise FileNotFoundError(
+        f"no SQL files found: looked in {checkout} (a checkout) and {packaged} (an installed "
+        "wheel); reinstall byok-ledger, or build the wheel from a checkout that has sql/"
+    )
+
+
+SQL_DIR = find_sql_dir()
 
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
