@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from routing_core.config import load_config  # noqa: E402
-from routing_core.fake_providers import start_fleet  # noqa: E402
 from routing_core.router import Router  # noqa: E402
+from simulator.fake_providers import start_fleet  # noqa: E402
 
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
@@ -68,7 +68,7 @@ def main() -> int:
             base_urls, secrets = fleet.base_urls, fleet.secrets
         else:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "routing_core.fake_providers", str(config_path)],
+                [sys.executable, "-m", "simulator.fake_providers", str(config_path)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 cwd=ROOT,

@@ -26,10 +26,10 @@ from typing import Any
 import httpx
 
 from routing_core.config import LedgerConfig
-from routing_core.fake_providers import Fleet, demo_secrets, start_fleet, text_of
 from routing_core.router import Router
 from routing_core.routes import RouteError
 from routing_core.schema import Usage
+from simulator.fake_providers import Fleet, demo_secrets, start_fleet, text_of
 from simulator.faults import FaultEvent, program_fakes
 from simulator.traffic import Call, Workflow
 

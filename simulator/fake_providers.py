@@ -778,7 +778,7 @@ def start_fleet(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m routing_core.fake_providers CONFIG`: serve a fleet for a config in its own
+    """`python -m simulator.fake_providers CONFIG`: serve a fleet for a config in its own
     process (benchmarks, manual tries). Prints one JSON line {"base_urls", "secrets"} and
     serves until stdin closes."""
     import argparse

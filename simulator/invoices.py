@@ -28,8 +28,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from routing_core.config import ByokKey, LedgerConfig
-from routing_core.fake_providers import SHARED_LABEL, Served
 from simulator.exact_json import dumps, plain
+from simulator.fake_providers import SHARED_LABEL, Served
 from simulator.provider_prices import MILLION, TOKEN_TYPES, ProviderPriceBook
 
 SHARED = "shared"

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from routing_core.config import LedgerConfig, load_config
-from routing_core.fake_providers import SHARED_LABEL, start_fleet
 from routing_core.planning import Planner
 from routing_core.request_log import read_records
 from routing_core.router import Router
 from routing_core.routes import RouteError, RouteRequest
 from routing_core.schema import Usage
 from simulator.drive import SimClock
+from simulator.fake_providers import SHARED_LABEL, start_fleet
 
 T0 = dt.datetime(2026, 11, 4, 10, 0, tzinfo=dt.UTC)  # a Wednesday morning
 STRICT_CLASSES = frozenset({"legal", "regulated"})

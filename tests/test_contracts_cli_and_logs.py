@@ -19,11 +19,11 @@ import pytest
 from byok_ledger.cli import build_parser, main
 from routing_core import routes
 from routing_core.config import ConfigError, LedgerConfig, load_config, parse_config
-from routing_core.fake_providers import demo_secrets, start_fleet
 from routing_core.request_log import read_jsonl
 from routing_core.router import Router
 from routing_core.routes import RouteError
 from routing_core.schema import OUTCOME_FIELDS, REQUEST_FIELDS
+from simulator.fake_providers import demo_secrets, start_fleet
 
 ROOT = Path(__file__).resolve().parents[1]
 ACME = ROOT / "examples" / "acme" / "ledger.yaml"

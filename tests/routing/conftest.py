@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from routing_core.config import LedgerConfig, load_config, parse_config
-from routing_core.fake_providers import Fleet, start_fleet
 from routing_core.request_log import read_records
 from routing_core.router import Router
 from routing_core.schema import RequestRecord, Usage
+from simulator.fake_providers import Fleet, start_fleet
 
 ACME = Path(__file__).resolve().parents[2] / "examples" / "acme" / "ledger.yaml"
 SHA0 = "0" * 64

@@ -13,7 +13,6 @@ import time
 import httpx
 import pytest
 
-from routing_core.fake_providers import FakeProvider
 from routing_core.providers import (
     AUTH,
     BAD_REQUEST,
@@ -29,6 +28,7 @@ from routing_core.providers import (
 from routing_core.providers.anthropic import anthropic_usage, to_messages_body
 from routing_core.providers.openai import openai_usage
 from routing_core.schema import Usage
+from simulator.fake_providers import FakeProvider
 
 REQ = {
     "messages": [

@@ -9,7 +9,7 @@ import threading
 import httpx
 import pytest
 
-from routing_core.fake_providers import SHARED_LABEL, FakeProvider, demo_secrets, start_fleet
+from simulator.fake_providers import SHARED_LABEL, FakeProvider, demo_secrets, start_fleet
 
 T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 

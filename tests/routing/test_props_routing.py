@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from routing_core.config import ConfigError, parse_config
-from routing_core.fake_providers import SHARED_LABEL, FakeProvider
 from routing_core.providers import shared_secret_env
 from routing_core.request_log import read_records
 from routing_core.router import Router
 from routing_core.routes import RouteError
 from routing_core.schema import RequestRecord, Usage
+from simulator.fake_providers import SHARED_LABEL, FakeProvider
 
 PROVIDERS = {"p1": "openai", "p2": "anthropic", "p3": "openai"}
 MODELS = ["m0", "m1", "m2"]

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from routing_core.fake_providers import SHARED_LABEL
 from routing_core.router import Router
 from routing_core.routes import RouteError
 from routing_core.schema import Usage
+from simulator.fake_providers import SHARED_LABEL
 
 API = {
     "id": "app",

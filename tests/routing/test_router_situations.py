@@ -8,10 +8,10 @@ import asyncio
 
 import pytest
 
-from routing_core.fake_providers import SHARED_LABEL
 from routing_core.request_log import read_records
 from routing_core.routes import RouteError
 from routing_core.schema import OutcomeEvent, Usage
+from simulator.fake_providers import SHARED_LABEL
 
 
 def msg(text: str = "hello there") -> list[dict]:
