@@ -63,28 +63,58 @@ class ConfigNotFoundError(ConfigError, FileNotFoundError):
 # --------------------------------------------------------------------------- money
 
 
+# Every amount must fit the ledger's DECIMAL(38,9) with room to add millions of them: a
+# trillion dollars and nine decimal places. 1e400 is a finite Decimal, and it used to pass
+# check-config and then crash the router when it priced a request.
+MAX_MONEY = Decimal(10) ** 12
+MONEY_PLACES = 9
+# USD per 1M tokens: a dollar a token is already absurd; more is a typo (a missing dot).
+MAX_PRICE = Decimal(1_000_000)
+
+
 def _to_decimal(value: Any) -> Any:
-    """Money arrives as a YAML number (already Decimal via our loader) or a string."""
+    """Money arrives as a YAML number (already Decimal via our loader) or a string. It must be
+    finite, at most MAX_MONEY and carry at most MONEY_PLACES decimal places."""
     if isinstance(value, bool):
         raise ValueError("expected a decimal amount, got a boolean")
     if isinstance(value, float):
         # Only reachable when a caller builds the config in Python with floats.
         raise ValueError("money must be a decimal string or number, never a float")
-    if isinstance(value, (int, Decimal)):
-        return Decimal(value)
-    if isinstance(value, str):
+    if isinstance(value, int):
+        d = Decimal(value)
+    elif isinstance(value, Decimal):
+        d = value
+    elif isinstance(value, str):
         try:
             d = Decimal(value.strip())
         except InvalidOperation:
             raise ValueError(f"{value!r} is not a decimal amount") from None
-        if not d.is_finite():
-            raise ValueError(f"{value!r} is not a finite decimal amount")
-        return d
-    raise ValueError(f"expected a decimal amount, got {type(value).__name__}")
+    else:
+        raise ValueError(f"expected a decimal amount, got {type(value).__name__}")
+    if not d.is_finite():
+        raise ValueError(f"{value!r} is not a finite decimal amount")
+    if abs(d) > MAX_MONEY:
+        raise ValueError(f"{value} is out of range (amounts are at most {MAX_MONEY:,})")
+    if d != 0 and d.as_tuple().exponent < -MONEY_PLACES:  # type: ignore[operator]
+        raise ValueError(
+            f"{value} has more than {MONEY_PLACES} decimal places (the ledger keeps nanodollars)"
+        )
+    return d
 
 
 Money = Annotated[Decimal, BeforeValidator(_to_decimal), Field(ge=0)]
 Pct = Annotated[Decimal, BeforeValidator(_to_decimal), Field(ge=0, le=1000)]
+PriceUsd = Annotated[Decimal, BeforeValidator(_to_decimal), Field(ge=0, le=MAX_PRICE)]
+
+
+def _seconds(default: float, *, le: float, positive: bool = False) -> Any:
+    """A duration in seconds: finite (a YAML `.inf` or `1e400` is refused) and bounded."""
+    if positive:
+        return Field(default=default, gt=0, le=le, allow_inf_nan=False)
+    return Field(default=default, ge=0, le=le, allow_inf_nan=False)
+
+
+HOUR, DAY = 3_600.0, 86_400.0
 
 
 def _enum_guard(allowed: tuple[str, ...]):
@@ -149,7 +179,7 @@ class Provider(_Model):
     invoice_format: InvoiceFormat
     data_collection: DataCollection = "allow"
     statement_name: str | None = None
-    timeout_s: float = Field(default=30.0, gt=0)
+    timeout_s: float = _seconds(30.0, le=HOUR, positive=True)
 
     @field_validator("base_url")
     @classmethod
@@ -163,19 +193,19 @@ class PriceChange(_Model):
     """A price that applies from `date` (UTC day, inclusive) on."""
 
     date: dt.date
-    input: Money
-    output: Money
-    cached_input: Money | None = None
-    cache_write: Money | None = None
+    input: PriceUsd
+    output: PriceUsd
+    cached_input: PriceUsd | None = None
+    cache_write: PriceUsd | None = None
 
 
 class Price(_Model):
     """USD per 1M tokens."""
 
-    input: Money
-    output: Money
-    cached_input: Money | None = None  # default: same as input
-    cache_write: Money | None = None  # default: same as input
+    input: PriceUsd
+    output: PriceUsd
+    cached_input: PriceUsd | None = None  # default: same as input
+    cache_write: PriceUsd | None = None  # default: same as input
     effective_from: list[PriceChange] = Field(default_factory=list)
 
     @field_validator("effective_from")
@@ -193,7 +223,7 @@ class Endpoint(_Model):
     price: Price
     zdr: bool = False
     supports: list[Capability] = Field(default_factory=list)
-    context_length: int = Field(default=128_000, gt=0)
+    context_length: int = Field(default=128_000, gt=0, le=100_000_000)
 
 
 class ModelDef(_Model):
@@ -226,7 +256,7 @@ class ByokKey(_Model):
     provider: Id
     secret_env: str
     tier: KeyTier = "prioritized"
-    order: int = 0
+    order: int = Field(default=0, ge=-1_000_000, le=1_000_000)
     shared_fallback: SharedFallback = "allow"
     filters: KeyFilters = Field(default_factory=KeyFilters)
     account: dict[str, str] = Field(default_factory=dict)
@@ -317,7 +347,7 @@ class Workload(_Model):
     zdr: ZdrMode = "any"
     model_fallbacks: list[Id] = Field(default_factory=list)
     max_attempts: int = Field(default=4, ge=1, le=20)
-    deadline_s: float = Field(default=60.0, gt=0)
+    deadline_s: float = _seconds(60.0, le=DAY, positive=True)
     # Extension: capabilities every endpoint must support for this workload (e.g. tools).
     requires: list[Capability] = Field(default_factory=list)
     description: str | None = None
@@ -341,27 +371,72 @@ class Budget(_Model):
 
 class Alerts(_Model):
     webhook_url: str | None = None
+    # A Slack webhook URL is a secret: name the environment variable that holds it instead.
+    webhook_url_env: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", max_length=128
+    )
     min_impact_usd: Money = Decimal("25")
     baseline_days: int = Field(default=28, ge=7, le=365)
-    sensitivity: float = Field(default=4.0, gt=0)
+    sensitivity: float = Field(default=4.0, gt=0, le=1_000, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _one_webhook_source(self) -> Alerts:
+        if self.webhook_url and self.webhook_url_env:
+            raise ValueError(
+                "set webhook_url or webhook_url_env (the name of the environment "
+                "variable holding the URL), not both"
+            )
+        return self
 
 
 class RouterSettings(_Model):
     """Execution tuning (extension; all optional)."""
 
-    cooldown_s: float = Field(default=60.0, ge=0)
-    rate_limit_cooldown_s: float = Field(default=5.0, ge=0)
-    idempotency_ttl_s: float = Field(default=86_400.0, gt=0)
-    backoff_base_s: float = Field(default=0.05, ge=0)
-    backoff_max_s: float = Field(default=2.0, ge=0)
-    max_retry_after_s: float = Field(default=10.0, ge=0)
-    default_max_output_tokens: int = Field(default=4096, gt=0)
+    cooldown_s: float = _seconds(60.0, le=7 * DAY)
+    rate_limit_cooldown_s: float = _seconds(5.0, le=DAY)
+    idempotency_ttl_s: float = _seconds(86_400.0, le=30 * DAY, positive=True)
+    backoff_base_s: float = _seconds(0.05, le=HOUR)
+    backoff_max_s: float = _seconds(2.0, le=HOUR)
+    max_retry_after_s: float = _seconds(10.0, le=DAY)
+    default_max_output_tokens: int = Field(default=4096, gt=0, le=10_000_000)
+    # Where budget counters and reservations live: this process (`memory`) or a Redis
+    # shared by every gateway worker and replica (`redis://host:port/db`, `rediss://`).
+    state: str = "memory"
+    state_prefix: str = Field(default="byok-ledger", min_length=1, max_length=100)
+    # How long an in-flight reservation holds budget before a dead replica's hold expires
+    # (None: the longest workload deadline plus 60 s).
+    reservation_ttl_s: float | None = _seconds(None, le=DAY, positive=True)  # type: ignore[arg-type]
+    # The HTTP gateway's bounds (byok-ledger serve).
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_concurrent_per_key: int = Field(default=256, ge=1, le=100_000)
+
+    @field_validator("state")
+    @classmethod
+    def _state_url(cls, v: str) -> str:
+        if v == "memory":
+            return v
+        if v.startswith(("redis://", "rediss://", "unix://")):
+            userinfo = v.split("://", 1)[1].split("/", 1)[0].rpartition("@")[0]
+            if ":" in userinfo:
+                raise ValueError(
+                    "router.state must not carry a password (secrets never go in this "
+                    "file): put it in the environment variable BYOK_LEDGER_STATE_PASSWORD"
+                )
+            return v
+        raise ValueError(
+            "router.state must be 'memory' or a Redis URL (redis://host:6379/0, rediss://..., "
+            "unix:///path/redis.sock)"
+        )
 
 
 class PipelineSettings(_Model):
     """Reconciliation and check tuning (extension; all optional)."""
 
     rerun_window_days: int = Field(default=7, ge=0, le=90)
+    # First daily partition (UTC day); None: the first day with request logs.
+    start_date: dt.date | None = Field(
+        default=None, ge=dt.date(2000, 1, 1), le=dt.date(2100, 12, 31)
+    )
     # A cell is matched within max(usd, pct % of expected): cell-scale amounts are small, so a
     # wide dollar floor would hide real discrepancies (issue 9).
     variance_tolerance_pct: Pct = Decimal("1")
@@ -726,12 +801,12 @@ def load_config(path: str | Path) -> LedgerConfig:
     """Read and validate a `ledger.yaml`. Raises `ConfigError` (every problem, with key paths);
     a missing file is `ConfigNotFoundError`, both a `ConfigError` and a `FileNotFoundError`."""
     p = Path(path)
+    text = _read_text(p)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigNotFoundError(p) from None
-    try:
+        _check_alias_expansion(text)
         data = yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 - SafeLoader subclass
+    except _AliasBomb as e:
+        raise ConfigError(p, [ConfigProblem(path=e.where, message=str(e))]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
@@ -751,6 +826,91 @@ def load_config(path: str | Path) -> LedgerConfig:
     if dupes:
         raise ConfigError(p, dupes)
     return cfg
+
+
+# A ledger.yaml is a few hundred lines; anything this large is not one (and would only be
+# slow to refuse later).
+MAX_CONFIG_BYTES = 5 * 1024 * 1024
+# YAML aliases let a tiny file describe an exponentially large document ("billion laughs"):
+# PyYAML shares the aliased nodes, but validating them walks every expansion. A real config
+# expands to a few thousand nodes.
+MAX_EXPANDED_NODES = 200_000
+
+
+def _read_text(p: Path) -> str:
+    """The file's text, or a ConfigError that says why it cannot be read (never a traceback)."""
+    try:
+        if p.is_dir():
+            raise ConfigError(p, [ConfigProblem(path="", message="is a directory, not a file")])
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigNotFoundError(p) from None
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise ConfigError(p, [ConfigProblem(path="", message=f"cannot read: {reason}")]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(p, [ConfigProblem(
+            path="", message=f"{len(raw):,} bytes is too large for a config file "
+            f"(at most {MAX_CONFIG_BYTES:,})",
+        )])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ConfigError(p, [ConfigProblem(
+            path=f"line {line}, column {col}",
+            message=f"not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8",
+        )]) from None
+
+
+class _AliasBomb(ValueError):
+    def __init__(self, where: str, size: int):
+        self.where = where
+        if size < 0:
+            super().__init__("a YAML alias refers to a node that contains it (a recursive alias)")
+            return
+        super().__init__(
+            f"YAML aliases expand this document to more than {MAX_EXPANDED_NODES:,} nodes "
+            f"({size:,} or more); a config never needs that many (a 'billion laughs' file?)"
+        )
+
+
+def _check_alias_expansion(text: str) -> None:
+    """Refuse a document whose aliases expand past MAX_EXPANDED_NODES, in time linear in the
+    file: composing shares aliased nodes, and sizes are memoised per node."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is None:
+        return
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+    # Iterative post-order walk: deep nesting must not hit Python's recursion limit.
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [c for kv in node.value for c in kv]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            sizes[id(node)] = 1
+            continue
+        if not done:
+            if id(node) in visiting:  # an alias to its own ancestor: infinitely large
+                mark = node.start_mark
+                raise _AliasBomb(f"line {mark.line + 1}, column {mark.column + 1}", -1)
+            visiting.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+            continue
+        visiting.discard(id(node))
+        size = 1 + sum(sizes.get(id(c), 1) for c in children)
+        if size > MAX_EXPANDED_NODES:
+            mark = node.start_mark
+            raise _AliasBomb(f"line {mark.line + 1}, column {mark.column + 1}", size)
+        sizes[id(node)] = size
 
 
 def _duplicate_key_problems(text: str) -> list[ConfigProblem]:
