@@ -8,6 +8,11 @@ Reserved amounts count against every limit while in flight, so concurrent reques
 overshoot a limit by at most what is in flight (and only when the settled cost exceeds the
 reserved bound, which `PriceBook.max_cost_breakdown` rules out).
 
+Where the counters live is pluggable (`router.state`): `MemoryState` (default) keeps them
+in this process; `routing_core.state_redis.RedisState` keeps them in a Redis shared by every
+gateway worker and replica, with atomic reservations that expire after a TTL so a killed
+replica's holds do not block a limit forever.
+
 Counters (the `scope`/`scope_id` of `spent()` and of the 402 metadata):
 - `("api_key", <api key id>)`: the API key's `limit`; counts platform credits + platform
   fee, plus the provider's charge when `include_byok` is true.
@@ -22,11 +27,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Protocol
 
+# period_bounds is defined in routing_core.calendar and re-exported here for existing callers.
+from routing_core.calendar import period_bounds
 from routing_core.config import LedgerConfig
 from routing_core.pricing import ByokFeeMeter, utc_day, utc_month
 from routing_core.routes import LIMIT_EXHAUSTED, RouteError
@@ -47,22 +55,6 @@ def period_key(reset: str, at: dt.datetime) -> str:
         y, w, _ = d.isocalendar()
         return f"{y:04d}-W{w:02d}"
     return ""
-
-
-def period_bounds(period: str, day: dt.date) -> tuple[dt.date, dt.date]:
-    """The (first, last) UTC day, both inclusive, of the calendar `period` (daily, weekly:
-    ISO Monday..Sunday, monthly) containing `day`. The one definition shared by limit
-    enforcement here and budget alerts in the pipeline, so both cut periods alike."""
-    if period == "daily":
-        return day, day
-    if period == "weekly":
-        start = day - dt.timedelta(days=day.weekday())
-        return start, start + dt.timedelta(days=6)
-    if period == "monthly":
-        start = day.replace(day=1)
-        nxt = (start + dt.timedelta(days=32)).replace(day=1)
-        return start, nxt - dt.timedelta(days=1)
-    raise ValueError(f"unknown budget period {period!r}; use daily, weekly or monthly")
 
 
 def period_start(reset: str, at: dt.datetime) -> dt.date | None:
@@ -102,17 +94,113 @@ class Reservation:
     at: dt.datetime
     holds: tuple[tuple[_Limit, str, Decimal], ...]  # (limit, period key, reserved amount)
     done: bool = field(default=False)
+    res_id: str = ""  # the shared state's handle on this hold ("" in memory)
+
+
+CounterKey = tuple[str, str, str]  # (scope, scope_id, period key)
+
+
+class BudgetState(Protocol):
+    """Where counters live: `MemoryState` or `routing_core.state_redis.RedisState`."""
+
+    shared: bool
+
+    def reserve(
+        self, holds: list[tuple[CounterKey, Decimal, Decimal, str]]
+    ) -> tuple[str, int, Decimal]: ...
+
+    def finish(
+        self, res_id: str, holds: list[tuple[CounterKey, Decimal]], actual: list[Decimal] | None
+    ) -> None: ...
+
+    def add(self, items: list[tuple[CounterKey, Decimal, str]]) -> None: ...
+
+    def settled(self, ck: CounterKey) -> Decimal: ...
+
+    def inflight(self, ck: CounterKey) -> Decimal: ...
+
+    def seed_once(self, seed: Callable[[], None]) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryState:
+    """Budget counters of one process (`router.state: memory`). Not thread-safe by itself:
+    `SpendGuard` calls it under its lock."""
+
+    shared = False
+
+    def __init__(self) -> None:
+        self._settled: dict[CounterKey, Decimal] = {}
+        self._inflight: dict[CounterKey, Decimal] = {}
+
+    def reserve(
+        self, holds: list[tuple[CounterKey, Decimal, Decimal, str]]
+    ) -> tuple[str, int, Decimal]:
+        """Hold every (counter, limit, amount, reset) or nothing. Returns (res_id, -1, 0) on
+        success, else ("", index of the first exhausted hold, its used amount)."""
+        for i, (ck, limit, amount, _) in enumerate(holds):
+            used = self._settled.get(ck, _ZERO) + self._inflight.get(ck, _ZERO)
+            if used + amount > limit:
+                return "", i, used
+        for ck, _, amount, _ in holds:
+            self._inflight[ck] = self._inflight.get(ck, _ZERO) + amount
+        return "", -1, _ZERO
+
+    def finish(
+        self, res_id: str, holds: list[tuple[CounterKey, Decimal]], actual: list[Decimal] | None
+    ) -> None:
+        """Drop a reservation's holds and, when `actual` is given, add it to settled."""
+        for i, (ck, amount) in enumerate(holds):
+            left = self._inflight.get(ck, _ZERO) - amount
+            if left:
+                self._inflight[ck] = left
+            else:
+                self._inflight.pop(ck, None)
+            if actual is not None:
+                self._settled[ck] = self._settled.get(ck, _ZERO) + actual[i]
+
+    def add(self, items: list[tuple[CounterKey, Decimal, str]]) -> None:
+        """Add already-spent amounts to settled counters (no reservation)."""
+        for ck, amount, _ in items:
+            self._settled[ck] = self._settled.get(ck, _ZERO) + amount
+
+    def settled(self, ck: CounterKey) -> Decimal:
+        return self._settled.get(ck, _ZERO)
+
+    def inflight(self, ck: CounterKey) -> Decimal:
+        return self._inflight.get(ck, _ZERO)
+
+    def seed_once(self, seed: Callable[[], None]) -> bool:
+        """Run `seed` (count the logs into the counters); in memory, always."""
+        seed()
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def make_state(config: LedgerConfig) -> BudgetState:
+    """The counter store `router.state` names (`memory`, or a Redis URL)."""
+    st = config.router
+    if st.state == "memory":
+        return MemoryState()
+    from routing_core.state_redis import RedisState  # only deployments with Redis import it
+
+    ttl = st.reservation_ttl_s
+    if ttl is None:
+        ttl = max((w.deadline_s for w in config.workloads), default=60.0) + 60.0
+    return RedisState(st.state, prefix=st.state_prefix, reservation_ttl_s=ttl)
 
 
 class SpendGuard:
     """Thread-safe spend counters with reservations. One lock; every operation is a few
     dict updates, so it is safe to call from asyncio code as well as from threads."""
 
-    def __init__(self, config: LedgerConfig) -> None:
+    def __init__(self, config: LedgerConfig, state: BudgetState | None = None) -> None:
         self.config = config
         self._lock = threading.Lock()
-        self._settled: dict[tuple[str, str, str], Decimal] = {}
-        self._inflight: dict[tuple[str, str, str], Decimal] = {}
+        self.state = state if state is not None else make_state(config)
         guardrails = {g.id: g for g in config.guardrails}
         self._member_guardrail = {m.id: m.guardrail for m in config.members}
         self._api_owner = {a.id: a.owner for a in config.api_keys}
@@ -173,42 +261,36 @@ class SpendGuard:
         failure nothing is held. `member_id` None means the API key's owner, if any."""
         limits = self._limits(api_key_id, member_id)
         holds = []
+        asks = []
+        for lim in limits:
+            pk = period_key(lim.reset, at)
+            amount = lim.amount(max_cost)
+            holds.append((lim, pk, amount))
+            asks.append(((lim.scope, lim.scope_id, pk), lim.usd, amount, lim.reset))
         with self._lock:
-            for lim in limits:
-                pk = period_key(lim.reset, at)
-                ck = (lim.scope, lim.scope_id, pk)
-                used = self._settled.get(ck, _ZERO) + self._inflight.get(ck, _ZERO)
-                amount = lim.amount(max_cost)
-                if used + amount > lim.usd:
-                    remaining = max(lim.usd - used, _ZERO)
-                    raise RouteError(
-                        LIMIT_EXHAUSTED,
-                        f"{lim.scope} {lim.scope_id} limit exhausted: "
-                        f"{remaining} of {lim.usd} USD left this period "
-                        f"({lim.reset}), request may cost up to {amount}",
-                        {
-                            "scope": lim.scope,
-                            "scope_id": lim.scope_id,
-                            "period": pk or "lifetime",
-                            "limit_usd": str(lim.usd),
-                            "remaining_usd": str(remaining),
-                            "requested_usd": str(amount),
-                        },
-                    )
-                holds.append((lim, pk, amount))
-            for lim, pk, amount in holds:
-                ck = (lim.scope, lim.scope_id, pk)
-                self._inflight[ck] = self._inflight.get(ck, _ZERO) + amount
-        return Reservation(api_key_id, member_id, credential, at, tuple(holds))
+            res_id, bad, used = self.state.reserve(asks)
+        if bad >= 0:
+            lim, pk, amount = holds[bad]
+            remaining = max(lim.usd - used, _ZERO)
+            raise RouteError(
+                LIMIT_EXHAUSTED,
+                f"{lim.scope} {lim.scope_id} limit exhausted: "
+                f"{remaining} of {lim.usd} USD left this period "
+                f"({lim.reset}), request may cost up to {amount}",
+                {
+                    "scope": lim.scope,
+                    "scope_id": lim.scope_id,
+                    "period": pk or "lifetime",
+                    "limit_usd": str(lim.usd),
+                    "remaining_usd": str(remaining),
+                    "requested_usd": str(amount),
+                },
+            )
+        return Reservation(api_key_id, member_id, credential, at, tuple(holds), res_id=res_id)
 
-    def _drop(self, res: Reservation) -> None:
-        for lim, pk, amount in res.holds:
-            ck = (lim.scope, lim.scope_id, pk)
-            left = self._inflight.get(ck, _ZERO) - amount
-            if left:
-                self._inflight[ck] = left
-            else:
-                self._inflight.pop(ck, None)
+    @staticmethod
+    def _holds(res: Reservation) -> list[tuple[CounterKey, Decimal]]:
+        return [((lim.scope, lim.scope_id, pk), amount) for lim, pk, amount in res.holds]
 
     def settle(self, reservation: Reservation, actual: Cost) -> None:
         """Replace the hold by the actual cost (in the reservation's periods). Idempotent."""
@@ -216,10 +298,8 @@ class SpendGuard:
             if reservation.done:
                 return
             reservation.done = True
-            self._drop(reservation)
-            for lim, pk, _ in reservation.holds:
-                ck = (lim.scope, lim.scope_id, pk)
-                self._settled[ck] = self._settled.get(ck, _ZERO) + lim.amount(actual)
+            actuals = [lim.amount(actual) for lim, _, _ in reservation.holds]
+            self.state.finish(reservation.res_id, self._holds(reservation), actuals)
 
     def release(self, reservation: Reservation) -> None:
         """Drop the hold of a request that spent nothing. Idempotent."""
@@ -227,31 +307,42 @@ class SpendGuard:
             if reservation.done:
                 return
             reservation.done = True
-            self._drop(reservation)
+            self.state.finish(reservation.res_id, self._holds(reservation), None)
 
     def record(self, api_key_id: str, member_id: str | None, cost: Cost, at: dt.datetime) -> None:
         """Count an already-spent cost (no reservation), e.g. when replaying logs."""
         with self._lock:
-            self._add_settled(api_key_id, member_id, cost, at)
+            self.state.add(self._settled_items(api_key_id, member_id, cost, at))
 
-    def _add_settled(self, api_key_id: str, member_id: str | None, cost: Cost, at: dt.datetime):
-        for lim in self._limits(api_key_id, member_id):
-            ck = (lim.scope, lim.scope_id, period_key(lim.reset, at))
-            self._settled[ck] = self._settled.get(ck, _ZERO) + lim.amount(cost)
+    def _settled_items(
+        self, api_key_id: str, member_id: str | None, cost: Cost, at: dt.datetime
+    ) -> list[tuple[CounterKey, Decimal, str]]:
+        return [
+            ((lim.scope, lim.scope_id, period_key(lim.reset, at)), lim.amount(cost), lim.reset)
+            for lim in self._limits(api_key_id, member_id)
+        ]
 
     def spent(self, scope: str, scope_id: str, at: dt.datetime) -> Decimal:
         """Settled spend of one counter in the period containing `at` (excludes holds)."""
         lim = self._find(scope, scope_id)
         pk = period_key(lim.reset, at) if lim else ""
         with self._lock:
-            return self._settled.get((scope, scope_id, pk), _ZERO)
+            return self.state.settled((scope, scope_id, pk))
 
     def in_flight(self, scope: str, scope_id: str, at: dt.datetime) -> Decimal:
         """Currently reserved amount of one counter in the period containing `at`."""
         lim = self._find(scope, scope_id)
         pk = period_key(lim.reset, at) if lim else ""
         with self._lock:
-            return self._inflight.get((scope, scope_id, pk), _ZERO)
+            return self.state.inflight((scope, scope_id, pk))
+
+    def limits(self) -> list[tuple[str, str, Decimal, str]]:
+        """Every (scope, scope_id, limit usd, reset) this guard enforces (for metrics)."""
+        return [(lim.scope, lim.scope_id, lim.usd, lim.reset) for lim in self._all_limits]
+
+    def close(self) -> None:
+        """Close the counter store's connections (Redis)."""
+        self.state.close()
 
     def _find(self, scope: str, scope_id: str) -> _Limit | None:
         return next(
@@ -277,6 +368,7 @@ class SpendGuard:
         month = utc_month(now)
         byok_list = _ZERO
         n = 0
+        items: list[tuple[CounterKey, Decimal, str]] = []
         for rec in _records(Path(logs_dir) / REQUESTS_DIR, first, utc_day(now)):
             try:
                 ts = dt.datetime.fromisoformat(rec["ts"].replace("Z", "+00:00"))
@@ -292,13 +384,20 @@ class SpendGuard:
                 continue
             if ts > now:
                 continue
-            with self._lock:
-                self._add_settled(api_key_id, rec.get("member_id"), cost, ts)
+            items.extend(self._settled_items(api_key_id, rec.get("member_id"), cost, ts))
             if rec.get("credential") == "byok" and utc_month(ts) == month:
                 byok_list += cost.list_usd
             n += 1
         if fee_meter is not None and byok_list:
             fee_meter.seed(month, byok_list)
+
+        def count() -> None:
+            with self._lock:
+                self.state.add(items)
+
+        # A shared store is seeded by one process only, when it is empty (the others wait
+        # for it); the fee meter above is per process and always seeded.
+        self.state.seed_once(count)
         return n
 
 
