@@ -28,17 +28,15 @@ def _done(t0: float) -> None:
 
 
 def _money(v: object) -> str:
-    from pipeline.alerts.model import money  # the one "$1,234.56" / "-$0.76" spelling
+    from routing_core.money import format_usd  # the one "$1,234.56" / "-$0.77" spelling
 
-    return "-" if v is None else money(Decimal(v))  # type: ignore[arg-type]
+    return format_usd(None if v is None else Decimal(v))  # type: ignore[arg-type]
 
 
 def _months(start: dt.date, end: dt.date) -> list[str]:
-    months, d = [], start.replace(day=1)
-    while d <= end:
-        months.append(d.strftime("%Y-%m"))
-        d = (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return months
+    from routing_core.calendar import months_between
+
+    return months_between(start, end)
 
 
 def _summary(duckdb_path: Path) -> tuple[list[tuple], list[tuple]]:

@@ -1,75 +1,49 @@
-"""`byok-ledger run`: materialize the whole ledger graph through Dagster, headless, for a range
-of UTC days, then print a per-day summary. Dagster does the work (one in-process run of the
-`ledger_daily` job over the day range, recorded in the Dagster instance); this module only
-prepares the environment, launches the run and reads the marts back.
+"""`byok-ledger run` as a typed function: `run_ledger(config_file, start, end)` materializes the
+whole ledger graph through Dagster, headless, for a range of UTC days (one in-process run of
+the `ledger_daily` job, recorded in the config's Dagster instance, `pipeline.instance`), then
+prints a per-day summary. The `alerts` assets are part of that graph, so budgets, anomalies and
+reconciliation alerts are evaluated and delivered in the same run. `byok_ledger.cli` parses the
+arguments and calls this.
 
 Exit codes: 0 ok (non-blocking check warnings are printed), 1 the run failed or a blocking
-check failed, 2 the config or the arguments are wrong.
+check failed, 2 the config or the days are wrong.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
-import shutil
 import sys
 import threading
 import time
 import uuid
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pipeline.settings import CONFIG_ENV, REPO_ROOT
+from pipeline import settings as pipeline_settings
+from pipeline.instance import prepare_instance
 from routing_core.config import LedgerConfig, load_config
+from routing_core.money import format_amount
 
 PLANNED_SUBSET_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+STEP_EVENTS = ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED")
 
 
-def _parse_day(value: str | None, flag: str) -> dt.date | None:
+def parse_day(value: str | None, flag: str) -> dt.date | None:
+    """A `YYYY-MM-DD` day of a command-line flag (None stays None); ValueError names the flag."""
     if value is None:
         return None
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise SystemExit(f"byok-ledger run: {flag} {value!r} is not a YYYY-MM-DD day") from None
-
-
-def _prepare_environment(
-    cfg: LedgerConfig, config_file: Path, start: dt.date, end: dt.date
-) -> None:
-    """Env the Dagster definitions read at import: config path, instance folder, partitions."""
-    os.environ[CONFIG_ENV] = str(config_file)
-    # One "materialization planned" event per asset for the whole day range instead of one per
-    # asset and day: on SQLite each event is its own fsynced transaction, and for a 30-day run
-    # these were ~45% of all events. The per-day materializations are unchanged; what is lost is
-    # only the UI marking a failed range run's days "failed" (the run itself shows failed).
-    os.environ.setdefault(PLANNED_SUBSET_ENV, "1")
-    if not os.environ.get("DAGSTER_HOME"):
-        home = cfg.duckdb_path.parent / ".dagster"
-        home.mkdir(parents=True, exist_ok=True)
-        os.environ["DAGSTER_HOME"] = str(home)
-    home = Path(os.environ["DAGSTER_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists() and (REPO_ROOT / "dagster.yaml").exists():
-        shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
-    if "pipeline.defs.partitions" not in sys.modules:
-        from pipeline.defs.partitions import DEFAULT_START, END_OFFSET_ENV, START_ENV
-
-        default = dt.date.fromisoformat(os.environ.get(START_ENV) or DEFAULT_START)
-        if start < default:
-            os.environ[START_ENV] = start.isoformat()
-        today = dt.datetime.now(dt.UTC).date()
-        offset = max(int(os.environ.get(END_OFFSET_ENV) or 1), (end - today).days + 1)
-        os.environ[END_OFFSET_ENV] = str(offset)
+        raise ValueError(f"{flag} {value!r} is not a YYYY-MM-DD day") from None
 
 
 def _money(v: Any) -> str:
-    if v is None:
-        return "-"
-    text = f"{Decimal(v):,.2f}"
-    return "0.00" if text == "-0.00" else text  # a -$0.003 variance is not "-0.00"
+    # routing_core.money: half-up cents, and a -$0.003 variance is "0.00", not "-0.00".
+    return "-" if v is None else format_amount(Decimal(v))
 
 
 def _summary(cfg: LedgerConfig, start: dt.date, end: dt.date) -> list[tuple]:

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-MINUS = "\u2212"  # a real minus sign reads better than a hyphen in tables
+# The product's one minus sign and rounding rule (routing_core.money), also for % and changes.
+from routing_core.money import MINUS, format_usd
 
 
 def usd(value: Decimal | int | None, places: int = 2) -> str:
     """$1,234.56; tiny non-zero amounts keep enough digits to not read as zero."""
-    if value is None:
-        return "\u2014"
-    d = Decimal(value)
-    if d != 0 and abs(d) < Decimal("0.01") and places == 2:
-        places = 4
-    q = d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    sign = MINUS if q < 0 else ""
-    return f"{sign}${abs(q):,.{places}f}"
+    return format_usd(value, places, keep_small=True, missing="\u2014")
 
 
 def usd_short(value: Decimal) -> str:

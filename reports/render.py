@@ -16,6 +16,7 @@ import jinja2
 from reports import charts, data
 from reports.data import ReportData, ReportError
 from reports.formatting import change, pct, share, usd
+from routing_core.calendar import month_bounds, period_bounds
 from routing_core.config import LedgerConfig
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -61,15 +62,11 @@ def environment() -> jinja2.Environment:
 
 
 def _month_bounds(month: str) -> tuple[dt.date, dt.date]:
-    # strptime alone accepts "2026-9"; the report file name needs the canonical spelling.
+    # The canonical spelling only ("2026-9" is refused): it names the report file.
     try:
-        start = dt.datetime.strptime(month, "%Y-%m").date()
+        return month_bounds(month)
     except ValueError:
-        start = None
-    if start is None or start.strftime("%Y-%m") != month:
-        raise ReportError(f"--month {month!r} is not YYYY-MM (e.g. 2026-11)")
-    end = (start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1)
-    return start, end
+        raise ReportError(f"--month {month!r} is not YYYY-MM (e.g. 2026-11)") from None
 
 
 def _charts(d: ReportData) -> dict[str, Any]:
@@ -168,8 +165,7 @@ def render(d: ReportData, out_path: Path) -> Path:
 def render_month(config: LedgerConfig, month: str) -> Path:
     """Render `<reports dir>/finance-YYYY-MM.html` for a calendar month (UTC)."""
     start, end = _month_bounds(month)
-    prev_end = start - dt.timedelta(days=1)
-    prev_start = prev_end.replace(day=1)
+    prev_start, prev_end = period_bounds("monthly", start - dt.timedelta(days=1))
     conn = data.connect(config.duckdb_path)
     try:
         first, last = data.data_range(conn)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from routing_core.calendar import add_months, parse_month
 from routing_core.config import ByokKey, LedgerConfig
 from simulator.exact_json import dumps, plain
 from simulator.fake_providers import SHARED_LABEL, Served
@@ -503,10 +504,8 @@ def write_focus(
         return f"{d.isoformat()}T00:00:00Z" if style.iso_ts else f"{d.isoformat()} 00:00:00"
 
     def period(month: str) -> tuple[str, str]:
-        y, m = int(month[:4]), int(month[5:])
-        first = dt.date(y, m, 1)
-        nxt = dt.date(y + (m == 12), m % 12 + 1, 1)
-        return ts(first), ts(nxt)
+        first = parse_month(month)
+        return ts(first), ts(add_months(first, 1))
 
     def account_cols(key_id: str) -> tuple[str, str, str, str]:
         acc = keys[key_id].account

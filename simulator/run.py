@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from routing_core.config import LedgerConfig, load_config
+from routing_core.money import format_usd
 from routing_core.request_log import read_records
 from routing_core.schema import OUTCOMES_DIR, REQUESTS_DIR
 from simulator import frictions as fr
@@ -68,13 +69,13 @@ class SimulationResult:
             f"seed {self.seed}, ~{self.requests_per_day}/day) in {self.elapsed_s:.1f}s",
             f"  requests logged: {self.requests_logged} ({self.requests_ok} ok, "
             f"{self.requests_error} error), outcome events: {self.outcomes}",
-            f"  provider invoices (usage): ${_cents(self.invoice_usage_usd)}"
+            f"  provider invoices (usage): {_cents(self.invoice_usage_usd)}"
             + (
-                f" (late corrections ${_cents(self.invoice_corrections_usd)})"
+                f" (late corrections {_cents(self.invoice_corrections_usd)})"
                 if self.invoice_corrections_usd
                 else ""
             )
-            + f"; platform statement: ${_cents(self.statement_usd)}",
+            + f"; platform statement: {_cents(self.statement_usd)}",
             f"  faults: {', '.join(self.faults) or 'none'}",
             f"  frictions: {', '.join(self.frictions) or 'none'}",
             f"  config: {self.config_path}",
@@ -84,8 +85,8 @@ class SimulationResult:
         ]
 
 
-def _cents(v: Decimal) -> Decimal:
-    return v.quantize(Decimal("0.01"))
+def _cents(v: Decimal) -> str:
+    return format_usd(v)  # routing_core.money: $1,234.56 / -$0.77, half-up cents
 
 
 # --------------------------------------------------------------------------- config copy

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from routing_core.money import format_usd
+
 KINDS = ("budget_threshold", "budget_forecast", "anomaly")
 
 
@@ -28,10 +30,9 @@ class Alert:
 
 
 def money(value: Decimal) -> str:
-    """$1,234.56 (negative as -$1.00); alerts are read by people, so cents are enough."""
-    q = value.quantize(Decimal("0.01"))
-    sign = "-" if q < 0 else ""
-    return f"{sign}${abs(q):,.2f}"
+    """$1,234.56 (negative as -$1.00); alerts are read by people, so cents are enough. The
+    one money spelling of routing_core.money (half-up, hyphen minus, no -$0.00)."""
+    return format_usd(value)
 
 
 def jsonable(value: Any) -> Any:

@@ -48,7 +48,7 @@ def test_month_sections_show_what_to_do(report_env):
     assert "no accepted output" in html
     assert "Fallback-heavy day: 2026-11-05 (40.0% of served requests were fallbacks" in html
     assert "BYOK share of routed spend: <strong>67.7%</strong>" in html  # 105 / 155
-    assert "−$25.00" in html  # the Bedrock credit, beside the totals
+    assert "-$25.00" in html  # the Bedrock credit, beside the totals
     # Budgets and alerts come from the ledger `byok-ledger alerts` wrote.
     assert "openai-monthly" in html and "118.9%" in html  # $107 of $90
     assert "reached 100%" in html and "No policy violations" in html
@@ -128,7 +128,7 @@ def test_missing_duckdb_and_marts_are_errors(tmp_path):
     ("value", "expected"),
     [
         (Decimal("1234.565"), "$1,234.57"),
-        (Decimal("-3.2"), "−$3.20"),
+        (Decimal("-3.2"), "-$3.20"),  # the one money spelling: hyphen minus (routing_core.money)
         (Decimal("0.0042"), "$0.0042"),  # not shown as $0.00
         (Decimal("0"), "$0.00"),
         (None, "—"),
@@ -140,7 +140,7 @@ def test_usd(value, expected):
 
 def test_changes_and_ticks():
     assert change(Decimal(110), Decimal(100)) == "+10.0%"
-    assert change(Decimal(90), Decimal(100)) == "−10.0%"
+    assert change(Decimal(90), Decimal(100)) == "-10.0%"
     assert change(Decimal(5), Decimal(0)) == "new"
     assert pct(Decimal("12.345")) == "12.3%" and pct(None) == "—"
     assert [usd_short(Decimal(v)) for v in ("1250", "1000", "350", "0.25")] == [
