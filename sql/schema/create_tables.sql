@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS raw.load_manifest (
     quarantined BIGINT NOT NULL,
     out_of_scope BIGINT NOT NULL DEFAULT 0,                -- invoices: lines of non-LLM services
     out_of_scope_usd DECIMAL(38, 9) NOT NULL DEFAULT 0,    -- their BilledCost
-    status VARCHAR NOT NULL,          -- loaded | refused (whole file quarantined) | unchanged
+    status VARCHAR NOT NULL,          -- loaded | refused (whole file quarantined) | unchanged | removed (invoices: gone, stops counting)
     reason VARCHAR,                   -- refused: the reason code and where (file:line)
     first_day DATE,                   -- UTC days the file's records touch
     last_day DATE
@@ -150,4 +150,65 @@ CREATE TABLE IF NOT EXISTS staging.invoice_lines (
     x_SourceFile VARCHAR NOT NULL,
     x_SourceLine BIGINT NOT NULL,     -- CSV: line in the file; JSON: ordinal of the item
     x_SourceLocator VARCHAR           -- JSON path of the item, e.g. data[0].results[3]
+);
+
+-- Which provider x account x UTC day an invoice file covers, rebuilt per day from the current
+-- files. status arrived: a file that loaded covers it (an arrived $0 is still arrived);
+-- unreadable: a refused file was about that day. account NULL = every account of the provider
+-- (OpenAI Costs and Anthropic cost report pages cover the whole organisation for their
+-- buckets; the statement covers the platform for the days it lists); a FOCUS export covers the
+-- accounts (x_Account) present in it. A day may have both an arrived and an unreadable row.
+CREATE TABLE IF NOT EXISTS staging.invoice_coverage (
+    day DATE NOT NULL,
+    provider VARCHAR NOT NULL,        -- provider id, or _platform
+    account VARCHAR,                  -- x_Account label; NULL = every account of the provider
+    status VARCHAR NOT NULL,          -- arrived | unreadable
+    file VARCHAR NOT NULL
+);
+
+-- Incremental invoices: the current state of every invoice file seen, so only new or changed
+-- files are parsed (a file whose size and mtime are unchanged is not even hashed).
+CREATE TABLE IF NOT EXISTS raw.invoice_files (
+    file VARCHAR NOT NULL,
+    provider VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,          -- invoices | statement
+    bytes BIGINT NOT NULL,
+    mtime_ns BIGINT NOT NULL,
+    fingerprint VARCHAR NOT NULL,     -- sha256 of the bytes parsed
+    status VARCHAR NOT NULL,          -- loaded | refused
+    reason VARCHAR,                   -- refused: reason code and file:line
+    lines BIGINT NOT NULL,
+    rows BIGINT NOT NULL,             -- lines after multi-day buckets are spread
+    duplicates BIGINT NOT NULL DEFAULT 0, -- lines superseded by (or identical to) a later file
+    out_of_scope BIGINT NOT NULL DEFAULT 0,
+    out_of_scope_usd DECIMAL(38, 9) NOT NULL DEFAULT 0,
+    first_day DATE,
+    last_day DATE,
+    parsed_at TIMESTAMP NOT NULL      -- UTC
+);
+
+-- The parsed lines of every current loaded file (the staging.invoice_lines columns), kept so a
+-- re-run rebuilds staging without re-parsing. x_SupersededBy: the later file holding the same
+-- charge (this line does not count); x_IdenticalCopy: that file bills it identically.
+CREATE TABLE IF NOT EXISTS raw.invoice_lines AS
+SELECT *, CAST(NULL AS VARCHAR) AS x_SupersededBy, CAST(NULL AS BOOLEAN) AS x_IdenticalCopy
+FROM staging.invoice_lines LIMIT 0;
+
+CREATE TABLE IF NOT EXISTS raw.invoice_file_coverage (
+    file VARCHAR NOT NULL,
+    day DATE NOT NULL,
+    provider VARCHAR NOT NULL,
+    account VARCHAR,
+    status VARCHAR NOT NULL           -- arrived | unreadable
+);
+
+-- Days already built into staging.invoice_lines, and those of them a new, changed or removed
+-- invoice file has touched since: they must be re-materialized (`byok-ledger run` and the
+-- daily schedule add them to their range).
+CREATE TABLE IF NOT EXISTS raw.invoice_staged_days (day DATE NOT NULL);
+CREATE TABLE IF NOT EXISTS raw.invoice_pending_days (
+    day DATE NOT NULL,
+    file VARCHAR NOT NULL,
+    change VARCHAR NOT NULL,          -- new | changed | removed
+    noted_at TIMESTAMP NOT NULL
 );

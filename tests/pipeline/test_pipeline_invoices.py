@@ -234,7 +234,7 @@ def test_every_fixture_day_total_by_hand():
     }
 
 
-def test_unknown_files_and_folders_are_blocking_errors(tmp_path: Path):
+def test_unknown_files_and_folders_are_invoice_errors(tmp_path: Path):
     cfg = load_config(ACME)
     (tmp_path / "openai").mkdir()
     (tmp_path / "openai" / "notes.txt").write_text("hello")
@@ -244,8 +244,10 @@ def test_unknown_files_and_folders_are_blocking_errors(tmp_path: Path):
         read_invoices(cfg, tmp_path)
     (tmp_path / "openai" / "notes.txt").unlink()
     (tmp_path / "opneai").mkdir()
+    (tmp_path / "opneai" / "costs.json").write_text('{"data": []}')
     with pytest.raises(InvoiceError, match="opneai: folder names no provider"):
         read_invoices(cfg, tmp_path)
+    (tmp_path / "opneai" / "costs.json").unlink()
     (tmp_path / "opneai").rmdir()
     (tmp_path / "openai" / "broken.json").write_text('{"object": "page",\n "data": [\n')
     with pytest.raises(InvoiceError, match=r"broken\.json: line 3: invalid JSON"):
