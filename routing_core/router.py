@@ -1,17 +1,12 @@
-"""The `Router`: plans a request (routing_core.planning), holds its budget
-(routing_core.budgets), calls providers in plan order with failover (SPEC §5), prices what
-was served (routing_core.pricing) and appends exactly one request record per call
-(routing_core.request_log).
+"""The `Router`: construction, admission and the drivers. It authenticates and plans a
+request (routing_core.planning), holds its budget (routing_core.budgets), runs the attempt
+loop (routing_core.attempts, failover as in SPEC §5) over the provider adapters, bounds
+and prices what was served (routing_core.usage, routing_core.pricing) and appends exactly
+one request record per call (routing_core.record, routing_core.request_log).
 
-Failover: 429 -> next key/route (the key rests for `router.rate_limit_cooldown_s` or its
-Retry-After; Retry-After is waited out only to retry the same route when it is the last one
-left, within the deadline); 5xx / 529 / timeout / connection error -> next route; 401/403 ->
-the key cools down for `router.cooldown_s`, next route; 400 -> no failover, except a
-context-length error -> next model. Exponential backoff with full jitter between attempts;
-`max_attempts` and `deadline_s` of the workload bound everything.
-
-One attempt loop (`_run`, a generator yielding "call"/"sleep" steps) is driven by a sync
-driver (`complete`) and an async one (`acomplete`), so both have the same semantics.
+One attempt loop, a generator yielding "call"/"sleep" steps, is driven by a sync driver
+(`complete`), an async one (`acomplete`) and the streaming one (`astream`), so all have
+the same failover semantics.
 
 Secrets: a BYOK key's secret is `secrets[key.secret_env]`; the platform's pooled key for a
 provider's shared capacity is `secrets[shared_secret_env(provider)]`, i.e.
@@ -29,41 +24,47 @@ import asyncio
 import datetime as dt
 import hashlib
 import inspect
-import json
 import os
 import random
 import secrets as _secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
-from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import Any, NoReturn
 
 import httpx
 
-from routing_core.budgets import Reservation, SpendGuard
+from routing_core.attempts import CALL, attempt_loop, fallback_of
+from routing_core.budgets import SpendGuard
 from routing_core.config import LedgerConfig
 from routing_core.planning import Planner, ResolvedRequest
-from routing_core.pricing import ByokFeeMeter, q9
+from routing_core.pricing import ByokFeeMeter
 from routing_core.providers import (
     AUTH,
-    BAD_REQUEST,
-    CONTEXT_LENGTH,
-    RATE_LIMITED,
-    UNAVAILABLE_KINDS,
     Adapter,
     ProviderError,
     ProviderResult,
     adapter_for,
     shared_secret_env,
 )
+from routing_core.providers.openai import usage_to_openai
+from routing_core.record import (
+    attempt_head,
+    attempt_json,
+    cost_json,
+    request_line,
+    route_fragment,
+    usage_json,
+    who_fragment,
+)
+from routing_core.request import Completion, RequestCtx
 from routing_core.request_log import RequestLog
+from routing_core.routes import BAD_REQUEST as HTTP_BAD_REQUEST
 from routing_core.routes import (
-    ALL_RATE_LIMITED,
-    UNAVAILABLE,
     UNKNOWN_API_KEY,
     UPSTREAM_FAILED,
     Attempt,
@@ -71,29 +72,16 @@ from routing_core.routes import (
     RouteError,
     RouteRequest,
 )
-from routing_core.routes import BAD_REQUEST as HTTP_BAD_REQUEST
 from routing_core.schema import REQUESTS_DIR, SCHEMA_VERSION, Cost, Usage, format_ts
-
-_dumps = json.dumps
-_ZERO_USAGE_JSON = _dumps(Usage().as_dict(), separators=(",", ":"))
-_ZERO_COST_JSON = _dumps(
-    Cost(q9(Decimal(0)), q9(Decimal(0)), q9(Decimal(0)), q9(Decimal(0))).as_dict(),
-    separators=(",", ":"),
-)
-_NO_ROUTE_JSON = (
-    '"model":null,"provider":null,"upstream_model":null,"credential":null,"key_id":null,'
-    '"account":{}'
+from routing_core.usage import (
+    bound_usage,
+    estimate_prompt_tokens,
+    prompt_chars,
+    response_chars,
+    text_tokens,
 )
 
-
-# C-implemented JSON string quoting (what json.dumps does for a str, minus its Python-level
-# wrapper: ~0.3 µs instead of ~3 µs on the hot path).
-_jq = encode_basestring_ascii
-
-
-def _jstr(v: str | None) -> str:
-    return "null" if v is None else _jq(v)
-
+__all__ = ["Completion", "Router"]
 
 _PROVIDER_PREFS = frozenset(
     {
@@ -108,64 +96,33 @@ _PROVIDER_PREFS = frozenset(
         "require_parameters",
     }
 )
-_CALL = 0
-_SLEEP = 1
 _IDEM_WAIT_S = 600.0  # a duplicate waits at most this long for the in-flight original
 CLIENT_CLOSED = 499  # logged when the caller abandons a request (nginx's convention)
+RESOLVED_CACHE_SIZE = 4096  # callers (api key, member, workload) remembered, least recent out
 
 
-@dataclass(slots=True)
-class Completion:
-    """A served request: the OpenAI-style `chat.completion` body (its `model` is the gateway
-    slug) and how it was routed and priced. `replayed` marks an idempotent replay."""
+class _Lru(OrderedDict):
+    """A dict of at most `size` entries; `get` refreshes, `put` evicts the least recent.
+    Bounds caches keyed by caller input (a made-up member_id per request must not grow
+    memory)."""
 
-    request_id: str
-    body: dict[str, Any]
-    model: str
-    provider: str
-    upstream_model: str
-    credential: str
-    key_id: str | None
-    usage: Usage
-    cost: Cost
-    attempts: list[dict[str, Any]]
-    fallback_used: bool
-    fallback_reason: str | None
-    zdr: bool
-    replayed: bool = False
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
 
-    @property
-    def content(self) -> str | None:
-        return self.body["choices"][0]["message"].get("content")
+    def get(self, key: Any, default: Any = None) -> Any:
+        try:
+            value = self[key]
+            self.move_to_end(key)
+        except KeyError:
+            return default
+        return value
 
-    @property
-    def message(self) -> dict[str, Any]:
-        return self.body["choices"][0]["message"]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The body plus OpenRouter-style routing fields (`provider`, `request_id`)."""
-        return {**self.body, "provider": self.provider, "request_id": self.request_id}
-
-
-@dataclass(slots=True)
-class _Ctx:
-    """One `complete()` call in flight."""
-
-    request_id: str
-    t0: float
-    start: dt.datetime
-    api_key_id: str | None
-    requested: list[str]
-    idempotency_key: str | None
-    workflow_id: str | None
-    resolved: ResolvedRequest | None = None
-    plan: Plan | None = None
-    body: dict[str, Any] | None = None
-    reservation: Reservation | None = None
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    kinds: list[str] = field(default_factory=list)
-    slept: float = 0.0
-    idem_event: threading.Event | None = None  # set when this call owns its idempotency key
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
 
 
 @dataclass(slots=True)
@@ -173,24 +130,6 @@ class _Provider:
     adapter: Adapter
     base_url: str
     timeout_s: float
-
-
-def _estimate_input_tokens(messages: list[Any], tools: Any) -> int:
-    """A deliberately high token estimate (2 characters a token plus per-message overhead)
-    for budget holds: the hold must not be below what the provider will bill."""
-    chars = 0
-    for m in messages:
-        c = m.get("content") if isinstance(m, dict) else None
-        if isinstance(c, str):
-            chars += len(c)
-        elif isinstance(c, list):
-            for p in c:
-                if isinstance(p, dict):
-                    t = p.get("text")
-                    chars += len(t) if isinstance(t, str) else 1500  # images etc.
-    if tools:
-        chars += len(repr(tools))
-    return chars // 2 + 16 * len(messages) + 16
 
 
 class Router:
@@ -254,7 +193,11 @@ class Router:
         self._account = {k.id: dict(k.account) for k in config.byok_keys}
         self._api_by_sha = {a.secret_sha256: a.id for a in config.api_keys}
         self._api_ids = frozenset(a.id for a in config.api_keys)
-        self._resolved: dict[tuple, ResolvedRequest | RouteError] = {}
+        self._resolved: _Lru = _Lru(RESOLVED_CACHE_SIZE)
+        self._context = {
+            (m.id, ep.provider): ep.context_length for m in config.models for ep in m.endpoints
+        }
+        self._timeouts = {pid: p.timeout_s for pid, p in self._providers.items()}
         self._cool_until: dict[str, float] = {}
         self._cooling: frozenset[str] = frozenset()
         self._cool_next = float("inf")
@@ -418,8 +361,9 @@ class Router:
         k = (req.api_key_id, req.member_id, req.workload)
         r = self._resolved.get(k)
         if r is None:
-            r = self.planner.resolve(req)
-            self._resolved[k] = r
+            with self._lock:
+                r = self.planner.resolve(req)
+                self._resolved.put(k, r)
         return r
 
     def _max_cost(self, plan: Plan, input_tokens: int, max_out: int, at: dt.datetime) -> Cost:
@@ -495,12 +439,12 @@ class Router:
             if isinstance(early, Completion):
                 return early
             early.wait(_IDEM_WAIT_S)  # the same request is in flight: wait, then look again
-        gen = self._run(ctx)
+        gen = self._loop(ctx)
         client = self.http_client
         try:
             step = next(gen)
             while True:
-                if step[0] == _CALL:
+                if step[0] == CALL:
                     res = self._call(client, ctx, step[1], step[2])
                 else:
                     self._sleep(step[1])
@@ -527,12 +471,12 @@ class Router:
                 if early.is_set():
                     break
                 await asyncio.sleep(0.002)  # the same request is in flight
-        gen = self._run(ctx)
+        gen = self._loop(ctx)
         client = self.async_http_client
         try:
             step = next(gen)
             while True:
-                if step[0] == _CALL:
+                if step[0] == CALL:
                     res = await self._acall(client, ctx, step[1], step[2])
                 else:
                     if self._virtual_sleep:
@@ -598,7 +542,7 @@ class Router:
         idempotency_key: str | None = None,
         workflow_id: str | None = None,
         **params: Any,
-    ) -> tuple[_Ctx, Completion | threading.Event | None]:
+    ) -> tuple[RequestCtx, Completion | threading.Event | None]:
         """Authenticate, validate, plan and reserve the budget. Raises RouteError (after
         logging it) for 400/401/402/403/404; returns a stored Completion for a replay."""
         start = self._clock()
@@ -613,7 +557,7 @@ class Router:
         ):
             bad_input = "idempotency_key and workflow_id must be strings"
             idempotency_key = workflow_id = None
-        ctx = _Ctx(
+        ctx = RequestCtx(
             "req_" + self._new_id(),
             self._timer(),
             start,
@@ -685,7 +629,7 @@ class Router:
 
     def _prepare(
         self,
-        ctx: _Ctx,
+        ctx: RequestCtx,
         start: dt.datetime,
         req_models: list[str],
         messages: Any,
@@ -696,7 +640,7 @@ class Router:
         zdr: bool,
         provider: Mapping[str, Any] | None,
         params: dict[str, Any],
-    ) -> tuple[_Ctx, None]:
+    ) -> tuple[RequestCtx, None]:
         """Validate, plan and reserve the budget (the part of `_begin` after the
         idempotency check). Raises RouteError (logged) for 400/402/403/404."""
         api_key_id = ctx.api_key_id
@@ -716,7 +660,13 @@ class Router:
                 ),
             )
         if params.get("stream"):
-            self._fail(ctx, RouteError(HTTP_BAD_REQUEST, "streaming is not supported"))
+            self._fail(
+                ctx,
+                RouteError(
+                    HTTP_BAD_REQUEST,
+                    "stream=True is not a complete()/acomplete() option: use Router.astream",
+                ),
+            )
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens <= 0):
             self._fail(ctx, RouteError(HTTP_BAD_REQUEST, "max_tokens must be a positive integer"))
         cooling = self.cooling_keys(start.timestamp())
@@ -766,7 +716,13 @@ class Router:
         if params:
             body.update(params)
         ctx.body = body
-        est = _estimate_input_tokens(messages, tools)
+        chars = prompt_chars(messages, tools)
+        ctx.prompt_chars = chars
+        ctx.n_messages = len(messages)
+        ctx.max_out = max_out
+        # The hold is deliberately high (2 characters a token): it must not be below what
+        # the provider will bill.
+        est = chars // 2 + 16 * len(messages) + 16
         bound = self._max_cost(plan, est, max_out, start)
         try:
             ctx.reservation = self.guard.reserve(
@@ -776,119 +732,29 @@ class Router:
             self._fail(ctx, e)
         return ctx, None
 
-    def _run(self, ctx: _Ctx) -> Generator[tuple, Any, tuple]:
-        """The attempt loop. Yields (_CALL, attempt, timeout) -> ProviderResult |
-        ProviderError and (_SLEEP, seconds) -> None; returns (attempt, result) on success
-        or (None, RouteError)."""
-        plan = ctx.plan
-        assert plan is not None
-        routes = plan.attempts
-        max_attempts = plan.max_attempts
-        deadline = plan.deadline_s
-        st = self.settings
-        skip_models: set[str] = set()
-        dead_keys: set[str] = set()  # keys that failed auth in this request
-        i = 0
-        n = 0
-        last_error: ProviderError | None = None
+    def _loop(self, ctx: RequestCtx) -> Generator[tuple, Any, tuple]:
+        """The attempt loop of this request (routing_core.attempts)."""
+        return attempt_loop(
+            ctx,
+            settings=self.settings,
+            timeouts=self._timeouts,
+            rng=self._rng,
+            timer=self._timer,
+            cool_down=self.cool_down,
+        )
 
-        timer = self._timer
-
-        def elapsed() -> float:
-            return timer() - ctx.t0 + ctx.slept
-
-        def usable(j: int) -> bool:
-            a = routes[j]
-            return a.model not in skip_models and (a.key_id is None or a.key_id not in dead_keys)
-
-        wait_same = 0.0  # Retry-After to wait before retrying the same route
-        while i < len(routes) and n < max_attempts:
-            if not usable(i):
-                i += 1
-                continue
-            a = routes[i]
-            if n:
-                pause = wait_same or self._rng.uniform(
-                    0, min(st.backoff_max_s, st.backoff_base_s * (2 ** (n - 1)))
-                )
-                if elapsed() + pause >= deadline:
-                    break
-                if pause > 0:
-                    yield (_SLEEP, pause)
-            wait_same = 0.0
-            remaining = deadline - elapsed()
-            if remaining <= 0:
-                break
-            prov = self._providers[a.provider]
-            res = yield (_CALL, a, min(prov.timeout_s, remaining))
-            n += 1
-            if isinstance(res, ProviderResult):
-                return a, res
-            last_error = res
-            kind = res.kind
-            if kind == RATE_LIMITED:
-                if a.key_id is not None:
-                    self.cool_down(
-                        a.key_id,
-                        max(st.rate_limit_cooldown_s, min(res.retry_after_s or 0.0, st.cooldown_s)),
-                    )
-                last_left = not any(usable(j) for j in range(i + 1, len(routes)))
-                ra = res.retry_after_s
-                if (
-                    last_left
-                    and n < max_attempts
-                    and ra is not None
-                    and ra <= st.max_retry_after_s
-                    and elapsed() + ra < deadline
-                ):
-                    wait_same = max(ra, 1e-6)
-                    continue  # same route again after Retry-After
-                i += 1
-            elif kind == AUTH:
-                if a.key_id is not None:
-                    dead_keys.add(a.key_id)
-                    self.cool_down(a.key_id, st.cooldown_s)
-                i += 1
-            elif kind == CONTEXT_LENGTH:
-                skip_models.add(a.model)
-                i += 1
-            elif kind == BAD_REQUEST:
-                return None, RouteError(
-                    HTTP_BAD_REQUEST,
-                    f"provider {a.provider} rejected the request: {res.message}",
-                    self._err_meta(ctx),
-                )
-            else:
-                i += 1
-        return None, self._exhausted(ctx, last_error, n, elapsed() >= deadline)
-
-    def _exhausted(self, ctx: _Ctx, last: ProviderError | None, n: int, late: bool) -> RouteError:
-        kinds = ctx.kinds
-        meta = self._err_meta(ctx)
-        if not kinds:
-            return RouteError(UNAVAILABLE, "deadline reached before any provider answered", meta)
-        if (
-            last is not None
-            and last.kind == CONTEXT_LENGTH
-            and all(k == CONTEXT_LENGTH for k in kinds)
-        ):
-            return RouteError(
-                HTTP_BAD_REQUEST,
-                "the prompt is too long for every eligible model: " + last.message,
-                meta,
-            )
-        why = f" after {n} attempt(s)" + (" (deadline reached)" if late else "")
-        if all(k == RATE_LIMITED for k in kinds):
-            if last is not None and last.retry_after_s is not None:
-                meta["retry_after_s"] = last.retry_after_s
-            return RouteError(ALL_RATE_LIMITED, "every eligible route is rate limited" + why, meta)
-        if all(k in UNAVAILABLE_KINDS for k in kinds):
-            return RouteError(UNAVAILABLE, "providers unavailable" + why, meta)
-        return RouteError(UPSTREAM_FAILED, "upstream providers failed" + why, meta)
-
-    @staticmethod
-    def _err_meta(ctx: _Ctx) -> dict[str, Any]:
-        return {"request_id": ctx.request_id, "attempts": ctx.attempts}
+    def _bounded(
+        self, ctx: RequestCtx, served: Attempt, usage: Usage, state: str, out_chars: int
+    ) -> tuple[Usage, str]:
+        """The usage to price for a served attempt (routing_core.usage.bound_usage)."""
+        return bound_usage(
+            usage,
+            state,
+            max_tokens=ctx.max_out,
+            context_length=self._context.get((served.model, served.provider), 128_000),
+            prompt_estimate=estimate_prompt_tokens(ctx.prompt_chars, ctx.n_messages),
+            output_estimate=text_tokens(out_chars),
+        )
 
     def _secret(self, a: Attempt) -> str | None:
         if a.key_id is not None:
@@ -896,7 +762,7 @@ class Router:
         return self._shared_secret.get(a.provider)
 
     def _note(
-        self, ctx: _Ctx, a: Attempt, t: float, res: ProviderResult | ProviderError
+        self, ctx: RequestCtx, a: Attempt, t: float, res: ProviderResult | ProviderError
     ) -> ProviderResult | ProviderError:
         ok = isinstance(res, ProviderResult)
         ctx.attempts.append(
@@ -916,7 +782,7 @@ class Router:
         return res
 
     def _call(
-        self, client: httpx.Client, ctx: _Ctx, a: Attempt, timeout: float
+        self, client: httpx.Client, ctx: RequestCtx, a: Attempt, timeout: float
     ) -> ProviderResult | ProviderError:
         t = self._timer()
         secret = self._secret(a)
@@ -938,7 +804,7 @@ class Router:
         return self._note(ctx, a, t, res)
 
     async def _acall(
-        self, client: httpx.AsyncClient, ctx: _Ctx, a: Attempt, timeout: float
+        self, client: httpx.AsyncClient, ctx: RequestCtx, a: Attempt, timeout: float
     ) -> ProviderResult | ProviderError:
         t = self._timer()
         secret = self._secret(a)
@@ -961,44 +827,22 @@ class Router:
 
     # ------------------------------------------------------------------ records
 
-    def _fallback(self, ctx: _Ctx, served: Attempt | None) -> tuple[bool, str | None]:
-        if served is not None and ctx.requested and served.model != ctx.requested[0]:
-            return True, "model_fallback"
-        if not ctx.kinds:
-            return False, None
-        first = ctx.attempts[0]
-        same_route = (first["model"], first["provider"], first["key_id"])
-        if served is not None and (served.model, served.provider, served.key_id) == same_route:
-            return False, None  # served by the first route (e.g. after its Retry-After)
-        if served is None and all(
-            (a["model"], a["provider"], a["key_id"]) == same_route for a in ctx.attempts
-        ):
-            return False, None  # never left the first route
-        first = ctx.kinds[0]
-        if first == RATE_LIMITED:
-            return True, "rate_limited"
-        if first == AUTH:
-            return True, "auth_error"
-        if first == CONTEXT_LENGTH:
-            return True, "model_fallback"
-        return True, "provider_error"
-
     def _record(
         self,
-        ctx: _Ctx,
+        ctx: RequestCtx,
         served: Attempt | None,
         usage: Usage | None,
         cost: Cost | None,
         error: RouteError | None,
+        *,
+        usage_source: str | None = None,
+        ttfb_ms: float | None = None,
+        error_reason: str | None = None,
     ) -> tuple[bool, str | None]:
-        """Append the request record; returns (fallback_used, fallback_reason).
-
-        The JSON line is one f-string over fragments cached per caller identity, served
-        route and attempt route (json.dumps of the ~30-field nested dict was a third of
-        the router's overhead); every caller- or provider-supplied string is quoted by the
-        json module's own encoder. The tests validate every line against
-        schema.RequestRecord."""
-        fb, reason = self._fallback(ctx, served)
+        """Append the request record (routing_core.record, the one encoder); returns
+        (fallback_used, fallback_reason). Fragments are cached per caller identity,
+        served route and attempt route."""
+        fb, reason = fallback_of(ctx, served)
         start = ctx.start
         if start.tzinfo is dt.UTC:
             ts = start.isoformat(timespec="milliseconds")[:23] + "Z"
@@ -1010,56 +854,39 @@ class Router:
             rk = (a["model"], a["provider"], a["credential"], a["key_id"])
             head = frags.get(rk)
             if head is None:
-                head = _dumps(
-                    dict(zip(("model", "provider", "credential", "key_id"), rk, strict=True)),
-                    separators=(",", ":"),
-                )[:-1]
+                head = attempt_head(*rk)
+                if len(frags) > 10_000:
+                    frags.clear()
                 frags[rk] = head
-            et = a["error_type"]
-            hs = a["http_status"]
             atts.append(
-                f'{head},"status":"{a["status"]}","http_status":'
-                f'{"null" if hs is None else hs},"error_type":'
-                f'{"null" if et is None else _jq(et)},"latency_ms":{a["latency_ms"]!r}}}'
+                attempt_json(head, a["status"], a["http_status"], a["error_type"], a["latency_ms"])
             )
-        if usage is None:
-            usage_json = _ZERO_USAGE_JSON
-        else:
-            usage_json = (
-                f'{{"input_tokens":{usage.input_tokens},'
-                f'"cache_read_tokens":{usage.cache_read_tokens},'
-                f'"cache_write_tokens":{usage.cache_write_tokens},'
-                f'"output_tokens":{usage.output_tokens},'
-                f'"reasoning_tokens":{usage.reasoning_tokens}}}'
-            )
-        if cost is None:
-            cost_json = _ZERO_COST_JSON
-        else:
-            cost_json = (
-                f'{{"list_usd":"{cost.list_usd:f}","provider_usd":"{cost.provider_usd:f}",'
-                f'"platform_fee_usd":"{cost.platform_fee_usd:f}",'
-                f'"platform_credits_usd":"{cost.platform_credits_usd:f}"}}'
-            )
-        status = '"error"' if error else '"ok"'
         duration = round((self._timer() - ctx.t0 + ctx.slept) * 1000.0, 3)
-        line = (
-            f'{{"schema_version":1,"request_id":"{ctx.request_id}","ts":"{ts}",'
-            f'"duration_ms":{duration!r},{self._who_json(ctx)},'
-            f'"workflow_id":{_jstr(ctx.workflow_id)},'
-            f'"idempotency_key":{_jstr(ctx.idempotency_key)},'
-            f'"requested_models":[{",".join(map(_jq, ctx.requested))}],'
-            f"{_NO_ROUTE_JSON if served is None else self._route_json(served)},"
-            f'"attempts":[{",".join(atts)}],"fallback_used":{"true" if fb else "false"},'
-            f'"fallback_reason":{"null" if reason is None else _jq(reason)},'
-            f'"status":{status},'
-            f'"error_code":{error.code if error else "null"},'
-            f'"zdr":{"null" if served is None else ("true" if served.zdr else "false")},'
-            f'"usage":{usage_json},"cost":{cost_json}}}'
+        line = request_line(
+            request_id=ctx.request_id,
+            ts=ts,
+            duration_ms=duration,
+            who=self._who_json(ctx),
+            workflow_id=ctx.workflow_id,
+            idempotency_key=ctx.idempotency_key,
+            requested_models=ctx.requested,
+            route=None if served is None else self._route_json(served),
+            attempts=atts,
+            fallback_used=fb,
+            fallback_reason=reason,
+            error_code=error.code if error else None,
+            zdr=None if served is None else served.zdr,
+            usage=usage_json(usage),
+            cost=cost_json(cost),
+            usage_source=usage_source,
+            stream=True if ctx.stream else None,
+            ttfb_ms=ttfb_ms,
+            error_reason=error_reason,
         )
         self.log.write_line(REQUESTS_DIR, ts[:10], line)
         return fb, reason
 
-    def _who_json(self, ctx: _Ctx) -> str:
+    def _who_json(self, ctx: RequestCtx) -> str:
         """`"api_key_id":...,"data_class":...` for this caller (cached)."""
         r = ctx.resolved
         # Keyed by object identity (resolved callers are cached objects and hashing the
@@ -1068,17 +895,14 @@ class Router:
         hit = self._who_frags.get(key)
         if hit is not None and hit[0] is r:
             return hit[1]
-        frag = _dumps(
-            {
-                "api_key_id": ctx.api_key_id,
-                "environment": r.environment if r else None,
-                "app": r.app if r else None,
-                "member_id": r.member_id if r else None,
-                "workload": r.workload if r else None,
-                "data_class": r.data_class if r else None,
-            },
-            separators=(",", ":"),
-        )[1:-1]
+        frag = who_fragment(
+            ctx.api_key_id,
+            r.environment if r else None,
+            r.app if r else None,
+            r.member_id if r else None,
+            r.workload if r else None,
+            r.data_class if r else None,
+        )
         if len(self._who_frags) > 10_000:
             self._who_frags.clear()
         self._who_frags[key] = (r, frag)
@@ -1090,23 +914,20 @@ class Router:
         hit = self._route_frags.get(id(a))
         if hit is not None and hit[0] is a:
             return hit[1]
-        frag = _dumps(
-            {
-                "model": a.model,
-                "provider": a.provider,
-                "upstream_model": a.upstream_model,
-                "credential": a.credential,
-                "key_id": a.key_id,
-                "account": self._account.get(a.key_id, {}) if a.key_id else {},
-            },
-            separators=(",", ":"),
-        )[1:-1]
+        frag = route_fragment(
+            a.model,
+            a.provider,
+            a.upstream_model,
+            a.credential,
+            a.key_id,
+            self._account.get(a.key_id, {}) if a.key_id else {},
+        )
         if len(self._route_frags) > 10_000:
             self._route_frags.clear()
         self._route_frags[id(a)] = (a, frag)
         return frag
 
-    def _fail(self, ctx: _Ctx, err: RouteError) -> NoReturn:
+    def _fail(self, ctx: RequestCtx, err: RouteError) -> NoReturn:
         """Log an error record and raise the error (a copy carrying this request's id:
         plan errors are memoised and shared) to the caller."""
         if ctx.reservation is not None:
@@ -1116,7 +937,7 @@ class Router:
         self._idem_done(ctx)
         raise err
 
-    def _abort(self, ctx: _Ctx) -> None:
+    def _abort(self, ctx: RequestCtx) -> None:
         """The caller went away mid-request (asyncio cancellation, KeyboardInterrupt):
         release the hold and log the request as error 499 (client closed request)."""
         if ctx.reservation is not None:
@@ -1124,15 +945,23 @@ class Router:
         self._record(ctx, None, None, None, RouteError(CLIENT_CLOSED, "request abandoned"))
         self._idem_done(ctx)
 
-    def _finish(self, ctx: _Ctx, outcome: tuple) -> Completion:
+    def _finish(self, ctx: RequestCtx, outcome: tuple) -> Completion:
         served, res = outcome
         if served is None:
             self._fail(ctx, res)
-        usage = res.usage
-        cost = self.prices.cost(served, usage, ctx.start, self.fee_meter)
+        state = res.usage_state
+        usage, source = self._bounded(
+            ctx, served, res.usage, state, 0 if state == "ok" else response_chars(res.body)
+        )
+        if source != "provider":
+            res.body["usage"] = usage_to_openai(usage)  # the caller sees what is booked
+        try:
+            cost = self.prices.cost(served, usage, ctx.start, self.fee_meter)
+        except ArithmeticError as e:  # cannot happen for bounded usage; never a traceback
+            self._fail(ctx, RouteError(UPSTREAM_FAILED, f"could not price the answer: {e}"))
         if ctx.reservation is not None:
             self.guard.settle(ctx.reservation, cost)
-        fb, reason = self._record(ctx, served, usage, cost, None)
+        fb, reason = self._record(ctx, served, usage, cost, None, usage_source=source)
         body = res.body
         body["provider"] = served.provider
         comp = Completion(
@@ -1149,6 +978,7 @@ class Router:
             fallback_used=fb,
             fallback_reason=reason,
             zdr=served.zdr,
+            usage_source=source,
         )
         if ctx.idempotency_key is not None:
             expires = ctx.start.timestamp() + self.settings.idempotency_ttl_s
@@ -1160,7 +990,7 @@ class Router:
         self._idem_done(ctx)
         return comp
 
-    def _idem_done(self, ctx: _Ctx) -> None:
+    def _idem_done(self, ctx: RequestCtx) -> None:
         """Let calls waiting on this call's idempotency key look again."""
         ev = ctx.idem_event
         if ev is not None:
@@ -1171,7 +1001,7 @@ class Router:
                     del self._idem_inflight[ikey]
             ev.set()
 
-    def _replay(self, ctx: _Ctx, stored: Completion) -> Completion:
+    def _replay(self, ctx: RequestCtx, stored: Completion) -> Completion:
         """An idempotent replay: no provider call; the record has no attempts and zero
         usage/cost (the original record carries the spend) and points at the served route."""
         served = Attempt(

@@ -141,6 +141,15 @@ class RequestRecord(_Rec):
     zdr: bool | None
     usage: UsageRecord
     cost: CostRecord
+    # Optional fields (absent in older records; readers must not require them):
+    # where `usage` came from (routing_core.usage): provider | estimated | clamped; null
+    # or absent when nothing was served.
+    usage_source: Literal["provider", "estimated", "clamped"] | None = None
+    stream: bool | None = None  # true for a streamed request (Router.astream)
+    ttfb_ms: float | None = Field(default=None, ge=0)  # first event to the consumer
+    # Why a request that was being served ended in error: client_closed (the caller went
+    # away, error_code 499) or upstream_interrupted (the provider broke off, 502/504).
+    error_reason: Literal["client_closed", "upstream_interrupted"] | None = None
 
 
 class OutcomeEvent(_Rec):
@@ -154,7 +163,10 @@ class OutcomeEvent(_Rec):
     reason: str | None = None
 
 
-REQUEST_FIELDS: tuple[str, ...] = tuple(RequestRecord.model_fields)
+REQUEST_OPTIONAL_FIELDS: tuple[str, ...] = ("usage_source", "stream", "ttfb_ms", "error_reason")
+REQUEST_FIELDS: tuple[str, ...] = tuple(
+    f for f in RequestRecord.model_fields if f not in REQUEST_OPTIONAL_FIELDS
+)
 OUTCOME_FIELDS: tuple[str, ...] = tuple(OutcomeEvent.model_fields)
 
 

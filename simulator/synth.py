@@ -1,6 +1,6 @@
 """The fast synthesizer: above the router path's size (`ROUTER_MAX_PER_DAY`) it writes
-request records and outcome events directly, in the router's exact record shape and key
-order, routed by the same `Planner`, priced with the same rules as `PriceBook.cost` and
+request records and outcome events directly, through the router's own record encoder
+(routing_core.record, so the shape and key order are the router's), routed by the same `Planner`, priced with the same rules as `PriceBook.cost` and
 `ByokFeeMeter` (integer arithmetic in 1e-15 USD, rounded half-even to 9 decimals like
 `q9`), with the same fault timeline evaluated by `FaultModel`. It meters what each
 provider account served exactly like the fakes do, so invoices and the platform statement
@@ -23,6 +23,17 @@ from pathlib import Path
 
 from routing_core.config import LedgerConfig
 from routing_core.planning import Planner
+from routing_core.record import (
+    ZERO_COST,
+    ZERO_USAGE,
+    attempt_head,
+    attempt_json,
+    cost_json_str,
+    request_line,
+    route_fragment,
+    usage_json_ints,
+    who_fragment,
+)
 from routing_core.routes import RouteRequest
 from routing_core.schema import OUTCOMES_DIR, REQUESTS_DIR, SCHEMA_VERSION
 from simulator.drive import DriveStats
@@ -150,25 +161,10 @@ def _ts(day_prefix: str, ms_of_day: int) -> str:
     return f"{day_prefix}T{h:02d}:{m:02d}:{s:02d}.{ms:03d}Z"
 
 
-_ZERO_USAGE = (
-    '"usage":{"input_tokens":0,"cache_read_tokens":0,"cache_write_tokens":0,'
-    '"output_tokens":0,"reasoning_tokens":0},"cost":{"list_usd":"0.000000000",'
-    '"provider_usd":"0.000000000","platform_fee_usd":"0.000000000",'
-    '"platform_credits_usd":"0.000000000"}}'
-)
-_NOT_SERVED = (
-    '"model":null,"provider":null,"upstream_model":null,"credential":null,'
-    '"key_id":null,"account":{},'
-)
+# Attempt (status, http_status, error_type) of a scripted fault.
 _FAULT_ATTEMPT = {
-    "rate_limit": (
-        '"status":"rate_limited","http_status":429,"error_type":"rate_limit_error"',
-        "rate_limited",
-    ),
-    "revoked": (
-        '"status":"auth_error","http_status":401,"error_type":"authentication_error"',
-        "auth_error",
-    ),
+    "rate_limit": ("rate_limited", 429, "rate_limit_error"),
+    "revoked": ("auth_error", 401, "authentication_error"),
 }
 _REASON = {"rate_limited": "rate_limited", "auth_error": "auth_error"}
 
@@ -261,15 +257,14 @@ def synthesize(
         for a in plan.attempts[: plan.max_attempts]:
             ep = ep_of[(a.model, a.provider)]
             pr = planner.prices.price(a.model, a.provider, day)
-            head = (
-                f'{{"model":{_j(a.model)},"provider":{_j(a.provider)},'
-                f'"credential":"{a.credential}","key_id":{_j(a.key_id)},'
-            )
-            served_json = (
-                f'"model":{_j(a.model)},"provider":{_j(a.provider)},'
-                f'"upstream_model":{_j(a.upstream_model)},'
-                f'"credential":"{a.credential}","key_id":{_j(a.key_id)},'
-                f'"account":{_j(account.get(a.key_id, {}) if a.key_id else {})},'
+            head = attempt_head(a.model, a.provider, a.credential, a.key_id)
+            served_json = route_fragment(
+                a.model,
+                a.provider,
+                a.upstream_model,
+                a.credential,
+                a.key_id,
+                account.get(a.key_id, {}) if a.key_id else {},
             )
             out.append(
                 _Route(
@@ -288,10 +283,13 @@ def synthesize(
                     served_json,
                 )
             )
-        who = (
-            f'"api_key_id":{_j(wf.api_key_id)},"environment":{_j(resolved.environment)},'
-            f'"app":{_j(resolved.app)},"member_id":{_j(resolved.member_id)},'
-            f'"workload":{_j(resolved.workload)},"data_class":{_j(resolved.data_class)},'
+        who = who_fragment(
+            wf.api_key_id,
+            resolved.environment,
+            resolved.app,
+            resolved.member_id,
+            resolved.workload,
+            resolved.data_class,
         )
         val = (plan, out, who, _j(list(wf.models)))
         routes_cache[key] = val
@@ -362,21 +360,18 @@ def synthesize(
                         served = ro
                         lat = round(250 + call.output_tokens * 11 * (0.8 + 0.4 * rand()), 3)
                         total_ms += lat
-                        attempts.append(
-                            f'{ro.attempt_head}"status":"ok","http_status":200,'
-                            f'"error_type":null,"latency_ms":{lat!r}}}'
-                        )
+                        attempts.append(attempt_json(ro.attempt_head, "ok", 200, None, lat))
                         break
-                    part, kind = _FAULT_ATTEMPT.get(f.kind) or (
-                        f'"status":"error","http_status":{f.status or 503},'
-                        f'"error_type":"server_error"',
+                    kind, http, etype = _FAULT_ATTEMPT.get(f.kind) or (
                         "error",
+                        f.status or 503,
+                        "server_error",
                     )
                     kinds.add(kind)
                     first_kind = first_kind or kind
                     lat = round(40 + 200 * rand(), 3)
                     total_ms += lat
-                    attempts.append(f'{ro.attempt_head}{part},"latency_ms":{lat!r}}}')
+                    attempts.append(attempt_json(ro.attempt_head, kind, http, etype, lat))
                 if served is None:
                     error_code = (
                         429 if kinds == {"rate_limited"} else 503 if kinds == {"error"} else 502
@@ -409,45 +404,56 @@ def synthesize(
                 stats.ok += 1
                 served_models.setdefault(wi, []).append(served.model)
                 if served.model != wf.models[0]:
-                    fb = '"fallback_used":true,"fallback_reason":"model_fallback"'
+                    fb, reason = True, "model_fallback"
                 elif first_kind:
-                    fb = (
-                        '"fallback_used":true,"fallback_reason":"'
-                        + _REASON.get(first_kind, "provider_error")
-                        + '"'
-                    )
+                    fb, reason = True, _REASON.get(first_kind, "provider_error")
                 else:
-                    fb = '"fallback_used":false,"fallback_reason":null'
-                tail = (
-                    f'{fb},"status":"ok","error_code":null,'
-                    f'"zdr":{"true" if served.zdr else "false"},'
-                    f'"usage":{{"input_tokens":{inp},"cache_read_tokens":{cr},'
-                    f'"cache_write_tokens":{cw},"output_tokens":{out},'
-                    f'"reasoning_tokens":{reasoning}}},'
-                    f'"cost":{{"list_usd":"{_money(list_n)}","provider_usd":"{_money(prov_n)}",'
-                    f'"platform_fee_usd":"{_money(fee_n)}",'
-                    f'"platform_credits_usd":"{_money(cred_n)}"}}}}'
+                    fb, reason = False, None
+                line = request_line(
+                    request_id=rid,
+                    ts=ts,
+                    duration_ms=round(total_ms, 3),
+                    who=who,
+                    workflow_id=wf.wf_id,
+                    idempotency_key=None,
+                    requested_models=requested,
+                    route=served.served_json,
+                    attempts=attempts,
+                    fallback_used=fb,
+                    fallback_reason=reason,
+                    error_code=None,
+                    zdr=served.zdr,
+                    usage=usage_json_ints(inp, cr, cw, out, reasoning),
+                    cost=cost_json_str(
+                        _money(list_n), _money(prov_n), _money(fee_n), _money(cred_n)
+                    ),
+                    usage_source="provider",
                 )
-                served_part = served.served_json
             else:
                 stats.errors[error_code] = stats.errors.get(error_code, 0) + 1
                 errors_in[wi] = errors_in.get(wi, 0) + 1
                 if len(attempts) > 1:
-                    fb = (
-                        '"fallback_used":true,"fallback_reason":"'
-                        + _REASON.get(first_kind or "", "provider_error")
-                        + '"'
-                    )
+                    fb, reason = True, _REASON.get(first_kind or "", "provider_error")
                 else:
-                    fb = '"fallback_used":false,"fallback_reason":null'
-                tail = f'{fb},"status":"error","error_code":{error_code},"zdr":null,' + _ZERO_USAGE
-                served_part = _NOT_SERVED
-            req_lines.append(
-                f'{{"schema_version":{SCHEMA_VERSION},"request_id":"{rid}","ts":"{ts}",'
-                f'"duration_ms":{round(total_ms, 3)!r},{who}"workflow_id":"{wf.wf_id}",'
-                f'"idempotency_key":null,"requested_models":{requested},{served_part}'
-                f'"attempts":[{",".join(attempts)}],{tail}'
-            )
+                    fb, reason = False, None
+                line = request_line(
+                    request_id=rid,
+                    ts=ts,
+                    duration_ms=round(total_ms, 3),
+                    who=who,
+                    workflow_id=wf.wf_id,
+                    idempotency_key=None,
+                    requested_models=requested,
+                    route=None,
+                    attempts=attempts,
+                    fallback_used=fb,
+                    fallback_reason=reason,
+                    error_code=error_code,
+                    zdr=None,
+                    usage=ZERO_USAGE,
+                    cost=ZERO_COST,
+                )
+            req_lines.append(line)
             last_ms[wi] = ms
             if served is not None and wf.outcome_per == "request":
                 p = quality.get(served.model, 0.75)

@@ -22,7 +22,7 @@ from routing_core.config import ConfigError, LedgerConfig, load_config, parse_co
 from routing_core.request_log import read_jsonl
 from routing_core.router import Router
 from routing_core.routes import RouteError
-from routing_core.schema import OUTCOME_FIELDS, REQUEST_FIELDS
+from routing_core.schema import OUTCOME_FIELDS, REQUEST_FIELDS, REQUEST_OPTIONAL_FIELDS
 from simulator.fake_providers import demo_secrets, start_fleet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -427,7 +427,8 @@ def test_log_file_layout(router_logs: dict) -> None:
 
 
 def _assert_request_record(rec: dict) -> None:
-    assert set(rec) == SPEC_REQUEST_FIELDS
+    # The contract's fields, plus only the documented optional ones (usage_source, ...).
+    assert SPEC_REQUEST_FIELDS <= set(rec) <= SPEC_REQUEST_FIELDS | set(REQUEST_OPTIONAL_FIELDS)
     assert rec["schema_version"] == 1
     assert RFC3339_UTC.match(rec["ts"]), rec["ts"]
     assert isinstance(rec["requested_models"], list)

@@ -17,10 +17,10 @@ from routing_core.providers.base import (
     CONTEXT_LENGTH,
     Adapter,
     ProviderResult,
-    token_count,
 )
 from routing_core.providers.openai import usage_to_openai
 from routing_core.schema import Usage
+from routing_core.usage import INVALID, STATE_INVALID, STATE_MISSING, STATE_OK, read_count
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # Messages requires max_tokens; the router normally sets it
@@ -37,17 +37,28 @@ _STOP_REASONS = {
 _PASS_THROUGH = ("temperature", "top_p", "top_k")
 
 
+def parse_anthropic_usage(u: Any) -> tuple[Usage, str]:
+    """Anthropic `usage` -> disjoint buckets (already disjoint on the wire) and the usage
+    state (ok | missing | invalid; an invalid count is `INVALID`)."""
+    if not isinstance(u, dict) or ("input_tokens" not in u and "output_tokens" not in u):
+        return Usage(), STATE_MISSING
+    inp = read_count(u.get("input_tokens"))
+    cr = read_count(u.get("cache_read_input_tokens"))
+    cw = read_count(u.get("cache_creation_input_tokens"))
+    out = read_count(u.get("output_tokens"))
+    state = STATE_OK
+    if inp is None or cr is None or cw is None:
+        inp, cr, cw, state = INVALID, 0, 0, STATE_INVALID
+    if out is None:
+        out, state = INVALID, STATE_INVALID
+    # Messages does not split thinking out of output_tokens.
+    return Usage(inp, cr, cw, out, 0), state
+
+
 def anthropic_usage(u: dict[str, Any] | None) -> Usage:
-    """Anthropic `usage` -> disjoint buckets (already disjoint on the wire)."""
-    if not u:
-        return Usage()
-    return Usage(
-        input_tokens=token_count(u.get("input_tokens")),
-        cache_read_tokens=token_count(u.get("cache_read_input_tokens")),
-        cache_write_tokens=token_count(u.get("cache_creation_input_tokens")),
-        output_tokens=token_count(u.get("output_tokens")),
-        reasoning_tokens=0,  # Messages does not split thinking out of output_tokens
-    )
+    """Anthropic `usage` -> disjoint buckets; an invalid count reads 0 (unbounded view)."""
+    usage, _ = parse_anthropic_usage(u)
+    return Usage(*(max(0, v) for v in usage.as_dict().values()))
 
 
 def _image_block(part: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +209,7 @@ def to_chat_completion(data: dict[str, Any], gateway_model: str) -> ProviderResu
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
     if calls:
         message["tool_calls"] = calls
-    usage = anthropic_usage(data.get("usage"))
+    usage, state = parse_anthropic_usage(data.get("usage"))
     body = {
         "id": data.get("id", ""),
         "object": "chat.completion",
@@ -213,7 +224,7 @@ def to_chat_completion(data: dict[str, Any], gateway_model: str) -> ProviderResu
         ],
         "usage": usage_to_openai(usage),
     }
-    return ProviderResult(body=body, usage=usage)
+    return ProviderResult(body=body, usage=usage, usage_state=state)
 
 
 class AnthropicAdapter(Adapter):

@@ -29,6 +29,7 @@ from routing_core.schema import (
     ATTEMPT_TIMEOUT,
     Usage,
 )
+from routing_core.usage import read_count
 
 # Error kinds, spelled like the attempt statuses of the request log so the router can copy
 # them straight into the record.
@@ -80,6 +81,9 @@ class ProviderResult:
     body: dict[str, Any]
     usage: Usage
     http_status: int = 200
+    # routing_core.usage state of `usage`: ok | missing | invalid (then some counts are
+    # INVALID); the router bounds it before pricing.
+    usage_state: str = "ok"
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -112,8 +116,10 @@ def status_kind(status: int) -> str:
 
 
 def token_count(v: Any) -> int:
-    """A count from a provider's usage object; anything but a positive number counts 0."""
-    return int(v) if isinstance(v, (int, float)) and v > 0 else 0
+    """A count from a provider's usage object; anything but a valid count reads 0 (the
+    router bounds usage through routing_core.usage, which flags such answers)."""
+    n = read_count(v)
+    return n if n is not None else 0
 
 
 def _json_or_none(content: bytes) -> Any:

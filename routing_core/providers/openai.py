@@ -17,31 +17,55 @@ from routing_core.providers.base import (
     CONTEXT_LENGTH,
     Adapter,
     ProviderResult,
-    token_count,
 )
 from routing_core.schema import Usage
+from routing_core.usage import INVALID, STATE_INVALID, STATE_MISSING, STATE_OK, read_count
 
 # OpenAI codes that mean "the prompt does not fit this model" (a smaller prompt or a
 # longer-context model would work): the router moves to the next model.
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
 
 
-def openai_usage(u: dict[str, Any] | None) -> Usage:
-    """OpenAI `usage` -> disjoint buckets (cached tokens are not counted twice)."""
-    if not u:
-        return Usage()
-    prompt = token_count(u.get("prompt_tokens"))
-    completion = token_count(u.get("completion_tokens"))
-    cached = token_count((u.get("prompt_tokens_details") or {}).get("cached_tokens"))
-    reasoning = token_count((u.get("completion_tokens_details") or {}).get("reasoning_tokens"))
-    cached = min(cached, prompt)
-    return Usage(
-        input_tokens=prompt - cached,
-        cache_read_tokens=cached,
-        cache_write_tokens=0,
-        output_tokens=completion,
-        reasoning_tokens=min(reasoning, completion),
+def parse_openai_usage(u: Any) -> tuple[Usage, str]:
+    """OpenAI `usage` -> disjoint buckets (cached tokens are not counted twice) and the
+    usage state (routing_core.usage: ok | missing | invalid). An invalid count is
+    `INVALID` in the result, for the router to bound."""
+    if not isinstance(u, dict) or not u:
+        return Usage(), STATE_MISSING
+    pd = u.get("prompt_tokens_details")
+    cd = u.get("completion_tokens_details")
+    prompt = read_count(u.get("prompt_tokens"))
+    completion = read_count(u.get("completion_tokens"))
+    cached = read_count(pd.get("cached_tokens")) if isinstance(pd, dict) else 0
+    reasoning = read_count(cd.get("reasoning_tokens")) if isinstance(cd, dict) else 0
+    if "prompt_tokens" not in u and "completion_tokens" not in u:
+        return Usage(), STATE_MISSING
+    state = STATE_OK
+    if prompt is None or cached is None:
+        prompt, cached, state = INVALID, 0, STATE_INVALID
+    else:
+        cached = min(cached, prompt)
+        prompt -= cached
+    if completion is None:
+        completion, state = INVALID, STATE_INVALID
+    if reasoning is None:
+        reasoning, state = 0, STATE_INVALID
+    return (
+        Usage(
+            input_tokens=prompt,
+            cache_read_tokens=cached,
+            cache_write_tokens=0,
+            output_tokens=completion,
+            reasoning_tokens=min(reasoning, max(completion, 0)),
+        ),
+        state,
     )
+
+
+def openai_usage(u: dict[str, Any] | None) -> Usage:
+    """OpenAI `usage` -> disjoint buckets; an invalid count reads 0 (unbounded view)."""
+    usage, _ = parse_openai_usage(u)
+    return Usage(*(max(0, v) for v in usage.as_dict().values()))
 
 
 def usage_to_openai(u: Usage) -> dict[str, Any]:
@@ -71,7 +95,7 @@ class OpenAIAdapter(Adapter):
         choices = data["choices"]
         if not isinstance(choices, list):
             raise TypeError("choices is not a list")
-        usage = openai_usage(data.get("usage"))
+        usage, state = parse_openai_usage(data.get("usage"))
         body = {
             "id": data.get("id", ""),
             "object": "chat.completion",
@@ -80,7 +104,7 @@ class OpenAIAdapter(Adapter):
             "choices": choices,
             "usage": usage_to_openai(usage),
         }
-        return ProviderResult(body=body, usage=usage)
+        return ProviderResult(body=body, usage=usage, usage_state=state)
 
     def refine_error(
         self, kind: str, status: int, err: dict[str, Any], message: str

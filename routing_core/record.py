@@ -1,0 +1,192 @@
+"""The one request-record encoder (the log contract's request record as one JSON line),
+used by every writer: the router and the simulator's fast synthesizer.
+
+A record is assembled from JSON fragments instead of `json.dumps` of a ~30-field nested
+dict (that was a third of the router's overhead): the caller fragment (`who`), the served
+route (`route`) and each attempt's head are cached by the writer, and every caller- or
+provider-supplied string is quoted by the json module's own C encoder. Key order is
+`schema.REQUEST_FIELDS`, then the optional fields (`usage_source`, `stream`, `ttfb_ms`,
+`error_reason`) when they are set. The tests validate every line against
+`schema.RequestRecord`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from json.encoder import encode_basestring_ascii
+
+from routing_core.schema import SCHEMA_VERSION, Cost, Usage
+
+# C-implemented JSON string quoting (what json.dumps does for a str, minus its Python-level
+# wrapper: ~0.3 µs instead of ~3 µs on the hot path).
+jq = encode_basestring_ascii
+_dumps = json.dumps
+
+NOT_SERVED = (
+    '"model":null,"provider":null,"upstream_model":null,"credential":null,"key_id":null,'
+    '"account":{}'
+)
+ZERO_USAGE = (
+    '{"input_tokens":0,"cache_read_tokens":0,"cache_write_tokens":0,'
+    '"output_tokens":0,"reasoning_tokens":0}'
+)
+ZERO_COST = (
+    '{"list_usd":"0.000000000","provider_usd":"0.000000000",'
+    '"platform_fee_usd":"0.000000000","platform_credits_usd":"0.000000000"}'
+)
+
+
+def jstr(v: str | None) -> str:
+    """A JSON string or null."""
+    return "null" if v is None else jq(v)
+
+
+def who_fragment(
+    api_key_id: str | None,
+    environment: str | None,
+    app: str | None,
+    member_id: str | None,
+    workload: str | None,
+    data_class: str | None,
+) -> str:
+    """`"api_key_id":..,"environment":..,"app":..,"member_id":..,"workload":..,
+    "data_class":..` (no braces, no trailing comma)."""
+    return (
+        f'"api_key_id":{jstr(api_key_id)},"environment":{jstr(environment)},'
+        f'"app":{jstr(app)},"member_id":{jstr(member_id)},"workload":{jstr(workload)},'
+        f'"data_class":{jstr(data_class)}'
+    )
+
+
+def route_fragment(
+    model: str,
+    provider: str,
+    upstream_model: str,
+    credential: str,
+    key_id: str | None,
+    account: Mapping[str, str] | None,
+) -> str:
+    """`"model":..,"provider":..,"upstream_model":..,"credential":..,"key_id":..,
+    "account":{..}` of a served record (no braces, no trailing comma)."""
+    acc = _dumps(dict(account or {}), separators=(",", ":"))
+    return (
+        f'"model":{jq(model)},"provider":{jq(provider)},"upstream_model":{jq(upstream_model)},'
+        f'"credential":{jq(credential)},"key_id":{jstr(key_id)},"account":{acc}'
+    )
+
+
+def attempt_head(model: str, provider: str, credential: str, key_id: str | None) -> str:
+    """`{"model":..,"provider":..,"credential":..,"key_id":..` of an attempt (open brace,
+    no trailing comma): the cacheable part of `attempt_json`."""
+    return (
+        f'{{"model":{jq(model)},"provider":{jq(provider)},"credential":{jq(credential)},'
+        f'"key_id":{jstr(key_id)}'
+    )
+
+
+def attempt_json(
+    head: str, status: str, http_status: int | None, error_type: str | None, latency_ms: float
+) -> str:
+    """One attempt object from its cached `attempt_head`."""
+    return (
+        f'{head},"status":{jq(status)},"http_status":'
+        f'{"null" if http_status is None else int(http_status)},"error_type":'
+        f'{"null" if error_type is None else jq(error_type)},"latency_ms":{latency_ms!r}}}'
+    )
+
+
+def usage_json(u: Usage | None) -> str:
+    if u is None:
+        return ZERO_USAGE
+    return usage_json_ints(
+        u.input_tokens, u.cache_read_tokens, u.cache_write_tokens, u.output_tokens,
+        u.reasoning_tokens,
+    )  # fmt: skip
+
+
+def usage_json_ints(inp: int, cache_read: int, cache_write: int, out: int, reasoning: int) -> str:
+    return (
+        f'{{"input_tokens":{int(inp)},"cache_read_tokens":{int(cache_read)},'
+        f'"cache_write_tokens":{int(cache_write)},"output_tokens":{int(out)},'
+        f'"reasoning_tokens":{int(reasoning)}}}'
+    )
+
+
+def cost_json(c: Cost | None) -> str:
+    if c is None:
+        return ZERO_COST
+    return cost_json_str(
+        _money(c.list_usd), _money(c.provider_usd), _money(c.platform_fee_usd),
+        _money(c.platform_credits_usd),
+    )  # fmt: skip
+
+
+def cost_json_str(list_usd: str, provider_usd: str, fee_usd: str, credits_usd: str) -> str:
+    """The cost object from already formatted decimal strings (9 decimal places)."""
+    return (
+        f'{{"list_usd":"{list_usd}","provider_usd":"{provider_usd}",'
+        f'"platform_fee_usd":"{fee_usd}","platform_credits_usd":"{credits_usd}"}}'
+    )
+
+
+def _money(d: Decimal) -> str:
+    return f"{d:f}"
+
+
+def request_line(
+    *,
+    request_id: str,
+    ts: str,
+    duration_ms: float,
+    who: str,
+    workflow_id: str | None,
+    idempotency_key: str | None,
+    requested_models: Iterable[str] | str,
+    route: str | None,
+    attempts: Iterable[str],
+    fallback_used: bool,
+    fallback_reason: str | None,
+    error_code: int | None,
+    zdr: bool | None,
+    usage: str,
+    cost: str,
+    usage_source: str | None = None,
+    stream: bool | None = None,
+    ttfb_ms: float | None = None,
+    error_reason: str | None = None,
+) -> str:
+    """One request record as a JSON line (no newline). Fragments (`who`, `route`,
+    `attempts`, `usage`, `cost`) come from the functions above; `requested_models` is a
+    list of slugs or its already encoded JSON array; `route` None means not served.
+    `status` is "error" exactly when `error_code` is set."""
+    req = (
+        requested_models
+        if isinstance(requested_models, str)
+        else "[" + ",".join(map(jq, requested_models)) + "]"
+    )
+    status = '"ok"' if error_code is None else '"error"'
+    tail = ""
+    if usage_source is not None:
+        tail += f',"usage_source":{jq(usage_source)}'
+    if stream is not None:
+        tail += ',"stream":true' if stream else ',"stream":false'
+    if ttfb_ms is not None:
+        tail += f',"ttfb_ms":{ttfb_ms!r}'
+    if error_reason is not None:
+        tail += f',"error_reason":{jq(error_reason)}'
+    return (
+        f'{{"schema_version":{SCHEMA_VERSION},"request_id":{jq(request_id)},"ts":"{ts}",'
+        f'"duration_ms":{duration_ms!r},{who},'
+        f'"workflow_id":{jstr(workflow_id)},'
+        f'"idempotency_key":{jstr(idempotency_key)},'
+        f'"requested_models":{req},'
+        f"{NOT_SERVED if route is None else route},"
+        f'"attempts":[{",".join(attempts)}],"fallback_used":{"true" if fallback_used else "false"},'
+        f'"fallback_reason":{jstr(fallback_reason)},'
+        f'"status":{status},'
+        f'"error_code":{"null" if error_code is None else int(error_code)},'
+        f'"zdr":{"null" if zdr is None else ("true" if zdr else "false")},'
+        f'"usage":{usage},"cost":{cost}{tail}}}'
+    )

@@ -1,0 +1,78 @@
+"""One routed request: `RequestCtx`, built once when a call enters the router and carried
+through admission, the attempt loop and the record, and `Completion`, what a served
+non-streaming request returns to its caller."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from routing_core.budgets import Reservation
+from routing_core.planning import ResolvedRequest
+from routing_core.routes import Plan
+from routing_core.schema import Cost, Usage
+
+
+@dataclass(slots=True)
+class Completion:
+    """A served request: the OpenAI-style `chat.completion` body (its `model` is the gateway
+    slug) and how it was routed and priced. `replayed` marks an idempotent replay;
+    `usage_source` says whether `usage` is the provider's (provider), an estimate
+    (estimated) or bounded (clamped), see routing_core.usage."""
+
+    request_id: str
+    body: dict[str, Any]
+    model: str
+    provider: str
+    upstream_model: str
+    credential: str
+    key_id: str | None
+    usage: Usage
+    cost: Cost
+    attempts: list[dict[str, Any]]
+    fallback_used: bool
+    fallback_reason: str | None
+    zdr: bool
+    replayed: bool = False
+    usage_source: str = "provider"
+
+    @property
+    def content(self) -> str | None:
+        return self.body["choices"][0]["message"].get("content")
+
+    @property
+    def message(self) -> dict[str, Any]:
+        return self.body["choices"][0]["message"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The body plus OpenRouter-style routing fields (`provider`, `request_id`)."""
+        return {**self.body, "provider": self.provider, "request_id": self.request_id}
+
+
+@dataclass(slots=True)
+class RequestCtx:
+    """One call in flight, from admission to its record. `t0` is the router timer at entry
+    (every duration is a difference of timer readings); `slept` counts injected (virtual)
+    sleep so the deadline and durations include it."""
+
+    request_id: str
+    t0: float
+    start: dt.datetime
+    api_key_id: str | None
+    requested: list[str]
+    idempotency_key: str | None
+    workflow_id: str | None
+    resolved: ResolvedRequest | None = None
+    plan: Plan | None = None
+    body: dict[str, Any] | None = None
+    reservation: Reservation | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    slept: float = 0.0
+    idem_event: threading.Event | None = None  # set when this call owns its idempotency key
+    max_out: int = 0  # the max_tokens sent upstream
+    prompt_chars: int = 0  # prompt size, for usage estimates
+    n_messages: int = 0
+    stream: bool = False
