@@ -25,27 +25,32 @@ EXIT_CONFIG = 2
 
 def _line_index(path: Path) -> dict[str, int]:
     """Key path (as config.py spells it: `a.b[2].c`) -> 1-based line of that node, from
-    the YAML node tree (no values are constructed, so this works on invalid configs)."""
+    the YAML node tree (no values are constructed, so this works on invalid configs).
+
+    Each node is visited once (an aliased node is indexed under its first path), iteratively:
+    a "billion laughs" file or a deeply nested one stays linear and never recurses."""
     try:
         root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
         return {}
     out: dict[str, int] = {}
-
-    def walk(node: yaml.Node, prefix: str) -> None:
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, str]] = [(root, "")] if root is not None else []
+    while stack:
+        node, prefix = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 key = f"{prefix}.{k.value}" if prefix else str(k.value)
-                out[key] = k.start_mark.line + 1
-                walk(v, key)
+                out.setdefault(key, k.start_mark.line + 1)
+                stack.append((v, key))
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 key = f"{prefix}[{i}]"
-                out[key] = item.start_mark.line + 1
-                walk(item, key)
-
-    if root is not None:
-        walk(root, "")
+                out.setdefault(key, item.start_mark.line + 1)
+                stack.append((item, key))
     return out
 
 
@@ -65,7 +70,8 @@ def _line_of(index: dict[str, int], key_path: str) -> int | None:
 
 def format_problems(err: ConfigError) -> list[str]:
     """`FILE: key.path: message (line N)` for every problem."""
-    index = _line_index(Path(err.file))
+    needs_lines = any(p.path and not p.path.startswith("line ") for p in err.problems)
+    index = _line_index(Path(err.file)) if needs_lines else {}
     lines = []
     for p in err.problems:
         where = p.path or "<root>"

@@ -155,7 +155,9 @@ Id = Annotated[str, Field(min_length=1, max_length=200, pattern=_ID)]
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # Shapes of real provider secrets: if one of these is in the file, refuse to load it.
-_SECRET_SHAPES = re.compile(r"(sk-[A-Za-z0-9_\-]{8,}|sk-ant-|AKIA[0-9A-Z]{12,}|AIza[0-9A-Za-z_\-]{20,})")
+_SECRET_SHAPES = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{8,}|sk-ant-|AKIA[0-9A-Z]{12,}|AIza[0-9A-Za-z_\-]{20,})"
+)
 
 
 class _Model(BaseModel):
@@ -280,8 +282,14 @@ class ByokKey(_Model):
     @field_validator("account")
     @classmethod
     def _account_keys(cls, v: dict[str, str]) -> dict[str, str]:
-        allowed = {"project_id", "api_key_id", "workspace_id", "sub_account_id",
-                   "billing_account_id", "organization_id"}
+        allowed = {
+            "project_id",
+            "api_key_id",
+            "workspace_id",
+            "sub_account_id",
+            "billing_account_id",
+            "organization_id",
+        }
         unknown = set(v) - allowed
         if unknown:
             raise ValueError(
@@ -310,7 +318,9 @@ class ApiKey(_Model):
     @classmethod
     def _sha(cls, v: str) -> str:
         if _SECRET_SHAPES.search(v):
-            raise ValueError("this looks like a secret written inline; write its SHA-256 hex digest")
+            raise ValueError(
+                "this looks like a secret written inline; write its SHA-256 hex digest"
+            )
         if not _SHA256.match(v):
             raise ValueError("secret_sha256 must be 64 lowercase hex characters (a SHA-256 digest)")
         return v
@@ -526,8 +536,16 @@ def _dupes(items: Iterable[Any], section: str) -> Iterable[ConfigProblem]:
 
 
 def _cross_reference_problems(c: LedgerConfig) -> Iterable[ConfigProblem]:
-    for section in ("providers", "models", "byok_keys", "api_keys", "members", "guardrails",
-                    "workloads", "budgets"):
+    for section in (
+        "providers",
+        "models",
+        "byok_keys",
+        "api_keys",
+        "members",
+        "guardrails",
+        "workloads",
+        "budgets",
+    ):
         yield from _dupes(getattr(c, section), section)
 
     providers = {p.id for p in c.providers}
@@ -539,7 +557,9 @@ def _cross_reference_problems(c: LedgerConfig) -> Iterable[ConfigProblem]:
     workloads = {w.id for w in c.workloads}
     environments = {k.environment for k in c.api_keys}
 
-    def unknown(path: str, value: str | None, known: set[str], what: str) -> Iterable[ConfigProblem]:
+    def unknown(
+        path: str, value: str | None, known: set[str], what: str
+    ) -> Iterable[ConfigProblem]:
         if value is not None and value not in known:
             hint = f"; known: {', '.join(sorted(known))}" if len(known) <= 12 else ""
             yield ConfigProblem(path=path, message=f"unknown {what} {value!r}{hint}")
@@ -551,14 +571,18 @@ def _cross_reference_problems(c: LedgerConfig) -> Iterable[ConfigProblem]:
     for i, m in enumerate(c.models):
         seen_ep: set[str] = set()
         for j, ep in enumerate(m.endpoints):
-            yield from unknown(f"models[{i}].endpoints[{j}].provider", ep.provider, providers, "provider")
+            yield from unknown(
+                f"models[{i}].endpoints[{j}].provider", ep.provider, providers, "provider"
+            )
             if ep.provider in seen_ep:
                 yield ConfigProblem(
                     path=f"models[{i}].endpoints[{j}].provider",
                     message=f"model {m.id!r} lists provider {ep.provider!r} twice",
                 )
             seen_ep.add(ep.provider)
-    yield from unknown_list("shared_capacity.providers", c.shared_capacity.providers, providers, "provider")
+    yield from unknown_list(
+        "shared_capacity.providers", c.shared_capacity.providers, providers, "provider"
+    )
 
     for i, k in enumerate(c.byok_keys):
         p = f"byok_keys[{i}]"
@@ -566,8 +590,9 @@ def _cross_reference_problems(c: LedgerConfig) -> Iterable[ConfigProblem]:
         yield from unknown_list(f"{p}.filters.models", k.filters.models, models, "model")
         yield from unknown_list(f"{p}.filters.api_keys", k.filters.api_keys, api_keys, "API key")
         yield from unknown_list(f"{p}.filters.members", k.filters.members, members, "member")
-        yield from unknown_list(f"{p}.filters.environments", k.filters.environments, environments,
-                                "environment")
+        yield from unknown_list(
+            f"{p}.filters.environments", k.filters.environments, environments, "environment"
+        )
         if k.tier == "fallback" and k.shared_fallback == "never_for_provider":
             yield ConfigProblem(
                 path=f"{p}.shared_fallback",
@@ -592,19 +617,27 @@ def _cross_reference_problems(c: LedgerConfig) -> Iterable[ConfigProblem]:
     for i, a in enumerate(c.api_keys):
         yield from unknown(f"api_keys[{i}].owner", a.owner, members, "member")
         yield from unknown(f"api_keys[{i}].guardrail", a.guardrail, guardrails, "guardrail")
-        yield from unknown(f"api_keys[{i}].default_workload", a.default_workload, workloads, "workload")
+        yield from unknown(
+            f"api_keys[{i}].default_workload", a.default_workload, workloads, "workload"
+        )
     for i, m in enumerate(c.members):
         yield from unknown(f"members[{i}].guardrail", m.guardrail, guardrails, "guardrail")
     for i, g in enumerate(c.guardrails):
         p = f"guardrails[{i}]"
         yield from unknown_list(f"{p}.allowed_models", g.allowed_models, models, "model")
         yield from unknown_list(f"{p}.ignored_models", g.ignored_models, models, "model")
-        yield from unknown_list(f"{p}.allowed_providers", g.allowed_providers, providers, "provider")
-        yield from unknown_list(f"{p}.ignored_providers", g.ignored_providers, providers, "provider")
+        yield from unknown_list(
+            f"{p}.allowed_providers", g.allowed_providers, providers, "provider"
+        )
+        yield from unknown_list(
+            f"{p}.ignored_providers", g.ignored_providers, providers, "provider"
+        )
     for i, w in enumerate(c.workloads):
         p = f"workloads[{i}]"
         yield from unknown_list(f"{p}.allowed_models", w.allowed_models, models, "model")
-        yield from unknown_list(f"{p}.allowed_providers", w.allowed_providers, providers, "provider")
+        yield from unknown_list(
+            f"{p}.allowed_providers", w.allowed_providers, providers, "provider"
+        )
         yield from unknown_list(f"{p}.model_fallbacks", w.model_fallbacks, models, "model")
 
     scope_known = {
@@ -632,12 +665,19 @@ _RAW_SECTIONS = {
         "provider": None,
         "tier": "prioritized",
         "shared_fallback": "allow",
-        "filters": ("obj", {"models": None, "api_keys": None, "members": None, "environments": None}),
+        "filters": (
+            "obj",
+            {"models": None, "api_keys": None, "members": None, "environments": None},
+        ),
     },
     "api_keys": {"owner": None, "guardrail": None, "default_workload": None, "environment": None},
     "members": {"guardrail": None},
-    "guardrails": {"allowed_models": None, "ignored_models": None, "allowed_providers": None,
-                   "ignored_providers": None},
+    "guardrails": {
+        "allowed_models": None,
+        "ignored_models": None,
+        "allowed_providers": None,
+        "ignored_providers": None,
+    },
     "workloads": {"allowed_models": None, "allowed_providers": None, "model_fallbacks": None},
     "budgets": {"scope": None, "match": None},
 }
@@ -672,7 +712,9 @@ class _RawConfig:
     def __init__(self, data: dict[str, Any]):
         for section, fields in _RAW_SECTIONS.items():
             items = data.get(section)
-            setattr(self, section, [_Raw(v, fields) for v in items] if isinstance(items, list) else [])
+            setattr(
+                self, section, [_Raw(v, fields) for v in items] if isinstance(items, list) else []
+            )
         sc = data.get("shared_capacity")
         sc_providers = sc.get("providers") if isinstance(sc, dict) else None
         self.shared_capacity = _Raw({"providers": sc_providers}, {"providers": None})
@@ -733,13 +775,13 @@ _INTERNAL_FIELDS = ("source",)
 def parse_config(data: Any, source: str | Path = "<memory>") -> LedgerConfig:
     """Validate an already-parsed YAML document."""
     if not isinstance(data, dict):
-        raise ConfigError(source, [ConfigProblem(path="", message="the file must be a YAML mapping")])
+        raise ConfigError(
+            source, [ConfigProblem(path="", message="the file must be a YAML mapping")]
+        )
     data = _floats_for_non_money(data)
     # `source` is a field only so load_config can remember the file; as a YAML key it is
     # unknown like any other (SPEC §4), not a way to move where relative paths resolve.
-    internal = [
-        ConfigProblem(path=k, message=_UNKNOWN_KEY) for k in _INTERNAL_FIELDS if k in data
-    ]
+    internal = [ConfigProblem(path=k, message=_UNKNOWN_KEY) for k in _INTERNAL_FIELDS if k in data]
     data = {k: v for k, v in data.items() if k not in _INTERNAL_FIELDS}
     try:
         cfg = LedgerConfig.model_validate(data)
@@ -758,8 +800,9 @@ def parse_config(data: Any, source: str | Path = "<memory>") -> LedgerConfig:
                 msg = "required key is missing"
             msg = msg.removeprefix("Value error, ")
             problems.append(ConfigProblem(path=_loc_to_path(err["loc"]), message=msg))
-        if not any(isinstance((err.get("ctx") or {}).get("error"), _CrossRefError)
-                   for err in e.errors()):
+        if not any(
+            isinstance((err.get("ctx") or {}).get("error"), _CrossRefError) for err in e.errors()
+        ):
             problems.extend(_raw_cross_reference_problems(data, problems))
         raise ConfigError(source, problems) from None
     if internal:
@@ -807,6 +850,17 @@ def load_config(path: str | Path) -> LedgerConfig:
         data = yaml.load(text, Loader=_DecimalLoader)  # noqa: S506 - SafeLoader subclass
     except _AliasBomb as e:
         raise ConfigError(p, [ConfigProblem(path=e.where, message=str(e))]) from None
+    except RecursionError:  # PyYAML's parser recurses once per nesting level
+        problem = ConfigProblem(path="", message="nested too deeply to be a config file")
+        raise ConfigError(p, [problem]) from None
+    except yaml.reader.ReaderError as e:  # a character YAML forbids (NUL, other controls)
+        line = text.count("\n", 0, e.position) + 1
+        problem = ConfigProblem(
+            path=f"line {line}",
+            message=f"invalid YAML: character #x{e.character:04x} is not "
+            "allowed in YAML (is this a binary file?)",
+        )
+        raise ConfigError(p, [problem]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
@@ -849,19 +903,30 @@ def _read_text(p: Path) -> str:
         reason = e.strerror or type(e).__name__
         raise ConfigError(p, [ConfigProblem(path="", message=f"cannot read: {reason}")]) from None
     if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(p, [ConfigProblem(
-            path="", message=f"{len(raw):,} bytes is too large for a config file "
-            f"(at most {MAX_CONFIG_BYTES:,})",
-        )])
+        raise ConfigError(
+            p,
+            [
+                ConfigProblem(
+                    path="",
+                    message=f"{len(raw):,} bytes is too large for a config file "
+                    f"(at most {MAX_CONFIG_BYTES:,})",
+                )
+            ],
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         col = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
-        raise ConfigError(p, [ConfigProblem(
-            path=f"line {line}, column {col}",
-            message=f"not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8",
-        )]) from None
+        raise ConfigError(
+            p,
+            [
+                ConfigProblem(
+                    path=f"line {line}, column {col}",
+                    message=f"not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8",
+                )
+            ],
+        ) from None
 
 
 class _AliasBomb(ValueError):
@@ -929,11 +994,13 @@ def _duplicate_key_problems(text: str) -> list[ConfigProblem]:
                 name = str(k.value)
                 path = f"{prefix}.{name}" if prefix else name
                 if name in first and name != "<<":
-                    problems.append(ConfigProblem(
-                        path=path,
-                        message=f"duplicate key {name!r} (first on line {first[name]}, again on "
-                        f"line {k.start_mark.line + 1}): YAML keeps only the last value",
-                    ))
+                    problems.append(
+                        ConfigProblem(
+                            path=path,
+                            message=f"duplicate key {name!r} (first on line {first[name]}, again on "
+                            f"line {k.start_mark.line + 1}): YAML keeps only the last value",
+                        )
+                    )
                 first.setdefault(name, k.start_mark.line + 1)
                 walk(v, path)
         elif isinstance(node, yaml.SequenceNode):
