@@ -22,6 +22,7 @@ HANDLERS = {
     "report": "reports.cli:report",
     "alerts": "pipeline.alerts.cli:alerts",
     "demo": "byok_ledger.demo:demo",
+    "export": "byok_ledger.cli:export_command",
 }
 
 # The acme example, found from the package so `demo`/`simulate`/`scenarios` work from any folder.
@@ -80,6 +81,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="show alerts without sending or recording"
     )
 
+    s = sub.add_parser(
+        "export",
+        help="one month of the ledger as FOCUS 1.2 (CSV or Parquet) or the marts as Parquet",
+        description="Export a UTC calendar month of the ledger for other tools. --format focus "
+        "writes the allocated, reconciled ledger as FOCUS 1.2 rows (the FinOps open cost and "
+        "usage format) to one file: .csv or .parquet, picked by the suffix of --out. "
+        "--format parquet writes every mart, cut to the month, as <mart>.parquet in the "
+        "--out folder. Money stays exact decimals; times are UTC. An existing --out is "
+        "replaced only if it is an unchanged earlier export (its manifest says so). Exit 2 "
+        "when refused. See docs/marts.md.",
+    )
+    s.add_argument("--config", required=True, help="the ledger.yaml whose DuckDB file to read")
+    s.add_argument("--month", required=True, help="UTC calendar month, YYYY-MM (e.g. 2026-11)")
+    s.add_argument(
+        "--format",
+        required=True,
+        choices=("focus", "parquet"),
+        help="focus: one FOCUS 1.2 file; parquet: one Parquet file per mart in a folder",
+    )
+    s.add_argument(
+        "--out",
+        required=True,
+        help="focus: a file ending in .csv or .parquet; parquet: a folder (created if missing)",
+    )
+
     s = sub.add_parser("simulate", help="traffic through the real router against fake providers")
     s.add_argument("--config", default=DEFAULT_CONFIG)
     s.add_argument("--out", required=True)
@@ -101,6 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("names", nargs="*", metavar="NAME")
     s.add_argument("--config", default=DEFAULT_CONFIG)
     return p
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """`byok-ledger export`: the typed call into pipeline.export; a refusal exits 2."""
+    from pipeline.export import ExportError, export_month
+    from routing_core.config import load_config
+
+    config = load_config(args.config)
+    try:
+        result = export_month(config, args.month, args.format, Path(args.out))
+    except ExportError as e:
+        print(f"byok-ledger export: {e}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
