@@ -86,6 +86,9 @@ INVOICE_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("x_SourceFile", pa.string()),
     ("x_SourceLine", pa.int64()),
     ("x_SourceLocator", pa.string()),
+    # The cost reconciliation compares with usage: BilledCost, except committed usage (billed $0,
+    # covered by a commitment) at its EffectiveCost (pipeline/sources/focus.py).
+    ("x_UsageCost", pa.decimal128(38, 9)),
 ]
 INVOICE_SCHEMA = pa.schema(INVOICE_COLUMNS)
 CATEGORIES = {c.lower(): c for c in ("Usage", "Purchase", "Tax", "Credit", "Adjustment")}
@@ -307,12 +310,14 @@ def _row(**kw: Any) -> dict[str, Any]:
     row["x_Account"] = account_label(ids)
     if row["EffectiveCost"] is None:
         row["EffectiveCost"] = row["BilledCost"]
+    if row["x_UsageCost"] is None:
+        row["x_UsageCost"] = row["BilledCost"]
     return row
 
 
 # --------------------------------------------------------------------------- exact spread
 
-_SPREAD_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ConsumedQuantity")
+_SPREAD_COLUMNS = ("BilledCost", "EffectiveCost", "ListCost", "ConsumedQuantity", "x_UsageCost")
 
 
 def split_exact(amount: Decimal, weights: list[int]) -> list[Decimal]:
@@ -1015,8 +1020,16 @@ def parse_file(
         raise
     except (OSError, RecursionError, MemoryError) as e:
         err = InvoiceError(f"{f.path}: cannot read the file: {e}", reason="unreadable")
-        err.days = guess_days(f.path)
+        err.days = sorted({r["day"] for r in rows} | page.days) or guess_days(f.path)
         raise err from None
+    except Exception as e:  # a parser bug must refuse this file, not stop every other one
+        err = InvoiceError(
+            f"{f.path}: the {f.fmt} parser failed ({type(e).__name__}: {e}); this is a bug "
+            "in byok-ledger: report it with the file",
+            reason="parser_error",
+        )
+        err.days = sorted({r["day"] for r in rows} | page.days) or guess_days(f.path)
+        raise err from e
     return _summarise(conn, f, target, counts, page)
 
 

@@ -149,8 +149,13 @@ CREATE TABLE IF NOT EXISTS staging.invoice_lines (
     x_ByokRequests BIGINT,
     x_SourceFile VARCHAR NOT NULL,
     x_SourceLine BIGINT NOT NULL,     -- CSV: line in the file; JSON: ordinal of the item
-    x_SourceLocator VARCHAR           -- JSON path of the item, e.g. data[0].results[3]
+    x_SourceLocator VARCHAR,          -- JSON path of the item, e.g. data[0].results[3]
+    -- What reconciliation compares with usage: BilledCost, except committed usage (FOCUS:
+    -- billed 0, a CommitmentDiscountId, EffectiveCost > 0) at EffectiveCost.
+    x_UsageCost DECIMAL(38, 9)
 );
+-- A ledger created before x_UsageCost existed gets the column (NULL there means BilledCost).
+ALTER TABLE staging.invoice_lines ADD COLUMN IF NOT EXISTS x_UsageCost DECIMAL(38, 9);
 
 -- Which provider x account x UTC day an invoice file covers, rebuilt per day from the current
 -- files. status arrived: a file that loaded covers it (an arrived $0 is still arrived);
