@@ -39,6 +39,7 @@ from routing_core.config import LedgerConfig
 from routing_core.pricing import ByokFeeMeter, utc_day, utc_month
 from routing_core.routes import LIMIT_EXHAUSTED, RouteError
 from routing_core.schema import REQUESTS_DIR, Cost
+from routing_core.usage import bound_seeded_cost, finite_money
 
 _ZERO = Decimal(0)
 
@@ -351,11 +352,20 @@ class SpendGuard:
         )
 
     def seed_from_logs(
-        self, logs_dir: Path, now: dt.datetime, *, fee_meter: ByokFeeMeter | None = None
+        self,
+        logs_dir: Path,
+        now: dt.datetime,
+        *,
+        fee_meter: ByokFeeMeter | None = None,
+        ceiling: Callable[[dict, dt.datetime], Cost | None] | None = None,
     ) -> int:
         """Count the request logs of the current periods (SPEC §6 layout) so limits survive
         a restart; with `fee_meter`, also seed this month's list-price BYOK spend. A torn
-        or unreadable line is skipped. Returns the number of records counted."""
+        or unreadable line is skipped; a money field that is not a finite, non-negative
+        decimal counts 0. `ceiling(record, ts)` gives the most one request on that record's
+        route can cost: each layer is capped there (routing_core.usage.bound_seeded_cost),
+        so one poisoned line counts at most one request's worth. Returns the number of
+        records counted."""
         resets = {lim.reset for lim in self._all_limits}
         starts = [period_start(r, now) for r in resets]
         month_start = utc_day(now).replace(day=1)
@@ -372,18 +382,27 @@ class SpendGuard:
         for rec in _records(Path(logs_dir) / REQUESTS_DIR, first, utc_day(now)):
             try:
                 ts = dt.datetime.fromisoformat(rec["ts"].replace("Z", "+00:00"))
+                if ts.tzinfo is None:
+                    continue
                 c = rec.get("cost") or {}
                 cost = Cost(
-                    list_usd=Decimal(c.get("list_usd", "0")),
-                    provider_usd=Decimal(c.get("provider_usd", "0")),
-                    platform_fee_usd=Decimal(c.get("platform_fee_usd", "0")),
-                    platform_credits_usd=Decimal(c.get("platform_credits_usd", "0")),
+                    *(
+                        finite_money(c.get(f)) or _ZERO
+                        for f in ("list_usd", "provider_usd", "platform_fee_usd")
+                    ),
+                    platform_credits_usd=finite_money(c.get("platform_credits_usd")) or _ZERO,
                 )
                 api_key_id = rec["api_key_id"]
+                if not isinstance(api_key_id, str):
+                    continue
             except (KeyError, TypeError, ValueError, AttributeError, InvalidOperation):
                 continue
             if ts > now:
                 continue
+            if ceiling is not None:
+                top = ceiling(rec, ts)
+                if top is not None:
+                    cost = bound_seeded_cost(cost, top)
             items.extend(self._settled_items(api_key_id, rec.get("member_id"), cost, ts))
             if rec.get("credential") == "byok" and utc_month(ts) == month:
                 byok_list += cost.list_usd

@@ -198,6 +198,7 @@ class Router:
             (m.id, ep.provider): ep.context_length for m in config.models for ep in m.endpoints
         }
         self._timeouts = {pid: p.timeout_s for pid, p in self._providers.items()}
+        self._ceilings: dict[tuple, Cost] = {}
         self._cool_until: dict[str, float] = {}
         self._cooling: frozenset[str] = frozenset()
         self._cool_next = float("inf")
@@ -210,7 +211,40 @@ class Router:
         self._attempt_frags: dict[tuple, str] = {}
 
         if seed_spend_from_logs:
-            self.guard.seed_from_logs(self.log_dir, self._clock(), fee_meter=self.fee_meter)
+            self.guard.seed_from_logs(
+                self.log_dir, self._clock(), fee_meter=self.fee_meter, ceiling=self._seed_ceiling
+            )
+
+    def _seed_ceiling(self, rec: dict, ts: dt.datetime) -> Cost:
+        """The most one request on a logged record's route can cost (a full context window
+        of input at the dearest input rate and as much output, the full fee): what one
+        re-read record may count at most. A route the config no longer knows gets the
+        dearest ceiling of any endpoint."""
+        cred = "byok" if rec.get("credential") == "byok" else "shared"
+        key_id = rec.get("key_id") if cred == "byok" else None
+        model, provider = rec.get("model"), rec.get("provider")
+        key = (
+            model if isinstance(model, str) else "",
+            provider if isinstance(provider, str) else "",
+        )
+        ck = (key, cred, key_id if isinstance(key_id, str) else None, ts.date())
+        hit = self._ceilings.get(ck)
+        if hit is not None:
+            return hit
+        ctx_len = self._context.get(key)
+        if ctx_len is not None:
+            a = Attempt(key[0], key[1], cred, ck[2], "")
+            top = self.prices.max_cost_breakdown(a, ctx_len, ctx_len, ts)
+        else:
+            top = Cost()
+            for (model, provider), n in self._context.items():
+                a = Attempt(model, provider, cred, None, "")
+                c = self.prices.max_cost_breakdown(a, n, n, ts)
+                top = Cost(*(max(x, y) for x, y in zip(_layers(top), _layers(c), strict=True)))
+        if len(self._ceilings) > 10_000:
+            self._ceilings.clear()
+        self._ceilings[ck] = top
+        return top
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -1030,6 +1064,10 @@ class Router:
             zdr=stored.zdr,
             replayed=True,
         )
+
+
+def _layers(c: Cost) -> tuple:
+    return (c.list_usd, c.provider_usd, c.platform_fee_usd, c.platform_credits_usd)
 
 
 def _random_id() -> str:

@@ -4,6 +4,16 @@ bodies, usage fields, error bodies and headers shaped like the real APIs — wit
 programmable faults (429 + Retry-After, 5xx / 529, stalls past the client timeout, revoked
 keys, per-key rate limits, outage windows by the fake's own clock).
 
+Streaming (`"stream": true` in the body): OpenAI chat-completion chunks as server-sent
+events ending in `data: [DONE]` (a final usage chunk with empty `choices` when
+`stream_options.include_usage` is set), or Anthropic Messages events (message_start,
+content_block_start, ping, content_block_delta text_delta / input_json_delta,
+content_block_stop, message_delta with usage, message_stop), sent with chunked transfer
+encoding. Mid-stream faults: `stream_drop` (the connection is cut after `after` events),
+`stream_stall` (the stream stops for `delay_s` after `after` events), `stream_error` (an
+error event after `after` events), `stream_omit_usage` (no usage at all). `wire_usage`
+replaces the usage object on the wire (absurd, string or missing usage for bounding tests).
+
 Every request the fake answers is recorded in `served` (timestamp from `clock`, the key's
 account label, upstream model, normalised usage, HTTP status), which is what a simulator
 turns into the provider's invoice: only `status == 200` entries carry usage.
@@ -17,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import threading
 import time
 import uuid
@@ -33,7 +44,9 @@ from routing_core.schema import Usage
 MAX_STALL_S = 10.0
 SHARED_LABEL = "shared"  # account label of the platform's pooled key in a fleet
 
+STREAM_FAULTS = ("stream_drop", "stream_stall", "stream_error", "stream_omit_usage")
 FAULT_KINDS = (
+    *STREAM_FAULTS,
     "rate_limit",
     "server_error",
     "overloaded",
@@ -59,7 +72,8 @@ class Fault:
     times: int | None = None
     retry_after: str | float | None = 1  # Retry-After header of a 429 (seconds or HTTP date)
     status: int | None = None  # server_error status (default 500)
-    delay_s: float = 2.0  # timeout: how long the answer stalls (capped at MAX_STALL_S)
+    delay_s: float = 2.0  # timeout / stream_stall: how long it stalls (capped at MAX_STALL_S)
+    after: int = 2  # stream faults: events sent before the fault strikes
     seen: int = 0
     fired: int = 0
 
@@ -137,9 +151,12 @@ class FakeProvider:
         usage_fn: Callable[[dict[str, Any]], Usage] | None = None,
         models: Mapping[str, int] | None = None,
         latency_s: float = 0.0,
+        wire_usage: Callable[[dict[str, Any]], Any] | None = None,
     ):
         """`keys`: secret -> account label. `models`: upstream model -> context length
-        (None accepts any model with a 200k context). `latency_s`: real processing delay."""
+        (None accepts any model with a 200k context). `latency_s`: real processing delay.
+        `wire_usage(body)`: the usage object to put on the wire instead of the real one
+        (`OMIT` leaves it out), for answers with absurd or missing usage."""
         if api not in ("openai", "anthropic"):
             raise ValueError(f"api must be 'openai' or 'anthropic', got {api!r}")
         self.api = api
@@ -149,6 +166,7 @@ class FakeProvider:
         self.usage_fn = usage_fn or default_usage
         self.models = dict(models) if models is not None else None
         self.latency_s = latency_s
+        self.wire_usage = wire_usage
         self._lock = threading.Lock()
         self._served: list[Served] = []
         self._faults: list[Fault] = []
@@ -284,13 +302,15 @@ class FakeProvider:
                 self._served.append(entry)
 
     def _decide(
-        self, label: str, model: str, now: dt.datetime
+        self, label: str, model: str, now: dt.datetime, stream: bool = False
     ) -> tuple[Fault | None, float | None]:
         """(fault to fire, or None; Retry-After seconds if a per-key rate limit is hit)."""
         with self._lock:
             if label in self._revoked:
                 return Fault("revoked"), None
             for f in self._faults:
+                if f.kind in STREAM_FAULTS and not stream:
+                    continue  # a mid-stream fault needs a stream
                 if f.matches(label, model, now):
                     return f, None
             lim = self._limits.get(label)
@@ -348,7 +368,8 @@ class FakeProvider:
         if self.models is not None and model not in self.models:
             return fail(*wire.unknown_model(model))
 
-        fault, limit_wait = self._decide(label, model, now)
+        streaming = body.get("stream") is True
+        fault, limit_wait = self._decide(label, model, now, streaming)
         if fault is not None:
             kind = fault.kind
             if kind == "revoked":
@@ -386,7 +407,46 @@ class FakeProvider:
             time.sleep(self.latency_s)
         out, served_usage = wire.success(rid, model, body, usage, now)
         self._record(Served(now, self.name, label, model, served_usage, 200, rid), gen)
+        raw_usage: Any = out["usage"]
+        if self.wire_usage is not None:
+            raw_usage = self.wire_usage(body)
+        sfault = fault if fault is not None and fault.kind in STREAM_FAULTS else None
+        if sfault is not None and sfault.kind == "stream_omit_usage":
+            raw_usage = OMIT
+        if streaming:
+            events = wire.stream(out, raw_usage, body)
+            return 200, {"content-type": "text/event-stream"}, _SSE(events, sfault, stall)
+        if raw_usage is OMIT:
+            del out["usage"]
+        else:
+            out["usage"] = raw_usage
         return 200, {}, out
+
+
+OMIT = object()  # `wire_usage` result: leave the usage object out of the answer
+
+
+@dataclass(slots=True)
+class _SSE:
+    """A streamed answer: its encoded server-sent events and the mid-stream fault."""
+
+    events: list[bytes]
+    fault: Fault | None
+    stall: threading.Event
+
+
+def _sse(event: str | None, data: Any) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return (head + f"data: {payload}\n\n").encode()
+
+
+def _pieces(text: str) -> list[str]:
+    """Stream text in word-sized pieces (every piece keeps its leading space)."""
+    out: list[str] = []
+    for i, w in enumerate(text.split(" ")):
+        out.append(w if i == 0 else " " + w)
+    return [p for p in out if p]
 
 
 def _fmt_retry_after(v: str | float) -> str:
@@ -542,6 +602,67 @@ class _OpenAIWire:
         }
         return out, served
 
+    @staticmethod
+    def stream(out: dict[str, Any], raw_usage: Any, body: dict[str, Any]) -> list[bytes]:
+        """The chat.completion `out` as chat.completion.chunk events (exact OpenAI shape)."""
+        base = {
+            "id": out["id"],
+            "object": "chat.completion.chunk",
+            "created": out["created"],
+            "model": out["model"],
+            "service_tier": "default",
+            "system_fingerprint": out["system_fingerprint"],
+        }
+        opts = body.get("stream_options")
+        with_usage = isinstance(opts, dict) and opts.get("include_usage") is True
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            c: dict[str, Any] = {
+                **base,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+            }
+            if with_usage:
+                c["usage"] = None
+            return _sse(None, c)
+
+        msg = out["choices"][0]["message"]
+        events = []
+        if msg.get("tool_calls"):
+            call = msg["tool_calls"][0]
+            events.append(
+                chunk(
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": call["id"],
+                                "type": "function",
+                                "function": {"name": call["function"]["name"], "arguments": ""},
+                            }
+                        ],
+                        "refusal": None,
+                    }
+                )
+            )
+            args = call["function"]["arguments"]
+            for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
+                events.append(
+                    chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+                )
+        else:
+            events.append(chunk({"role": "assistant", "content": "", "refusal": None}))
+            for piece in _pieces(msg["content"] or ""):
+                events.append(chunk({"content": piece}))
+        events.append(chunk({}, out["choices"][0]["finish_reason"]))
+        if with_usage and raw_usage is not OMIT:
+            events.append(_sse(None, {**base, "choices": [], "usage": raw_usage}))
+        events.append(b"data: [DONE]\n\n")
+        return events
+
 
 class _AnthropicWire:
     path = "/v1/messages"
@@ -629,6 +750,89 @@ class _AnthropicWire:
         }
         return out, served
 
+    @staticmethod
+    def stream(out: dict[str, Any], raw_usage: Any, body: dict[str, Any]) -> list[bytes]:
+        """The Messages answer `out` as Messages stream events (exact Anthropic shape):
+        input usage in message_start, cumulative output usage in message_delta."""
+        start_usage: Any = OMIT
+        delta_usage: Any = OMIT
+        if isinstance(raw_usage, dict):
+            start_usage = {**raw_usage, "output_tokens": 1}
+            delta_usage = {"output_tokens": raw_usage.get("output_tokens")}
+        elif raw_usage is not OMIT:
+            start_usage = delta_usage = raw_usage
+        message = {**out, "content": [], "stop_reason": None, "stop_sequence": None}
+        if start_usage is OMIT:
+            message.pop("usage", None)
+        else:
+            message["usage"] = start_usage
+        events = [
+            _sse("message_start", {"type": "message_start", "message": message}),
+        ]
+        for i, block in enumerate(out["content"]):
+            if block["type"] == "tool_use":
+                events.append(
+                    _sse(
+                        "content_block_start",
+                        {
+                            "type": "content_block_start",
+                            "index": i,
+                            "content_block": {
+                                "type": "tool_use",
+                                "id": block["id"],
+                                "name": block["name"],
+                                "input": {},
+                            },
+                        },
+                    )
+                )
+                args = json.dumps(block["input"])
+                for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
+                    events.append(
+                        _sse(
+                            "content_block_delta",
+                            {
+                                "type": "content_block_delta",
+                                "index": i,
+                                "delta": {"type": "input_json_delta", "partial_json": piece},
+                            },
+                        )
+                    )
+            else:
+                events.append(
+                    _sse(
+                        "content_block_start",
+                        {
+                            "type": "content_block_start",
+                            "index": i,
+                            "content_block": {"type": "text", "text": ""},
+                        },
+                    )
+                )
+                if i == 0:
+                    events.append(_sse("ping", {"type": "ping"}))
+                for piece in _pieces(block["text"]):
+                    events.append(
+                        _sse(
+                            "content_block_delta",
+                            {
+                                "type": "content_block_delta",
+                                "index": i,
+                                "delta": {"type": "text_delta", "text": piece},
+                            },
+                        )
+                    )
+            events.append(_sse("content_block_stop", {"type": "content_block_stop", "index": i}))
+        md: dict[str, Any] = {
+            "type": "message_delta",
+            "delta": {"stop_reason": out["stop_reason"], "stop_sequence": None},
+        }
+        if delta_usage is not OMIT:
+            md["usage"] = delta_usage
+        events.append(_sse("message_delta", md))
+        events.append(_sse("message_stop", {"type": "message_stop"}))
+        return events
+
 
 _OPENAI = _OpenAIWire()
 _ANTHROPIC = _AnthropicWire()
@@ -656,7 +860,57 @@ class _Handler(BaseHTTPRequestHandler):
                 {},
                 {"error": {"message": f"fake crashed: {e!r}", "type": "server_error"}},
             )
-        self._send(status, extra, body)
+        if isinstance(body, _SSE):
+            self._send_stream(status, extra, body)
+        else:
+            self._send(status, extra, body)
+
+    def _send_stream(self, status: int, extra: Mapping[str, str], sse: _SSE) -> None:
+        """Chunked transfer encoding, one chunk per event; a stream fault strikes after
+        `fault.after` events: the connection is cut (no terminating chunk), the stream
+        stalls, or an error event ends it."""
+        head = [f"HTTP/1.1 {status} OK", "transfer-encoding: chunked", "cache-control: no-cache"]
+        head.extend(f"{k}: {v}" for k, v in extra.items())
+        fault = sse.fault
+        strike = fault.after if fault is not None and fault.kind != "stream_omit_usage" else -1
+        try:
+            self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode())
+            for i, ev in enumerate(sse.events):
+                if i == strike:
+                    assert fault is not None
+                    if fault.kind == "stream_drop":
+                        self.close_connection = True
+                        self.wfile.flush()
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    if fault.kind == "stream_stall":
+                        sse.stall.wait(min(fault.delay_s, MAX_STALL_S))
+                    elif fault.kind == "stream_error":
+                        ev = self.fake_error_event()
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(ev), ev))
+                        break
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(ev), ev))
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True  # the client went away mid-stream
+
+    def fake_error_event(self) -> bytes:
+        if self.fake.api == "anthropic":
+            return _sse(
+                "error",
+                {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+            )
+        return _sse(
+            None,
+            {
+                "error": {
+                    "message": "The server had an error while processing your request.",
+                    "type": "server_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+        )
 
     def do_GET(self) -> None:  # noqa: N802
         self._send(404, {}, {"error": {"message": "not found", "type": "invalid_request_error"}})
