@@ -6,7 +6,6 @@ and `ground_truth.json` (what the pipeline should find)."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import sys
 import time
 from collections.abc import Iterable
@@ -25,6 +24,7 @@ from simulator import frictions as fr
 from simulator.exact_json import dumps
 from simulator.faults import build_timeline
 from simulator.invoices import InvoiceSet, UsageMeter, write_all
+from simulator.out_dir import prepare_out_dir
 from simulator.provider_prices import ProviderPriceBook, default_drift
 from simulator.scripted import scripted
 from simulator.statement import StatementMeter, write_statement
@@ -124,18 +124,6 @@ def write_adapted_config(src: Path, out_dir: Path) -> Path:
     return dst
 
 
-def _clean(out_dir: Path) -> None:
-    """Remove what a previous simulation wrote here (and the DuckDB built from it)."""
-    for name in ("logs", "invoices"):
-        p = out_dir / name
-        if p.is_dir():
-            shutil.rmtree(p)
-    for name in (MANIFEST, "ledger.duckdb", "ledger.duckdb.wal"):
-        p = out_dir / name
-        if p.exists():
-            p.unlink()
-
-
 # --------------------------------------------------------------------------- progress
 
 
@@ -220,9 +208,7 @@ def run_simulation(
 
     src = Path(config_path)
     load_config(src)  # clear errors about the user's file before touching out_dir
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _clean(out)
+    out = prepare_out_dir(out_dir)  # refuses a folder holding others' data, before any write
     cfg_path = write_adapted_config(src, out)
     config = load_config(cfg_path)
     logs_dir, invoices_dir = config.logs_dir, config.invoices_dir
