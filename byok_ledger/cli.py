@@ -18,9 +18,11 @@ HANDLERS = {
     "explain": "byok_ledger.routing_commands:explain",
     "simulate": "simulator.cli:simulate",
     "scenarios": "simulator.cli:scenarios",
-    "run": "pipeline.cli:run",
+    "run": "byok_ledger.pipeline_commands:run",
     "report": "reports.cli:report",
-    "alerts": "pipeline.alerts.cli:alerts",
+    "alerts": "byok_ledger.pipeline_commands:alerts",
+    "ui": "byok_ledger.pipeline_commands:ui",
+    "serve": "gateway.serve:serve_command",
     "demo": "byok_ledger.demo:demo",
     "export": "byok_ledger.cli:export_command",
 }
@@ -79,6 +81,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", required=True)
     s.add_argument(
         "--dry-run", action="store_true", help="show alerts without sending or recording"
+    )
+
+    s = sub.add_parser(
+        "ui",
+        help="the Dagster UI on the instance that run, demo and the schedule use",
+        description="Start the Dagster UI (dagster-webserver) for a ledger.yaml, on the same "
+        "Dagster instance as `byok-ledger run`, `demo` and the schedule (the folder .dagster "
+        "beside the DuckDB file, or $DAGSTER_HOME), so their run history shows. Ctrl-C stops it.",
+    )
+    s.add_argument("--config", required=True, help="the ledger.yaml to load")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    s.add_argument("--port", type=int, default=3000, help="TCP port (default: 3000)")
+    s.add_argument(
+        "--daemon",
+        action="store_true",
+        help="also run the Dagster daemon, which starts scheduled runs once the schedule is on",
+    )
+
+    s = sub.add_parser(
+        "serve",
+        help="the HTTP gateway: OpenAI- and Anthropic-compatible endpoints over the router",
+        description="Serve the router over HTTP: POST /v1/chat/completions (OpenAI wire), "
+        "POST /v1/messages (Anthropic wire), GET /v1/models, POST /v1/outcomes, "
+        "POST /v1/explain, GET /healthz, /readyz and /metrics. Clients authenticate with a "
+        "router API key (api_keys[].secret_sha256). Provider secrets come from the "
+        "environment, as for the library. Ctrl-C or SIGTERM stops it after requests in "
+        "flight finish. See docs/gateway.md.",
+    )
+    s.add_argument("--config", required=True, help="the ledger.yaml to serve")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8080, help="TCP port (default: 8080)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (default: 1); above 1 needs router.state set to a Redis URL so "
+        "every worker enforces the same budgets",
     )
 
     s = sub.add_parser(

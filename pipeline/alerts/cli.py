@@ -1,10 +1,11 @@
-"""`byok-ledger alerts --config FILE [--dry-run]`: evaluate budgets and anomalies now, deliver
-new alerts, and print what happened."""
+"""`byok-ledger alerts --config FILE [--dry-run]` as a typed function, `run_alerts(config_file,
+dry_run)`: evaluate budgets, anomalies and reconciliation alerts now, deliver new alerts, and
+print what happened (`byok_ledger.cli` parses the arguments)."""
 
 from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
 
 from pipeline.alerts.evaluation import AlertsError, EvaluationResult, evaluate_alerts
 from routing_core.config import load_config
@@ -24,7 +25,8 @@ def format_result(r: EvaluationResult) -> str:
     )
     lines = [head]
     if not r.dry_run and not r.webhook_configured and r.new:
-        lines.append("alerts.webhook_url is not set: alerts recorded, not delivered")
+        why = r.webhook_missing or "no webhook URL is configured"
+        lines.append(f"{why}: alerts recorded, not delivered")
     rows = []
     for a in r.evaluated:
         if r.dry_run:
@@ -67,13 +69,13 @@ def format_result(r: EvaluationResult) -> str:
     return "\n".join(lines)
 
 
-def alerts(args: argparse.Namespace) -> int:
-    """CLI handler. Exit 0 when every alert was delivered (or there was none), 1 when some
-    deliveries failed (they stay in the ledger and are retried next run), 2 on a config or
-    data problem (missing DuckDB file or marts)."""
-    config = load_config(args.config)  # a ConfigError is reported by byok_ledger.cli.main
+def run_alerts(config_file: str | Path, dry_run: bool = False) -> int:
+    """Evaluate and deliver now. Exit 0 when every alert was delivered (or there was none), 1
+    when some deliveries failed (they stay in the ledger and are retried next run), 2 on a
+    config or data problem (missing DuckDB file or marts)."""
+    config = load_config(config_file)  # a ConfigError is reported by byok_ledger.cli.main
     try:
-        result = evaluate_alerts(config, dry_run=bool(getattr(args, "dry_run", False)))
+        result = evaluate_alerts(config, dry_run=dry_run)
     except AlertsError as e:
         print(f"byok-ledger alerts: {e}", file=sys.stderr)
         return 2

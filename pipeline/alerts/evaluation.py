@@ -1,9 +1,11 @@
-"""One alert evaluation: budgets and anomalies as of the last day in the marts (or `as_of`),
-new alerts recorded in `marts.alerts`, undelivered ones POSTed to the webhook."""
+"""One alert evaluation: budgets, anomalies and reconciliation variances as of the last day in
+the marts (or `as_of`), new alerts recorded in `marts.alerts`, undelivered ones POSTed to the
+webhook, critical first."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from pipeline.alerts.budgets import BudgetStatus, evaluate_budgets
 from pipeline.alerts.delivery import deliver
 from pipeline.alerts.model import Alert
 from pipeline.alerts.queries import sql
-from routing_core.config import LedgerConfig
+from routing_core.config import Alerts, LedgerConfig
 
 # Days re-examined each run: a missed daily run, or a late invoice that moves spend, is caught
 # up without re-alerting (ids are deterministic).
@@ -39,6 +41,40 @@ class EvaluationResult:
     budget_status: list[BudgetStatus] = field(default_factory=list)
     dry_run: bool = False
     webhook_configured: bool = True
+    # Why there is no webhook URL (names the key or the environment variable, never a URL).
+    webhook_missing: str | None = None
+
+
+def resolve_webhook_url(alerts: Alerts) -> tuple[str | None, str | None]:
+    """(url, None), or (None, why not): `alerts.webhook_url`, else the environment variable
+    `alerts.webhook_url_env` names, read now (so a rotated secret is picked up next run)."""
+    if alerts.webhook_url:
+        return alerts.webhook_url, None
+    if alerts.webhook_url_env:
+        url = os.environ.get(alerts.webhook_url_env, "").strip()
+        if url:
+            return url, None
+        return None, (
+            f"the environment variable {alerts.webhook_url_env} (alerts.webhook_url_env) is not set"
+        )
+    return None, "alerts.webhook_url is not set"
+
+
+def _reconciliation_alerts(
+    conn: duckdb.DuckDBPyConnection, config: LedgerConfig, as_of: dt.date, window_days: int
+) -> list[Alert]:
+    """Days whose unexplained reconciliation variance exceeds `alerts.min_impact_usd`
+    (`pipeline.alerts.reconciliation`, when that rule is installed)."""
+    try:
+        from pipeline.alerts.reconciliation import evaluate_reconciliation
+    except ModuleNotFoundError as e:
+        if e.name != "pipeline.alerts.reconciliation":
+            raise
+        return []
+    try:
+        return evaluate_reconciliation(conn, config, as_of, window_days)
+    except duckdb.CatalogException:
+        return []  # no reconciliation mart in this file (yet): nothing to compare
 
 
 def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -79,13 +115,17 @@ def evaluate_alerts(
 
     `dry_run` opens the DuckDB file read-only and neither sends nor records anything. Pass
     `conn` to reuse an open read-write connection (the Dagster asset does); `webhook_url`
-    overrides `alerts.webhook_url` (the demo points it at a local receiver)."""
+    overrides `alerts.webhook_url` / `alerts.webhook_url_env` (the demo points it at a local
+    receiver)."""
     path = config.duckdb_path
+    missing = None
+    if webhook_url is None:
+        webhook_url, missing = resolve_webhook_url(config.alerts)
     own = conn is None
     if conn is None:
         conn = _connect(path, read_only=dry_run)
     try:
-        return _evaluate(
+        result = _evaluate(
             conn,
             config,
             path,
@@ -96,8 +136,10 @@ def evaluate_alerts(
             max_attempts,
             backoff_base_s,
             now,
-            webhook_url if webhook_url is not None else config.alerts.webhook_url,
+            webhook_url,
         )
+        result.webhook_missing = missing
+        return result
     finally:
         if own:
             conn.close()
@@ -123,7 +165,11 @@ def _evaluate(
         return result  # no billing rows yet: nothing to evaluate
 
     statuses, budget_alerts = evaluate_budgets(conn, config, as_of, window_days)
-    found = budget_alerts + evaluate_anomalies(conn, config, as_of, window_days)
+    found = (
+        budget_alerts
+        + evaluate_anomalies(conn, config, as_of, window_days)
+        + _reconciliation_alerts(conn, config, as_of, window_days)
+    )
     # One alert per id even if two rules produced it.
     result.evaluated = list({a.alert_id: a for a in found}.values())
     result.budget_status = statuses
@@ -146,9 +192,12 @@ def _evaluate(
     own_client = client is None
     client = client or httpx.Client(timeout=httpx.Timeout(10.0))
     try:
+        # Critical first (ledger.pending orders by severity): a failing info alert must never
+        # hold back a critical one.
         for alert in ledger.pending(conn):
-            if result.failed:
+            if result.failed and alert.severity != "critical":
                 # The receiver is down or refusing: don't spend every alert's retries on it.
+                # Critical alerts are still tried, each with its own retries.
                 result.deferred.append(alert)
                 continue
             d = deliver(

@@ -9,7 +9,7 @@ from typing import Any
 
 from routing_core.money import format_usd
 
-KINDS = ("budget_threshold", "budget_forecast", "anomaly")
+KINDS = ("budget_threshold", "budget_forecast", "anomaly", "reconciliation")
 
 
 def alert_id(kind: str, scope: str, period: str, threshold: str = "") -> str:

@@ -1,21 +1,21 @@
 """Daily UTC partitions shared by every ledger asset, and the single-run backfill policy that
-lets one run cover a range of days (the SQL handles a day range at once)."""
+lets one run cover a range of days (the SQL handles a day range at once).
+
+The first partition is `pipeline.start_date`, or the first day with request logs: the active
+`pipeline.settings` decide, when the definitions load."""
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
-START_ENV = "BYOK_LEDGER_START"
-END_OFFSET_ENV = "BYOK_LEDGER_END_OFFSET"
-DEFAULT_START = "2026-01-01"
+from pipeline.settings import current
+
+_settings = current()
 
 daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=os.environ.get(START_ENV) or DEFAULT_START,
+    start_date=_settings.partition_start.isoformat(),
     timezone="UTC",
-    # 1 = today's (incomplete) day is a partition too, so a run can load the day so far.
-    end_offset=int(os.environ.get(END_OFFSET_ENV) or 1),
+    end_offset=_settings.partition_end_offset,
 )
 
 single_run = dg.BackfillPolicy.single_run()

@@ -1,21 +1,19 @@
-"""Resources: `ledger` (the `ledger.yaml`, path from `BYOK_LEDGER_CONFIG`, default the Acme
-example) and `duckdb` (a `DuckDBResource` on the config's `paths.duckdb`). Assets open DuckDB
-connections only inside their body and close them (one writer process per DuckDB file)."""
+"""Resources: `ledger` (the `ledger.yaml` of the active `pipeline.settings`), `duckdb` (a
+`DuckDBResource` on the config's `paths.duckdb`) and `alert_delivery` (how the alert assets
+deliver: by default to the config's webhook). Assets open DuckDB connections only inside
+their body and close them (one writer process per DuckDB file)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from pipeline.settings import config_path, get_config
+from pipeline.settings import current, get_config
 from routing_core.config import LedgerConfig
-
-MEMORY_ENV = "BYOK_LEDGER_MEMORY_LIMIT"
 
 
 class LedgerDuckDB(DuckDBResource):
@@ -38,9 +36,23 @@ class LedgerConfigResource(dg.ConfigurableResource):
         return get_config(self.path)
 
 
-def build_resources(path: str | Path | None = None) -> dict[str, Any]:
-    """Resources for a config file (default: `$BYOK_LEDGER_CONFIG` or the Acme example)."""
-    p = Path(path).resolve() if path else config_path()
+class AlertDeliveryResource(dg.ConfigurableResource):
+    """Where and how the alert assets deliver. `webhook_url` None: the config's
+    `alerts.webhook_url` or the variable `alerts.webhook_url_env` names (read at delivery)."""
+
+    webhook_url: str | None = None
+    max_attempts: int = 3
+    backoff_base_s: float = 0.5
+
+
+def build_resources(
+    path: str | Path | None = None,
+    memory_limit: str | None = None,
+    alert_delivery: AlertDeliveryResource | None = None,
+) -> dict[str, Any]:
+    """Resources for a config file (default: the active settings' config)."""
+    settings = current()
+    p = Path(path).resolve() if path else settings.config_path
     cfg = get_config(p)
     return {
         "ledger": LedgerConfigResource(path=str(p)),
@@ -48,10 +60,11 @@ def build_resources(path: str | Path | None = None) -> dict[str, Any]:
             database=str(cfg.duckdb_path),
             connection_config={
                 # Bounded memory for 10M-request days; DuckDB spills beyond it.
-                "memory_limit": os.environ.get(MEMORY_ENV) or "1500MB",
+                "memory_limit": memory_limit or settings.memory_limit,
                 "preserve_insertion_order": False,
             },
         ),
+        "alert_delivery": alert_delivery or AlertDeliveryResource(),
     }
 
 

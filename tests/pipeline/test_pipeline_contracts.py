@@ -14,8 +14,8 @@ from pipeline import loads
 from pipeline.alerts import ledger as alert_ledger
 from pipeline.definitions import defs
 
-# asset key -> group. Every ledger asset is daily-partitioned; the alert assets are not (they
-# evaluate "as of" the last day in the marts).
+# asset key -> group. Every asset is daily-partitioned (the alert assets evaluate as of the
+# run's last day) and part of the one ledger job.
 ASSETS = {
     "staging/requests": "ingest",
     "staging/outcomes": "ingest",
@@ -31,7 +31,7 @@ ASSETS = {
     "marts/budget_status": "alerts",
     "marts/alerts": "alerts",
 }
-UNPARTITIONED = {"marts/budget_status", "marts/alerts"}
+UNPARTITIONED: set[str] = set()
 
 # (asset, check) -> blocking
 CHECKS = {
@@ -129,19 +129,14 @@ def test_asset_checks_snapshot():
 def test_jobs_schedules_sensors_snapshot():
     repo = defs.get_repository_def()
     assert sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")) == [
-        "alerts_evaluate",
         "ledger_daily",
     ]
     schedules = {s.name: (s.job_name, s.cron_schedule) for s in repo.schedule_defs}
     assert schedules == {"ledger_daily_schedule": ("ledger_daily", "30 2 * * *")}
-    sensors = {s.name: sorted(t.job_name for t in s.targets) for s in repo.sensor_defs}
-    assert sensors == {"alerts_after_ledger": ["alerts_evaluate"]}
+    # Alerts are assets of the ledger job: no sensor waits for UI launches to evaluate them.
+    assert {s.name for s in repo.sensor_defs} == set()
     ledger_job = defs.resolve_job_def("ledger_daily")
-    assert {k.to_user_string() for k in ledger_job.asset_layer.selected_asset_keys} == {
-        k for k in ASSETS if k not in UNPARTITIONED
-    }
-    alerts_job = defs.resolve_job_def("alerts_evaluate")
-    assert {k.to_user_string() for k in alerts_job.asset_layer.selected_asset_keys} == UNPARTITIONED
+    assert {k.to_user_string() for k in ledger_job.asset_layer.selected_asset_keys} == set(ASSETS)
 
 
 @pytest.fixture(scope="module")

@@ -1,2 +1,2 @@
-"""Alert evaluation in Dagster: `marts.budget_status` and `marts.alerts`, re-evaluated after
-every successful ledger run."""
+"""Alert evaluation in Dagster: `marts.budget_status` and `marts.alerts`, daily-partitioned
+assets of the ledger graph, evaluated and delivered in the same run that rebuilt the marts."""

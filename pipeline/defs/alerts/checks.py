@@ -9,10 +9,12 @@ from pipeline.defs.alerts.assets import ALERTS
 
 @dg.asset_check(asset=ALERTS, description="Every alert in the ledger was delivered")
 def alerts_delivered(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    """Undelivered alerts (any day: a failed delivery waits for the next run), critical first."""
     with duckdb.get_connection() as conn:
         rows = conn.execute(
             "SELECT alert_id, scope, attempts, last_error FROM marts.alerts "
-            "WHERE delivered_at IS NULL ORDER BY created_at LIMIT 10"
+            "WHERE delivered_at IS NULL ORDER BY CASE severity WHEN 'critical' THEN 0 "
+            "WHEN 'warning' THEN 1 ELSE 2 END, created_at LIMIT 10"
         ).fetchall()
         total = conn.execute(
             "SELECT count(*) FROM marts.alerts WHERE delivered_at IS NULL"
@@ -24,7 +26,7 @@ def alerts_delivered(duckdb: DuckDBResource) -> dg.AssetCheckResult:
             "undelivered": int(total),
             "examples": dg.MetadataValue.md(
                 "\n".join(
-                    f"- `{a}` {s}: {n} attempt(s), {e or 'no webhook_url'}" for a, s, n, e in rows
+                    f"- `{a}` {s}: {n} attempt(s), {e or 'no webhook URL configured'}" for a, s, n, e in rows
                 )
                 or "none"
             ),

@@ -1,6 +1,7 @@
-"""The one job that materializes the whole ledger graph, and its daily schedule. Each tick
-re-runs a trailing window (`pipeline.rerun_window_days`, default 7) as ONE run over the day
-range, so late invoices and corrections land in the days they belong to."""
+"""The one job that materializes the whole ledger graph, alerts included, and its daily
+schedule. Each tick re-runs a trailing window (`pipeline.rerun_window_days`, default 7) as ONE
+run over the day range, so late invoices and corrections land in the days they belong to, and
+the alerts of the rebuilt days are evaluated and delivered in that same run."""
 
 import datetime as dt
 
@@ -8,14 +9,16 @@ import dagster as dg
 
 from pipeline.defs.metadata import RANGE_END, RANGE_START
 from pipeline.defs.partitions import daily_partitions
-from pipeline.settings import get_config
+from pipeline.settings import current, get_config
 
 LEDGER_GROUPS = ("ingest", "reconcile", "insights")
+ALERT_GROUPS = ("alerts",)
 
 ledger_job = dg.define_asset_job(
     "ledger_daily",
-    selection=dg.AssetSelection.groups(*LEDGER_GROUPS),
-    description="Every ledger asset (staging, reconciliation, marts) and its checks.",
+    selection=dg.AssetSelection.groups(*LEDGER_GROUPS, *ALERT_GROUPS),
+    description="Every ledger asset (staging, reconciliation, marts), then budget, anomaly and "
+    "reconciliation alerts (evaluated and delivered), with their checks.",
 )
 
 
@@ -30,7 +33,7 @@ def rerun_window(today: dt.date, window_days: int, first_day: dt.date) -> tuple[
 def ledger_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """02:30 UTC: rebuild the trailing window ending yesterday."""
     today = context.scheduled_execution_time.astimezone(dt.UTC).date()
-    window = get_config().pipeline.rerun_window_days
+    window = get_config(current().config_path).pipeline.rerun_window_days
     first = daily_partitions.start.date()
     start, end = rerun_window(today, window, first)
     return dg.RunRequest(
