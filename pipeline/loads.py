@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from routing_core.config import LedgerConfig
 
 from .reference import create_reference_tables
-from .sources.invoices import invoice_table, read_invoices
+from .sources.invoice_store import sync_invoices
 from .sources.jsonl import Reject, clean_file, count_lines, create_source_macro, load_jsonl
 from .sources.logs import OUTCOME_SPEC, REQUEST_SPEC, day_files, outcome_files, request_files
 from .sources.openrouter import SUBDIR as GENERATIONS_DIR
@@ -325,22 +324,36 @@ def load_outcomes(
 
 
 def load_invoices(
-    conn: duckdb.DuckDBPyConnection, cfg: LedgerConfig, days: DayRange
+    conn: duckdb.DuckDBPyConnection,
+    cfg: LedgerConfig,
+    days: DayRange,
+    run_id: str | None = None,
 ) -> dict[str, int]:
-    """Provider invoices and the platform statement into staging.invoice_lines. Raises
-    `InvoiceError` (naming file and line) before anything is written."""
+    """Provider invoices and the platform statement into staging.invoice_lines and
+    staging.invoice_coverage for the days. Only new or changed files are parsed
+    (`invoice_store.sync_invoices`); a file that cannot be read is refused whole (named in
+    raw.load_manifest and raw.rejected_records, its days covered `unreadable`) and the others
+    still load: no invoice file stops the load. The days are rebuilt, in one transaction,
+    from the persisted lines of the current files."""
     ensure_tables(conn)
-    rows = read_invoices(cfg, cfg.invoices_dir)
-    table: pa.Table = invoice_table(rows)
-    conn.register("_inv_arrow", table)
-    try:
-        conn.execute("CREATE OR REPLACE TEMP TABLE _inv_in AS SELECT * FROM _inv_arrow")
-    finally:
-        conn.unregister("_inv_arrow")
+    sync = sync_invoices(conn, cfg, run_id)
     with transaction(conn):
         run_sql(conn, "staging/invoice_lines_replace", days.params)
+        run_sql(conn, "staging/invoice_coverage_replace", days.params)
+        run_sql(conn, "staging/invoice_days_staged", days.params)
+    refused_now = _count(conn, "SELECT count(*) FROM raw.invoice_files WHERE status = 'refused'")
     return {
-        "files": len({r["x_SourceFile"] for r in rows}),
+        "files": sync.files,
+        "parsed": len(sync.parsed),
+        "unchanged": sync.unchanged,
+        "removed": len(sync.removed),
+        "refused": refused_now,
+        "superseded_lines": _count(
+            conn,
+            "SELECT count(*) FROM raw.invoice_lines WHERE x_SupersededBy IS NOT NULL "
+            "AND day BETWEEN $start AND $end",
+            days.params,
+        ),
         "rows": _count(
             conn,
             "SELECT count(*) FROM staging.invoice_lines WHERE day BETWEEN $start AND $end",

@@ -174,6 +174,35 @@ class Paths(_Model):
     reports: Path = Path("data/reports")
 
 
+ScopeText = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+ScopeList = Annotated[list[ScopeText], Field(min_length=1, max_length=500)]
+
+
+class FocusScope(_Model):
+    """Which lines of an organisation-wide FOCUS export are this provider's LLM services (the
+    rest is counted out of scope). A line is in scope when its ServiceName matches one of
+    `service_names` (case-insensitive, `*` = any text), or its ServiceCategory is one of
+    `service_categories` and its ServiceSubcategory is empty or one of
+    `service_subcategories` (omitted: any). An omitted list is not used."""
+
+    service_names: ScopeList | None = None
+    service_categories: ScopeList | None = None
+    service_subcategories: ScopeList | None = None
+
+    @model_validator(mode="after")
+    def _something_in_scope(self) -> FocusScope:
+        if self.service_names is None and self.service_categories is None:
+            raise ValueError(
+                "focus_scope needs service_names or service_categories (or both): with neither, "
+                "no line of the export would be in scope"
+            )
+        if self.service_subcategories is not None and self.service_categories is None:
+            raise ValueError(
+                "service_subcategories only narrows service_categories: set service_categories"
+            )
+        return self
+
+
 class Provider(_Model):
     id: Id
     api: ApiKind
@@ -182,6 +211,7 @@ class Provider(_Model):
     data_collection: DataCollection = "allow"
     statement_name: str | None = None
     timeout_s: float = _seconds(30.0, le=HOUR, positive=True)
+    focus_scope: FocusScope | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -189,6 +219,15 @@ class Provider(_Model):
         if not re.match(r"^https?://", v):
             raise ValueError("base_url must start with http:// or https://")
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _scope_needs_focus(self) -> Provider:
+        if self.focus_scope is not None and self.invoice_format != "focus":
+            raise ValueError(
+                f"focus_scope applies to FOCUS exports only, and invoice_format is "
+                f"{self.invoice_format}: remove focus_scope or set invoice_format: focus"
+            )
+        return self
 
 
 class PriceChange(_Model):

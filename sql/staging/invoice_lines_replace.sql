@@ -1,11 +1,8 @@
--- Replace the days [$start, $end] of staging.invoice_lines from TEMP _inv_in (every parsed line).
--- The same line in two files (a page downloaded twice) counts once: the first file keeps it.
+-- Replace the days [$start, $end] of staging.invoice_lines from the persisted lines of the
+-- current invoice files (raw.invoice_lines). A charge re-fetched in a later file counts once:
+-- the copies the later file supersedes (x_SupersededBy) are left out.
 DELETE FROM staging.invoice_lines WHERE day BETWEEN $start AND $end;
 INSERT INTO staging.invoice_lines
-SELECT * FROM _inv_in
-WHERE day BETWEEN $start AND $end
-QUALIFY x_SourceFile = min(x_SourceFile) OVER (
-    PARTITION BY day, x_Provider, BilledCost, ChargePeriodStart, ChargePeriodEnd, ChargeCategory,
-                 ChargeClass, x_Account, x_UpstreamModel, x_TokenType, SkuMeter, ConsumedQuantity,
-                 x_Model, x_StatementProvider, ResourceId, ChargeDescription, x_ServiceTier
-);
+SELECT * EXCLUDE (x_SupersededBy, x_IdenticalCopy) FROM raw.invoice_lines
+WHERE day BETWEEN $start AND $end AND x_SupersededBy IS NULL
+ORDER BY x_Provider, x_SourceFile, x_SourceLine, ChargePeriodStart;

@@ -282,12 +282,14 @@ class Ledger:
             return conn.execute(sql, params).fetchall()
 
     def snapshot(self) -> dict[str, list[tuple]]:
-        """Every mart's full content, ordered, for idempotency comparisons."""
+        """Every mart's full content, ordered, for idempotency comparisons. raw.load_manifest
+        is left out: it is a log with one row per file per load, so it grows on every run."""
         out = {}
         with duckdb.connect(str(self.duckdb), read_only=True) as conn:
             for (name,) in conn.execute(
                 "SELECT table_schema || '.' || table_name FROM information_schema.tables "
-                "WHERE table_schema IN ('marts', 'staging', 'intermediate', 'raw') ORDER BY 1"
+                "WHERE table_schema IN ('marts', 'staging', 'intermediate', 'raw') "
+                "AND table_schema || '.' || table_name <> 'raw.load_manifest' ORDER BY 1"
             ).fetchall():
                 out[name] = conn.execute(f"SELECT * FROM {name} ORDER BY ALL").fetchall()
         return out

@@ -58,15 +58,26 @@ def staging_invoice_lines(
     context: dg.AssetExecutionContext, ledger: LedgerConfigResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     """Provider invoices (openai_costs, anthropic_cost_report, focus) and the platform
-    statement (openrouter_activity) as FOCUS-named lines, each traceable to file and line.
-    An unreadable file stops the load (nothing is written) with its name and line."""
+    statement (openrouter_activity) as FOCUS-named lines, each traceable to file and line, and
+    staging.invoice_coverage (which provider x account x day an export arrived for, or was
+    unreadable). Only new or changed files are parsed; a file that cannot be read is refused
+    whole and named (raw.load_manifest, raw.rejected_records), and the others still load."""
     days = run_days(context)
     with duckdb.get_connection() as conn:
         try:
-            stats = loads.load_invoices(conn, ledger.config(), days)
+            stats = loads.load_invoices(conn, ledger.config(), days, run_id=context.run.run_id)
         except InvoiceError as e:
             raise dg.Failure(description=str(e)) from e
         meta = table_metadata(
-            context, conn, "staging.invoice_lines", days, files=dg.MetadataValue.int(stats["files"])
+            context,
+            conn,
+            "staging.invoice_lines",
+            days,
+            **{k: dg.MetadataValue.int(v) for k, v in stats.items()},
+        )
+    if stats["refused"]:
+        context.log.warning(
+            f"{stats['refused']} invoice file(s) refused (unreadable): see raw.load_manifest "
+            "and the invoice_files_readable check"
         )
     return dg.MaterializeResult(metadata=meta)
