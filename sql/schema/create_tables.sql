@@ -198,6 +198,7 @@ CREATE TABLE IF NOT EXISTS raw.invoice_files (
 CREATE TABLE IF NOT EXISTS raw.invoice_lines AS
 SELECT *, CAST(NULL AS VARCHAR) AS x_SupersededBy, CAST(NULL AS BOOLEAN) AS x_IdenticalCopy
 FROM staging.invoice_lines LIMIT 0;
+ALTER TABLE raw.invoice_lines ADD COLUMN IF NOT EXISTS x_UsageCost DECIMAL(38, 9);
 
 CREATE TABLE IF NOT EXISTS raw.invoice_file_coverage (
     file VARCHAR NOT NULL,
