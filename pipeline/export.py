@@ -142,6 +142,11 @@ def export_month(config: LedgerConfig, month: str, fmt: str, out: Path) -> Expor
         if fmt == "focus":
             return _export_focus(conn, config, month, start, end, out)
         return _export_marts(conn, config.duckdb_path, month, start, end, out)
+    except duckdb.Error as e:
+        raise ExportError(
+            f"reading the ledger {config.duckdb_path} failed ({e}); re-run `byok-ledger run "
+            "--config FILE` so its marts are complete"
+        ) from None
     finally:
         conn.close()
 
@@ -158,7 +163,9 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
         conn = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as e:
         raise ExportError(f"cannot open the ledger database {path}: {e}") from None
-    conn.execute("SET TimeZone = 'UTC'")  # FOCUS times are UTC whatever the machine's zone
+    conn.execute(
+        "SET TimeZone = 'UTC'"
+    ).fetchall()  # FOCUS times are UTC whatever the machine's zone
     return conn
 
 
@@ -186,7 +193,7 @@ def _require(tables: dict[str, dict[str, str]], names: tuple[str, ...], db: Path
 def _data_range(conn: duckdb.DuckDBPyConnection) -> str:
     first, last = conn.execute(
         "SELECT min(day), max(day) FROM marts.split_billing_daily"
-    ).fetchone()
+    ).fetchall()[0]
     return f"{first}..{last}" if first else "nothing yet"
 
 
@@ -214,7 +221,9 @@ def _export_focus(
         config.duckdb_path,
     )
     names = {p.id: p.statement_name or p.id for p in config.providers}
-    conn.execute("CREATE OR REPLACE TEMP TABLE _export_names (provider VARCHAR, name VARCHAR)")
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _export_names (provider VARCHAR, name VARCHAR)"
+    ).fetchall()
     if names:
         conn.executemany("INSERT INTO _export_names VALUES (?, ?)", sorted(names.items()))
     params = {
@@ -225,7 +234,9 @@ def _export_focus(
         "platform": config.platform.name,
     }
     query = load_sql("export/focus_rows").rstrip().rstrip(";")
-    n, total = conn.execute(f"SELECT count(*), sum(BilledCost) FROM ({query})", params).fetchone()
+    n, total = conn.execute(f"SELECT count(*), sum(BilledCost) FROM ({query})", params).fetchall()[
+        0
+    ]
     if not n:
         raise ExportError(
             f"no ledger rows in {month} (the ledger covers {_data_range(conn)}); pick a month "
@@ -235,7 +246,7 @@ def _export_focus(
         # ISO 8601 UTC text for the FOCUS date/time columns; decimals stay exact decimal text.
         times = ", ".join(f"strftime({c}, '%Y-%m-%dT%H:%M:%SZ') AS {c}" for c in FOCUS_TIMES)
         query = f"SELECT * REPLACE ({times}) FROM ({query})"
-    reader = conn.execute(query, params).to_arrow_reader(BATCH_ROWS)
+    reader = conn.sql(query, params=params).to_arrow_reader(BATCH_ROWS)
     guard = _FileGuard(out, "focus", month)
     with guard.writing() as tmp:
         rows = _write(reader, tmp, suffix)
@@ -273,7 +284,7 @@ def _export_marts(
     n = conn.execute(
         "SELECT count(*) FROM marts.split_billing_daily WHERE day BETWEEN $start AND $end",
         {"start": start, "end": end},
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not n:
         raise ExportError(
             f"no ledger rows in {month} (the ledger covers {_data_range(conn)}); pick a month "
@@ -295,7 +306,7 @@ def _export_marts(
             order = ", ".join(f'"{c}"' for c in cols if cols[c] != "JSON")
             q = f'SELECT {select} FROM marts."{table}" WHERE {cond} ORDER BY {order}'
             used = {k: v for k, v in params.items() if f"${k}" in q}
-            reader = conn.execute(q, used or None).to_arrow_reader(BATCH_ROWS)
+            reader = conn.sql(q, params=used or None).to_arrow_reader(BATCH_ROWS)
             tmp = guard.temp_path(f"{table}.parquet")
             result.files[f"{table}.parquet"] = _write(reader, tmp, ".parquet")
             produced[f"{table}.parquet"] = tmp

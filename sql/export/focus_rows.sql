@@ -14,15 +14,22 @@ WITH split AS (
     FROM marts.split_billing_daily s
     WHERE s.day BETWEEN $start AND $end
 ), cell_corr AS (
-    SELECT day, provider, account, upstream_model, sum(corrections_usd) AS corr
-    FROM marts.reconciliation_daily
-    WHERE day BETWEEN $start AND $end AND corrections_usd <> 0
+    -- Correction lines as split billing allocated them (with the cell's usage lines), and the
+    -- billing period they were invoiced in (a later month than the day they correct).
+    SELECT day, x_Provider AS provider, x_Account AS account, x_UpstreamModel AS upstream_model,
+           sum(BilledCost) AS corr,
+           CAST(min(BillingPeriodStart) AS TIMESTAMPTZ) AS corr_billing_start,
+           CAST(max(BillingPeriodEnd) AS TIMESTAMPTZ) AS corr_billing_end
+    FROM staging.invoice_lines
+    WHERE day BETWEEN $start AND $end AND x_Provider <> '_platform' AND ChargeCategory = 'Usage'
+      AND ChargeClass = 'Correction'
     GROUP BY ALL
+    HAVING sum(BilledCost) <> 0
 ), prov AS (
     -- The provider's correction lines are allocated with the rest of the cell's billed cost;
     -- give each split row the same share of them (exact to 1e-9: the largest row takes the
     -- rounding remainder) so they can be reported as FOCUS corrections.
-    SELECT s.*, c.corr,
+    SELECT s.*, c.corr, c.corr_billing_start, c.corr_billing_end,
            sum(s.provider_billed_usd) OVER cell AS cell_billed,
            row_number() OVER (PARTITION BY s.day, s.provider, s.account, s.upstream_model
                               ORDER BY abs(s.provider_billed_usd) DESC, s.row_id) AS rank_in_cell
@@ -47,20 +54,22 @@ WITH split AS (
 ), layers AS (
     SELECT row_id, 'provider_usage' AS layer, NULL AS charge_class,
            coalesce(provider_billed_usd, provider_estimated_usd) - corr_share AS cost,
-           list_usd AS list_cost, provider_estimated_usd AS estimated
+           list_usd AS list_cost, provider_estimated_usd AS estimated,
+           $billing_start AS billing_start, $billing_end AS billing_end
     FROM prov_fixed
     WHERE coalesce(provider_billed_usd, provider_estimated_usd) - corr_share <> 0 OR requests > 0
     UNION ALL
-    SELECT row_id, 'provider_correction', 'Correction', corr_share, corr_share, NULL
+    SELECT row_id, 'provider_correction', 'Correction', corr_share, corr_share, NULL,
+           coalesce(corr_billing_start, $billing_start), coalesce(corr_billing_end, $billing_end)
     FROM prov_fixed WHERE corr_share <> 0
     UNION ALL
     SELECT row_id, 'platform_fee', NULL, platform_fee_usd, platform_fee_usd,
-           platform_fee_estimated_usd
+           platform_fee_estimated_usd, $billing_start, $billing_end
     FROM split WHERE platform_fee_usd <> 0
     UNION ALL
     SELECT row_id, 'platform_credits', NULL, platform_credits_usd,
            CASE WHEN credential = 'shared' THEN greatest(list_usd, 0) ELSE platform_credits_usd END,
-           platform_credits_estimated_usd
+           platform_credits_estimated_usd, $billing_start, $billing_end
     FROM split WHERE platform_credits_usd <> 0
 ), usage_rows AS (
     SELECT
@@ -70,19 +79,19 @@ WITH split AS (
         CASE WHEN l.layer LIKE 'provider%' THEN coalesce(pn.name, s.provider) || ' ' || coalesce(s.account, '')
              ELSE $platform END AS BillingAccountName,
         'USD' AS BillingCurrency,
-        $billing_end AS BillingPeriodEnd,
-        $billing_start AS BillingPeriodStart,
+        l.billing_end AS BillingPeriodEnd,
+        l.billing_start AS BillingPeriodStart,
         'Usage' AS ChargeCategory,
         l.charge_class AS ChargeClass,
         CASE l.layer
             WHEN 'provider_usage' THEN s.model || ' on ' || coalesce(pn.name, s.provider)
-                || ' (BYOK key ' || coalesce(s.key_id, '?') || '), ' || s.requests || ' requests'
+                || ' (BYOK key ' || coalesce(s.key_id, '?') || '), requests: ' || s.requests
             WHEN 'provider_correction' THEN 'Correction by ' || coalesce(pn.name, s.provider)
                 || ' to earlier ' || coalesce(s.upstream_model, s.model, 'usage') || ' charges'
-            WHEN 'platform_fee' THEN $platform || ' BYOK fee on ' || s.requests || ' requests of '
-                || coalesce(s.model, '?')
-            ELSE coalesce(s.model, '?') || ' on ' || $platform || ' shared capacity, '
-                || s.requests || ' requests'
+            WHEN 'platform_fee' THEN $platform || ' BYOK fee on ' || coalesce(s.model, '?')
+                || ', requests: ' || s.requests
+            ELSE coalesce(s.model, '?') || ' on ' || $platform || ' shared capacity, requests: '
+                || s.requests
         END AS ChargeDescription,
         CAST(s.day + INTERVAL 1 DAY AS TIMESTAMPTZ) AS ChargePeriodEnd,
         CAST(s.day AS TIMESTAMPTZ) AS ChargePeriodStart,
