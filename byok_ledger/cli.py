@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -195,6 +197,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `byok-ledger ... | head`: the reader left, nothing to report
+        return 1
+    except Exception as e:  # the last net: a user sees one line, never a traceback
+        if os.environ.get("BYOK_LEDGER_DEBUG"):
+            raise
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        print(
+            f"byok-ledger {args.command}: unexpected error: {type(e).__name__}: {e} "
+            f"(at {Path(where.filename).name}:{where.lineno}). This is a bug in byok-ledger: "
+            "please report it; BYOK_LEDGER_DEBUG=1 shows the full traceback.",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ def period_bounds(period: str, day: dt.date) -> tuple[dt.date, dt.date]:
         return start, start + dt.timedelta(days=6)
     if period == "monthly":
         start = day.replace(day=1)
+        if start.month == 12:  # no month after December 9999 exists to step back from
+            return start, start.replace(day=31)
         return start, add_months(start, 1) - dt.timedelta(days=1)
     raise ValueError(f"unknown budget period {period!r}; use daily, weekly or monthly")
 

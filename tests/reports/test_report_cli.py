@@ -37,3 +37,14 @@ def test_report_cli_bad_month_and_bad_config(report_env, tmp_path, capsys):
     assert "is not YYYY-MM" in capsys.readouterr().err
     assert main(["report", "--config", str(tmp_path / "nope.yaml"), "--month", "2026-11"]) == 2
     assert "config file not found" in capsys.readouterr().err
+
+
+def test_report_cli_months_at_the_edges_of_the_calendar(report_env, capsys):
+    # 9999-12 used to end in an OverflowError traceback (there is no month after it).
+    for month in ("9999-12", "9999-01", "1970-01"):
+        assert main(["report", "--config", str(report_env.source), "--month", month]) == 2
+        err = capsys.readouterr().err
+        assert f"no billing data for {month}" in err and "Traceback" not in err
+    for month in ("0000-01", "10000-01", "-2026-11", "2026-00", "２０２６-11"):
+        assert main(["report", "--config", str(report_env.source), "--month", month]) == 2
+        assert "is not YYYY-MM" in capsys.readouterr().err
