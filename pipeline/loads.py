@@ -377,14 +377,71 @@ def build_request_groups(conn: duckdb.DuckDBPyConnection, cfg: LedgerConfig, day
     )
 
 
+# Days either side of a day whose cells the cause analysis looks at (a drift or a discount is
+# only visible as a pattern across days).
+CAUSE_WINDOW_DAYS = 14
+
+
+def _has_table(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        _count(
+            conn,
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        )
+    )
+
+
+def _has_column(conn: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
+    return bool(
+        _count(
+            conn,
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? AND column_name = ?",
+            [schema, table, column],
+        )
+    )
+
+
 def build_reconciliation(conn: duckdb.DuckDBPyConnection, cfg: LedgerConfig, days: DayRange) -> int:
+    """marts.reconciliation_daily (status, likely cause, explanation) and
+    marts.reconciliation_log_gaps for `days`. The causes look at the cells of
+    CAUSE_WINDOW_DAYS either side, computed from staging and intermediate tables (not from
+    the mart), so re-running a day gives the same answer for the same inputs."""
     ensure_tables(conn)
+    run_sql(conn, "marts/reconciliation_tables")
+    create_reference_tables(conn, cfg)
+    window = dt.timedelta(days=CAUSE_WINDOW_DAYS)
     params = {
         **days.params,
+        "wstart": days.start - window,
+        "wend": days.end + window,
+        "window": CAUSE_WINDOW_DAYS,
         "tol_usd": cfg.pipeline.variance_tolerance_usd,
         "tol_pct": cfg.pipeline.variance_tolerance_pct,
     }
+    # The amount to reconcile: x_UsageCost (BilledCost, or EffectiveCost for commitment-covered
+    # usage) where the invoice loader provides it. A fixed expression, never user data.
+    cost = (
+        "coalesce(x_UsageCost, BilledCost)"
+        if _has_column(conn, "staging", "invoice_lines", "x_UsageCost")
+        else "BilledCost"
+    )
+    conn.execute(
+        f"CREATE OR REPLACE TEMP VIEW _rc_lines AS "
+        f"SELECT *, {cost} AS usage_cost FROM staging.invoice_lines"
+    )
+    if _has_table(conn, "staging", "invoice_coverage"):
+        run_sql(conn, "marts/reconciliation_coverage", params)
+    else:
+        run_sql(conn, "marts/reconciliation_coverage_derived", params)
+        run_sql(conn, "marts/reconciliation_coverage_refused", params)
+    run_sql(conn, "marts/reconciliation_cells", params)
+    run_sql(conn, "marts/reconciliation_log_gaps", params)
+    run_sql(conn, "marts/reconciliation_causes", params)
     with transaction(conn):
+        run_sql(conn, "marts/reconciliation_log_gaps_replace", params)
         run_sql(conn, "marts/reconciliation_daily", params)
     return _count(
         conn,

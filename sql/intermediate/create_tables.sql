@@ -33,7 +33,15 @@ CREATE TABLE IF NOT EXISTS marts.reconciliation_daily (
     requests BIGINT NOT NULL,
     invoice_lines BIGINT NOT NULL,
     key_ids VARCHAR,
-    corrections_usd DECIMAL(38, 9) NOT NULL
+    corrections_usd DECIMAL(38, 9) NOT NULL,
+    likely_cause VARCHAR,             -- see docs/marts.md (NULL when matched)
+    explanation VARCHAR,              -- one sentence for a finance reader, with the evidence
+    tolerance_usd DECIMAL(38, 9),     -- the tolerance the status was judged with
+    implied_factor DECIMAL(18, 6),    -- billed / expected (price_mismatch, unknown)
+    cause_first_day DATE,             -- price_mismatch: first day of the pattern
+    suggested_account VARCHAR,        -- account_mismatch: identifiers for byok_keys[].account
+    log_gap VARCHAR,                  -- logs_missing: writer and hours
+    estimated_gap_usd DECIMAL(38, 9)  -- logs_missing: estimated cost of the gap
 );
 
 CREATE TABLE IF NOT EXISTS marts.split_billing_daily (
@@ -74,7 +82,21 @@ CREATE TABLE IF NOT EXISTS marts.unattributed_usage (
     billed_usd DECIMAL(38, 9) NOT NULL,
     invoice_lines BIGINT NOT NULL,
     source_files VARCHAR,
-    reason VARCHAR NOT NULL
+    reason VARCHAR NOT NULL,
+    likely_cause VARCHAR,             -- the same causes as marts.reconciliation_daily
+    explanation VARCHAR
+);
+
+-- Hours a normally active request-log writer wrote nothing (reconciliation's logs_missing).
+CREATE TABLE IF NOT EXISTS marts.reconciliation_log_gaps (
+    day DATE NOT NULL,
+    writer VARCHAR NOT NULL,          -- the request log file name, e.g. router-2.jsonl
+    gap_start TIMESTAMP NOT NULL,     -- UTC, on the hour
+    gap_end TIMESTAMP NOT NULL,       -- exclusive
+    hours INTEGER NOT NULL,
+    typical_lines_per_hour BIGINT NOT NULL,
+    active_hours INTEGER NOT NULL,
+    estimated_byok_usd DECIMAL(38, 9) NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS marts.non_usage_charges (

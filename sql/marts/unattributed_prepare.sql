@@ -21,17 +21,37 @@ WITH prov AS (
     FROM _prov_cells c
     WHERE c.cell_id NOT IN (SELECT cell_id FROM _prov_alloc)
 )
-SELECT day, 'provider_invoice' AS source, provider, account, upstream_model, model, key_id,
-       billed AS billed_usd, lines AS invoice_lines, files AS source_files,
-       'provider invoice cost with no logged request behind it (usage outside the router, '
-       || 'or logs not loaded)' AS reason,
-       'byok' AS credential, billed AS provider_billed, CAST(0 AS DECIMAL(38, 9)) AS fee,
-       CAST(0 AS DECIMAL(38, 9)) AS credits
-FROM prov
+SELECT p.day, 'provider_invoice' AS source, p.provider, p.account, p.upstream_model, p.model,
+       p.key_id, p.billed AS billed_usd, p.lines AS invoice_lines, p.files AS source_files,
+       'provider invoice cost with no logged request behind it' AS reason,
+       'byok' AS credential, p.billed AS provider_billed, CAST(0 AS DECIMAL(38, 9)) AS fee,
+       CAST(0 AS DECIMAL(38, 9)) AS credits,
+       -- The same cell's cause in marts.reconciliation_daily (built just before).
+       coalesce(r.likely_cause, 'unknown') AS likely_cause,
+       coalesce(r.explanation, p.provider || ' billed cost for ' || coalesce(p.upstream_model, '?')
+                || ' with no logged request behind it; reconciliation has not explained this day yet: re-run it.')
+           AS explanation
+FROM prov p
+LEFT JOIN marts.reconciliation_daily r
+  ON r.day = p.day AND r.provider = p.provider AND r.account IS NOT DISTINCT FROM p.account
+ AND r.upstream_model IS NOT DISTINCT FROM p.upstream_model
 UNION ALL
-SELECT day, 'platform_statement', provider, NULL, NULL, model, NULL, billed, lines, files,
+SELECT c.day, 'platform_statement', c.provider, NULL, NULL, c.model, NULL, c.billed, c.lines, c.files,
        'platform statement charge with no logged request for this model and provider',
-       CASE WHEN all_byok THEN 'byok' ELSE 'shared' END, CAST(0 AS DECIMAL(38, 9)),
-       CASE WHEN all_byok THEN billed ELSE 0 END, CASE WHEN all_byok THEN 0 ELSE billed END
-FROM _plat_cells
-WHERE cell_id NOT IN (SELECT cell_id FROM _plat_alloc);
+       CASE WHEN c.all_byok THEN 'byok' ELSE 'shared' END, CAST(0 AS DECIMAL(38, 9)),
+       CASE WHEN c.all_byok THEN c.billed ELSE 0 END, CASE WHEN c.all_byok THEN 0 ELSE c.billed END,
+       CASE WHEN g.day IS NOT NULL THEN 'logs_missing' ELSE 'usage_outside_router' END,
+       CASE WHEN g.day IS NOT NULL
+            THEN 'The platform statement bills ' || c.model || ' via ' || coalesce(c.provider, '?') || ' on '
+                 || c.day || ' with no logged request, on a day when log writer ' || g.gaps
+                 || ' wrote nothing: the requests are probably in the lost log hours; recover those lines.'
+            ELSE 'The platform statement bills ' || c.model || ' via ' || coalesce(c.provider, '?') || ' on '
+                 || c.day || ' but the router logged no request for that model and provider that day: '
+                 || 'traffic reached the platform without this router (another app using the platform key?); find it and route it.'
+       END
+FROM _plat_cells c
+LEFT JOIN (SELECT day, string_agg(writer || ' ' || strftime(gap_start, '%H:%M') || '–'
+                                  || strftime(gap_end - INTERVAL 1 SECOND, '%H') || ':59 UTC', '; '
+                                  ORDER BY writer, gap_start) AS gaps
+           FROM marts.reconciliation_log_gaps GROUP BY day) g ON g.day = c.day
+WHERE c.cell_id NOT IN (SELECT cell_id FROM _plat_alloc);

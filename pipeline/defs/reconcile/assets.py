@@ -12,6 +12,7 @@ COMMON = dict(partitions_def=daily_partitions, backfill_policy=single_run, group
 REQUESTS = dg.AssetKey(["staging", "requests"])
 INVOICES = dg.AssetKey(["staging", "invoice_lines"])
 GROUPS = dg.AssetKey(["intermediate", "request_groups"])
+RECONCILIATION = dg.AssetKey(["marts", "reconciliation_daily"])
 
 
 @dg.asset(key=GROUPS, deps=[REQUESTS, INVOICES], kinds={"duckdb"}, **COMMON)
@@ -25,14 +26,13 @@ def request_groups(
     )
 
 
-@dg.asset(
-    key=["marts", "reconciliation_daily"], deps=[GROUPS, INVOICES], kinds={"duckdb"}, **COMMON
-)
+@dg.asset(key=RECONCILIATION, deps=[GROUPS, INVOICES, REQUESTS], kinds={"duckdb"}, **COMMON)
 def reconciliation_daily(
     context: dg.AssetExecutionContext, ledger: LedgerConfigResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     """Expected (logs) vs billed (invoice Usage lines) per day x provider x account x
-    upstream_model, with variance and a status."""
+    upstream_model, with variance, status, likely cause and a one-sentence explanation (and
+    the log writers' empty hours in marts.reconciliation_log_gaps)."""
     return rebuild_table(
         context, ledger, duckdb, "marts.reconciliation_daily", loads.build_reconciliation
     )
@@ -49,7 +49,8 @@ def reconciliation_daily(
         ),
         dg.AssetSpec(
             ["marts", "unattributed_usage"],
-            deps=[GROUPS, INVOICES],
+            # Its rows carry the cause reconciliation found for the same cell.
+            deps=[GROUPS, INVOICES, RECONCILIATION],
             kinds={"duckdb"},
             description="Invoice and statement cost no logged request explains.",
         ),
