@@ -1,0 +1,385 @@
+"""Gateway benchmark (`byok-ledger serve`), side by side in one run:
+
+1. Added latency, sequential non-streaming requests over one keep-alive httpx.Client:
+   direct   POST <fake>/chat/completions              (the upstream, no gateway)
+   gateway  POST <serve>/v1/chat/completions           (auth, plan, budget hold, record)
+   litellm  POST <litellm proxy>/v1/chat/completions   (LiteLLM's proxy, its own venv)
+   in alternating batches so drift hits every side alike; added = p50(side) - p50(direct).
+   Targets: gateway ≤ 0.5 ms p50 added, and ≥ 10× less added than LiteLLM.
+2. Streaming: 256 concurrent clients, each streaming requests to the end (`data: [DONE]`),
+   direct vs through the gateway; p50/p99 of the whole-stream time, the added p99
+   (target ≤ 10 ms), errors (target 0), and the gateway's requests/s per core (one worker).
+
+The fake provider (simulator/fake_providers.py) runs in its own process, the gateway in
+another (one uvicorn worker), LiteLLM in a third; the client is this process.
+
+    .venv/bin/python bench/bench_gateway.py [--n 2000] [--litellm /tmp/litellm-venv]
+        [--stream-clients 256] [--stream-rounds 4] [--json]
+
+LiteLLM is never our dependency: install it in its own virtualenv
+(`python3 -m venv /tmp/litellm-venv && /tmp/litellm-venv/bin/pip install 'litellm[proxy]'`)
+and pass that folder; without it that column is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+GW_KEY = "sk-bench-gateway-key"
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Summarise the quarterly numbers in two sentences."},
+]
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited early (code {proc.returncode})")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{what} not ready after {timeout_s:.0f} s")
+
+
+def config(folder: Path) -> Path:
+    data = {
+        "paths": {"logs": "logs", "invoices": "invoices", "duckdb": "l.duckdb", "reports": "r"},
+        "providers": [
+            {
+                "id": "p1",
+                "api": "openai",
+                "base_url": "http://127.0.0.1:9/v1",
+                "invoice_format": "openai_costs",
+            }
+        ],
+        "models": [
+            {
+                "id": "m/b",
+                "endpoints": [
+                    {
+                        "provider": "p1",
+                        "upstream_model": "b-1",
+                        "price": {"input": "0.5", "output": "1"},
+                    }
+                ],
+            }
+        ],
+        "byok_keys": [{"id": "k1", "provider": "p1", "secret_env": "BENCH_K1", "order": 1}],
+        "api_keys": [
+            {
+                "id": "bench",
+                "secret_sha256": hashlib.sha256(GW_KEY.encode()).hexdigest(),
+                "environment": "prod",
+                "app": "bench",
+            }
+        ],
+        "router": {"max_concurrent_per_key": 4096},
+    }
+    p = folder / "ledger.yaml"
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    return p
+
+
+class Procs:
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, args: list[str], env: dict[str, str] | None = None, **kw: Any):
+        p = subprocess.Popen(
+            args,
+            env={**os.environ, **(env or {})},
+            cwd=ROOT,
+            start_new_session=True,
+            **kw,
+        )
+        self.procs.append(p)
+        return p
+
+    def close(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+def sequential(targets: dict[str, tuple[str, dict, dict]], n: int, batch: int, warmup: int):
+    clients = {k: httpx.Client(timeout=30.0) for k in targets}
+    lat: dict[str, list[float]] = {k: [] for k in targets}
+    errors = dict.fromkeys(targets, 0)
+    try:
+        for name, (url, body, headers) in targets.items():
+            for _ in range(warmup):
+                clients[name].post(url, json=body, headers=headers).json()
+        done = 0
+        while done < n:
+            for name, (url, body, headers) in targets.items():
+                c = clients[name]
+                for _ in range(batch):
+                    t = time.perf_counter()
+                    r = c.post(url, json=body, headers=headers)
+                    r.json()
+                    lat[name].append(time.perf_counter() - t)
+                    if r.status_code != 200:
+                        errors[name] += 1
+            done += batch
+    finally:
+        for c in clients.values():
+            c.close()
+    return lat, errors
+
+
+async def streaming(url: str, body: dict, headers: dict, clients: int, rounds: int):
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    times: list[float] = []
+    ttfb: list[float] = []
+    errors = 0
+    async with httpx.AsyncClient(timeout=60.0, limits=limits) as c:
+
+        async def one() -> None:
+            nonlocal errors
+            for _ in range(rounds):
+                t = time.perf_counter()
+                first = None
+                ok = False
+                try:
+                    async with c.stream("POST", url, json=body, headers=headers) as r:
+                        if r.status_code != 200:
+                            errors += 1
+                            await r.aread()
+                            continue
+                        async for line in r.aiter_lines():
+                            if first is None and line.startswith("data: "):
+                                first = time.perf_counter() - t
+                            if line == "data: [DONE]":
+                                ok = True
+                except httpx.HTTPError:
+                    errors += 1
+                    continue
+                if not ok:
+                    errors += 1
+                    continue
+                times.append(time.perf_counter() - t)
+                ttfb.append(first or 0.0)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(clients)))
+        wall = time.perf_counter() - t0
+    return times, ttfb, errors, wall
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=2000, help="sequential requests per side")
+    ap.add_argument("--batch", type=int, default=100, help="requests per alternating batch")
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument(
+        "--litellm",
+        default="/tmp/litellm-venv",
+        help="virtualenv with litellm[proxy] installed ('' to skip LiteLLM)",
+    )
+    ap.add_argument("--stream-clients", type=int, default=256)
+    ap.add_argument("--stream-rounds", type=int, default=4, help="streams per client")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args()
+
+    procs = Procs()
+    tmp = tempfile.TemporaryDirectory(prefix="bench-gw-")
+    folder = Path(tmp.name)
+    out: dict[str, Any] = {"cores": os.cpu_count(), "loadavg_before": os.getloadavg()[0]}
+    try:
+        cfg = config(folder)
+        fake = procs.start(
+            [PY, "-m", "simulator.fake_providers", str(cfg)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert fake.stdout is not None
+        info = json.loads(fake.stdout.readline())
+        fake_url = info["base_urls"]["p1"]
+        secret = info["secrets"]["BENCH_K1"]
+        data = yaml.safe_load(cfg.read_text())
+        data["providers"][0]["base_url"] = fake_url
+        cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+
+        gw_port = free_port()
+        gw = procs.start(
+            [PY, "-m", "byok_ledger.cli", "serve", "--config", str(cfg), "--port", str(gw_port)],
+            env={"BENCH_K1": secret},
+        )
+        gw_url = f"http://127.0.0.1:{gw_port}"
+        wait_http(gw_url + "/readyz", gw, 60, "byok-ledger serve")
+
+        body = {"messages": MESSAGES, "max_tokens": 64}
+        targets: dict[str, tuple[str, dict, dict]] = {
+            "direct": (
+                fake_url + "/chat/completions",
+                {**body, "model": "b-1"},
+                {"authorization": "Bearer " + secret},
+            ),
+            "gateway": (
+                gw_url + "/v1/chat/completions",
+                {**body, "model": "m/b"},
+                {"authorization": "Bearer " + GW_KEY},
+            ),
+        }
+        ll_bin = Path(args.litellm) / "bin" / "litellm" if args.litellm else None
+        if ll_bin is not None and ll_bin.exists():
+            ll_cfg = folder / "litellm.yaml"
+            ll_cfg.write_text(
+                yaml.safe_dump(
+                    {
+                        "model_list": [
+                            {
+                                "model_name": "m/b",
+                                "litellm_params": {
+                                    "model": "openai/b-1",
+                                    "api_base": fake_url,
+                                    "api_key": secret,
+                                },
+                            }
+                        ],
+                        "litellm_settings": {"drop_params": True, "telemetry": False},
+                    }
+                )
+            )
+            ll_port = free_port()
+            ll = procs.start(
+                [
+                    str(ll_bin),
+                    "--config",
+                    str(ll_cfg),
+                    "--port",
+                    str(ll_port),
+                    "--host",
+                    "127.0.0.1",
+                ],
+                env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            ll_url = f"http://127.0.0.1:{ll_port}"
+            wait_http(ll_url + "/health/liveliness", ll, 180, "litellm proxy")
+            targets["litellm"] = (
+                ll_url + "/v1/chat/completions",
+                {**body, "model": "m/b"},
+                {"authorization": "Bearer sk-anything"},
+            )
+        else:
+            out["litellm"] = "skipped (no litellm virtualenv given)"
+
+        lat, errors = sequential(targets, args.n, args.batch, args.warmup)
+        p50 = {k: statistics.median(v) * 1000 for k, v in lat.items()}
+        p99 = {k: pct(v, 99) * 1000 for k, v in lat.items()}
+        seq: dict[str, Any] = {
+            "n_per_side": args.n,
+            "p50_ms": {k: round(v, 4) for k, v in p50.items()},
+            "p99_ms": {k: round(v, 4) for k, v in p99.items()},
+            "errors": errors,
+        }
+        added = {k: p50[k] - p50["direct"] for k in p50 if k != "direct"}
+        seq["added_p50_ms"] = {k: round(v, 4) for k, v in added.items()}
+        if "litellm" in added and added["gateway"] > 0:
+            seq["litellm_added_over_gateway_added"] = round(added["litellm"] / added["gateway"], 1)
+        out["sequential"] = seq
+
+        # ---------------------------------------------------------- streaming
+        sbody = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        probe = httpx.post(
+            fake_url + "/chat/completions",
+            json={**sbody, "model": "b-1"},
+            headers={"authorization": "Bearer " + secret},
+        )
+        if "text/event-stream" not in probe.headers.get("content-type", ""):
+            out["streaming"] = "skipped: the fake provider does not stream in this build"
+        else:
+            res = {}
+            for name, (url, b, h) in (
+                (
+                    "direct",
+                    (
+                        fake_url + "/chat/completions",
+                        {**sbody, "model": "b-1"},
+                        targets["direct"][2],
+                    ),
+                ),
+                (
+                    "gateway",
+                    (
+                        gw_url + "/v1/chat/completions",
+                        {**sbody, "model": "m/b"},
+                        targets["gateway"][2],
+                    ),
+                ),
+            ):
+                asyncio.run(streaming(url, b, h, 16, 1))  # warm the pools
+                times, ttfb, errs, wall = asyncio.run(
+                    streaming(url, b, h, args.stream_clients, args.stream_rounds)
+                )
+                res[name] = {
+                    "streams": len(times),
+                    "errors": errs,
+                    "p50_ms": round(statistics.median(times) * 1000, 3) if times else None,
+                    "p99_ms": round(pct(times, 99) * 1000, 3) if times else None,
+                    "ttfb_p50_ms": round(statistics.median(ttfb) * 1000, 3) if ttfb else None,
+                    "wall_s": round(wall, 3),
+                    "streams_per_s": round(len(times) / wall, 1) if wall else None,
+                }
+            st: dict[str, Any] = {"clients": args.stream_clients, **res}
+            if res["direct"]["p99_ms"] and res["gateway"]["p99_ms"]:
+                st["added_p99_ms"] = round(res["gateway"]["p99_ms"] - res["direct"]["p99_ms"], 3)
+                st["added_p50_ms"] = round(res["gateway"]["p50_ms"] - res["direct"]["p50_ms"], 3)
+            st["gateway_streams_per_s_per_core"] = res["gateway"]["streams_per_s"]  # 1 worker
+            out["streaming"] = st
+        out["loadavg_after"] = os.getloadavg()[0]
+    finally:
+        if procs.procs and procs.procs[0].stdin:
+            with contextlib.suppress(OSError):
+                procs.procs[0].stdin.close()
+        procs.close()
+        tmp.cleanup()
+
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
