@@ -19,7 +19,6 @@ def _run(led: Ledger, *args: str) -> subprocess.CompletedProcess:
         not in (
             "DAGSTER_HOME",
             "BYOK_LEDGER_CONFIG",
-            "BYOK_LEDGER_START",
             "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS",
         )
     }
@@ -57,10 +56,25 @@ def test_run_defaults_to_the_days_in_the_logs_and_prints_a_summary(acme_day: Led
     assert acme_day.query("SELECT sum(total_usd) FROM marts.split_billing_daily") == [
         (Decimal("8.647067"),)
     ]
+    # The run evaluated alerts too: budget status is in the same DuckDB file.
+    assert acme_day.query("SELECT count(*) > 0 FROM marts.budget_status") == [(True,)]
     # Idempotent: a second run leaves the same marts.
-    before = acme_day.snapshot()
+    before = _stable_snapshot(acme_day)
     assert _run(acme_day, "--start", "2026-03-02", "--end", "2026-03-02").returncode == 0
-    assert acme_day.snapshot() == before
+    assert _stable_snapshot(acme_day) == before
+
+
+def _stable_snapshot(led: Ledger) -> dict[str, list[tuple]]:
+    """Every mart, without the alert bookkeeping a re-run legitimately moves: when budgets were
+    evaluated, and delivery attempts to the example's (unreachable) webhook, retried each run."""
+    snap = led.snapshot()
+    snap["marts.budget_status"] = led.query(
+        "SELECT * EXCLUDE (evaluated_at) FROM marts.budget_status ORDER BY ALL"
+    )
+    snap["marts.alerts"] = led.query(
+        "SELECT * EXCLUDE (attempts, last_error, delivered_at) FROM marts.alerts ORDER BY ALL"
+    )
+    return snap
 
 
 def test_range_run_records_every_day_but_plans_once_per_asset(acme_day: Ledger):
@@ -87,8 +101,9 @@ def test_range_run_records_every_day_but_plans_once_per_asset(acme_day: Ledger):
             if r.event_log_entry.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
         ]
         days = {"2026-03-01", "2026-03-02", "2026-03-03"}
-        assert len(planned) == len(set(planned)) == 11
-        assert len(materialized) == 11 * 3
+        # 11 ledger assets and the 2 alert assets, in the same run.
+        assert len(planned) == len(set(planned)) == 13
+        assert len(materialized) == 13 * 3
         for key in planned:
             asset = dg.AssetKey.from_user_string(key)
             assert instance.get_materialized_partitions(asset) == days, key
@@ -164,3 +179,16 @@ def test_summary_money_has_no_negative_zero():
         "-0.76",
         "1,234.50",
     ]
+
+
+def test_run_refuses_days_before_pipeline_start_date_and_bad_days(acme_day: Ledger):
+    text = acme_day.config.read_text()
+    acme_day.config.write_text(text.replace("pipeline:\n", "pipeline:\n  start_date: 2026-03-02\n"))
+    proc = _run(acme_day, "--start", "2026-03-01", "--end", "2026-03-02")
+    assert proc.returncode == 2
+    assert "--start 2026-03-01 is before pipeline.start_date 2026-03-02" in proc.stderr
+    proc = _run(acme_day, "--start", "2026-3-1")
+    assert proc.returncode == 2 and "--start '2026-3-1' is not a YYYY-MM-DD day" in proc.stderr
+    proc = _run(acme_day, "--start", "2026-03-03", "--end", "2026-03-02")
+    assert proc.returncode == 2 and "before --start" in proc.stderr
+    assert not (acme_day.duckdb.parent / ".dagster" / "storage").exists()  # nothing ran
