@@ -151,15 +151,18 @@ class FocusScope:
             tup(cfg.service_names), tup(cfg.service_categories), tup(cfg.service_subcategories)
         )
 
-    def patterns(self) -> list[tuple[str, str]]:
-        """(kind, lower-case pattern) rows of TEMP _focus_scope; names become LIKE patterns."""
-        rows: list[tuple[str, str]] = []
-        for name in self.service_names or ():
-            like = name.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            rows.append(("name", like.replace("*", "%")))
-        rows += [("category", c.lower()) for c in self.service_categories or ()]
-        rows += [("subcategory", s.lower()) for s in self.service_subcategories or ()]
-        return rows
+    def params(self) -> dict[str, Any]:
+        """The scope as the bound parameters of sql/staging/focus_rows.sql: service names as one
+        anchored regular expression over the lower-cased name (`*` = any text), categories and
+        subcategories lower-cased."""
+        names = [".*".join(re.escape(part) for part in n.lower().split("*"))
+                 for n in self.service_names or ()]  # fmt: skip
+        return {
+            "name_regex": "|".join(f"(?:{n})" for n in names) if names else r"[^\s\S]",
+            "categories": [c.lower() for c in self.service_categories or ()],
+            "subcategories": [c.lower() for c in self.service_subcategories or ()],
+            "any_subcategory": self.service_subcategories is None,
+        }
 
 
 @dataclass(frozen=True)
@@ -419,15 +422,12 @@ def parse_focus_file(
     path = Path(path)
     create_target(conn, target)
     run_sql(conn, "staging/focus_macros")
-    conn.execute("CREATE OR REPLACE TEMP TABLE _focus_scope (kind VARCHAR, pattern VARCHAR)")
-    patterns = FocusScope.of(provider_cfg).patterns()
-    if patterns:
-        conn.executemany("INSERT INTO _focus_scope VALUES (?, ?)", patterns)
+    params = {"path": str(path), **FocusScope.of(provider_cfg).params()}
     src, found = _src_sql(conn, path)
     sql = f"CREATE OR REPLACE TEMP TABLE _focus_rows AS {src}\n{load_sql('staging/focus_rows')}"
     try:
         try:
-            conn.execute(sql, _bind(sql, {"path": str(path)})).fetchall()
+            conn.execute(sql, _bind(sql, params)).fetchall()
         except duckdb.InvalidInputException as e:
             if _is_parquet(path):
                 first = str(e).splitlines()[0]

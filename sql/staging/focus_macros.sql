@@ -2,11 +2,10 @@
 -- A FOCUS null: empty, or a literal NULL / None / N/A in any case.
 CREATE OR REPLACE TEMP MACRO _focus_null(v) AS
     CASE WHEN lower(trim(v)) IN ('', 'null', 'none', 'n/a') THEN NULL ELSE trim(v) END;
--- A plain decimal number (scientific notation allowed) cast to DECIMAL(38,9), else NULL: no
--- digit separators, hex or NaN/Infinity (DuckDB's own cast accepts `1_000`).
+-- A decimal number (scientific notation allowed) as DECIMAL(38,9), else NULL. DuckDB's own cast
+-- also reads digit separators (`1_000`); an amount never has one. NaN/Infinity/hex: NULL.
 CREATE OR REPLACE TEMP MACRO _focus_money(t) AS
-    CASE WHEN regexp_full_match(t, '[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,4})?')
-         THEN TRY_CAST(t AS DECIMAL(38, 9)) END;
+    CASE WHEN strpos(t, '_') = 0 THEN TRY_CAST(t AS DECIMAL(38, 9)) END;
 -- Why a non-null amount text did not cast.
 CREATE OR REPLACE TEMP MACRO _focus_money_problem(t) AS
     CASE
@@ -16,11 +15,13 @@ CREATE OR REPLACE TEMP MACRO _focus_money_problem(t) AS
             THEN 'out_of_range'
         ELSE 'not_a_number'
     END;
--- A timestamp in UTC (naive TIMESTAMP): an offset (Z, +05:00, UTC) is converted; a timestamp
--- without one is UTC already (FOCUS dates are UTC). The session time zone plays no part.
+-- A timestamp in UTC (naive TIMESTAMP): one with an offset after its date (Z, +05:00, -0800,
+-- UTC) is converted; one without is UTC already (FOCUS dates are UTC). The session time zone
+-- plays no part: a text with an offset casts to the same instant in any zone.
 CREATE OR REPLACE TEMP MACRO _focus_ts(t) AS
     CASE
-        WHEN regexp_matches(upper(t), '[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)? *(Z|[+-][0-9]{2}(:?[0-9]{2})?|UTC)$')
+        WHEN upper(t) LIKE '%Z' OR upper(t) LIKE '%UTC'
+             OR strpos(substr(t, 11), '+') > 0 OR strpos(substr(t, 11), '-') > 0
             THEN TRY_CAST(upper(t) AS TIMESTAMPTZ) AT TIME ZONE 'UTC'
         ELSE TRY_CAST(t AS TIMESTAMP)
     END;

@@ -1,60 +1,64 @@
 -- One pass over one FOCUS export, every row checked and typed (pipeline/sources/focus.py).
 -- The caller prepends `WITH src AS (...)`: `line` plus one VARCHAR column per FOCUS column the
--- ledger reads (NULL where the file lacks it), and fills TEMP _focus_scope(kind, pattern) with
--- the provider's scope.
+-- ledger reads (NULL where the file lacks it). The provider's scope comes as parameters.
 -- Money stays text until a DECIMAL(38,9) cast: it never passes through a float.
-, n AS (
+, s AS (
     SELECT
-        line,
-        _focus_null(BilledCost) AS t_billed,
-        _focus_null(EffectiveCost) AS t_effective,
-        _focus_null(ListCost) AS t_list,
-        _focus_null(ConsumedQuantity) AS t_quantity,
-        upper(_focus_null(BillingCurrency)) AS t_currency,
-        _focus_null(ChargePeriodStart) AS t_start,
-        _focus_null(ChargePeriodEnd) AS t_end,
-        _focus_null(BillingPeriodStart) AS t_bp_start,
-        _focus_null(BillingPeriodEnd) AS t_bp_end,
-        _focus_null(ChargeCategory) AS t_category,
-        _focus_null(ChargeClass) AS t_class,
-        _focus_null(ServiceName) AS service_name,
+        *,
         lower(_focus_null(ServiceName)) AS service_l,
         lower(_focus_null(ServiceCategory)) AS category_l,
-        lower(_focus_null(ServiceSubcategory)) AS subcategory_l,
-        _focus_null(Tags) AS t_tags,
-        ChargeDescription, ProviderName, BillingAccountId, SubAccountId, ResourceId, SkuMeter,
-        ConsumedUnit, CommitmentDiscountId, CommitmentDiscountStatus, x_Model
+        lower(_focus_null(ServiceSubcategory)) AS subcategory_l
     FROM src
+), n AS (
+    SELECT
+        line,
+        -- Scope: $name_regex is the service names as one anchored, case-folded pattern.
+        coalesce(
+            regexp_full_match(service_l, $name_regex)
+            OR (
+                list_contains($categories::VARCHAR[], category_l)
+                AND (subcategory_l IS NULL OR $any_subcategory
+                     OR list_contains($subcategories::VARCHAR[], subcategory_l))
+            ),
+            false
+        ) AS in_scope,
+        -- What every line is checked for (its count needs it) ...
+        _focus_null(BilledCost) AS t_billed,
+        upper(_focus_null(BillingCurrency)) AS t_currency,
+        _focus_null(ChargePeriodStart) AS t_start,
+        _focus_null(ChargeCategory) AS t_category,
+        * EXCLUDE (line, BilledCost, BillingCurrency, ChargePeriodStart, ChargeCategory)
+    FROM s
 ), t AS (
     SELECT
         *,
         _focus_money(t_billed) AS billed,
-        _focus_money(t_effective) AS effective,
-        _focus_money(t_list) AS list_cost,
-        _focus_money(t_quantity) AS quantity,
         _focus_ts(t_start) AS start_ts,
-        _focus_ts(t_end) AS end_ts,
-        _focus_ts(t_bp_start) AS bp_start_ts,
-        _focus_ts(t_bp_end) AS bp_end_ts,
         CASE lower(t_category)
             WHEN 'usage' THEN 'Usage' WHEN 'purchase' THEN 'Purchase' WHEN 'tax' THEN 'Tax'
             WHEN 'credit' THEN 'Credit' WHEN 'adjustment' THEN 'Adjustment'
         END AS category,
-        (
-            EXISTS (
-                SELECT 1 FROM _focus_scope s
-                WHERE s.kind = 'name' AND n.service_l LIKE s.pattern ESCAPE '\'
-            )
-            OR (
-                n.category_l IN (SELECT pattern FROM _focus_scope WHERE kind = 'category')
-                AND (
-                    n.subcategory_l IS NULL
-                    OR NOT EXISTS (SELECT 1 FROM _focus_scope WHERE kind = 'subcategory')
-                    OR n.subcategory_l IN (SELECT pattern FROM _focus_scope WHERE kind = 'subcategory')
-                )
-            )
-        ) IS TRUE AS in_scope
+        -- ... and what only the lines entering the ledger are (out-of-scope lines stay cheap).
+        CASE WHEN in_scope THEN _focus_null(EffectiveCost) END AS t_effective,
+        CASE WHEN in_scope THEN _focus_null(ListCost) END AS t_list,
+        CASE WHEN in_scope THEN _focus_null(ConsumedQuantity) END AS t_quantity,
+        CASE WHEN in_scope THEN _focus_null(ChargePeriodEnd) END AS t_end,
+        CASE WHEN in_scope THEN _focus_null(BillingPeriodStart) END AS t_bp_start,
+        CASE WHEN in_scope THEN _focus_null(BillingPeriodEnd) END AS t_bp_end,
+        CASE WHEN in_scope THEN _focus_null(ChargeClass) END AS t_class,
+        CASE WHEN in_scope THEN _focus_null(Tags) END AS t_tags,
+        CASE WHEN in_scope THEN _focus_null(ServiceName) END AS service_name
     FROM n
+), v AS (
+    SELECT
+        *,
+        _focus_money(t_effective) AS effective,
+        _focus_money(t_list) AS list_cost,
+        _focus_money(t_quantity) AS quantity,
+        _focus_ts(t_end) AS end_ts,
+        _focus_ts(t_bp_start) AS bp_start_ts,
+        _focus_ts(t_bp_end) AS bp_end_ts
+    FROM t
 ), checked AS (
     SELECT
         *,
@@ -85,14 +89,12 @@
             WHEN category IS NULL THEN ['unknown_charge_category', 'ChargeCategory', t_category]
             WHEN t_class IS NOT NULL AND lower(t_class) <> 'correction'
                 THEN ['unknown_charge_class', 'ChargeClass', t_class]
-            -- Only the lines that enter the ledger need these.
-            WHEN NOT in_scope THEN NULL
             WHEN t_quantity IS NOT NULL AND quantity IS NULL
                 THEN [_focus_money_problem(t_quantity), 'ConsumedQuantity', t_quantity]
             WHEN t_tags IS NOT NULL AND coalesce(json_type(try(json(t_tags))), '') <> 'OBJECT'
                 THEN ['tags_not_json_object', 'Tags', t_tags]
         END AS problem
-    FROM t
+    FROM v
 )
 SELECT
     line,
