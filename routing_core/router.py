@@ -51,6 +51,7 @@ from routing_core.providers import (
     adapter_for,
     shared_secret_env,
 )
+from routing_core.providers.base import UpstreamStream
 from routing_core.providers.openai import usage_to_openai
 from routing_core.record import (
     attempt_head,
@@ -73,6 +74,7 @@ from routing_core.routes import (
     RouteRequest,
 )
 from routing_core.schema import REQUESTS_DIR, SCHEMA_VERSION, Cost, Usage, format_ts
+from routing_core.streaming import LiveStream, ReplayStream, RouterStream
 from routing_core.usage import (
     bound_usage,
     estimate_prompt_tokens,
@@ -527,6 +529,86 @@ class Router:
         except BaseException:
             self._abort(ctx)  # cancelled or interrupted: still one record, no held budget
             raise
+
+    async def astream(self, **kw: Any) -> RouterStream:
+        """A streamed chat completion (routing_core.streaming): the same keywords, policy,
+        budgets and errors as `acomplete` (`stream`/`stream_options` are implied: usage is
+        always requested upstream). Routing and failover happen here, up to the first
+        upstream event; raises RouteError when no route could start a stream. The returned
+        `RouterStream` knows its served route; iterate it for events, close it (or leave
+        `async with`) when done. Exactly one request record is written per call."""
+        kw.pop("stream", None)
+        kw.pop("stream_options", None)
+        while True:
+            ctx, early = self._begin(**kw)
+            if early is None:
+                break
+            if isinstance(early, Completion):
+                return ReplayStream(early)
+            for _ in range(int(_IDEM_WAIT_S / 0.002)):
+                if early.is_set():
+                    break
+                await asyncio.sleep(0.002)  # the same request is in flight
+        ctx.stream = True
+        gen = self._loop(ctx)
+        client = self.async_http_client
+        try:
+            step = next(gen)
+            while True:
+                if step[0] == CALL:
+                    res = await self._aopen(client, ctx, step[1], step[2])
+                else:
+                    if self._virtual_sleep:
+                        r = self._sleep(step[1])
+                        if inspect.isawaitable(r):
+                            await r
+                        ctx.slept += step[1]
+                    else:
+                        await asyncio.sleep(step[1])
+                    res = None
+                step = gen.send(res)
+        except StopIteration as stop:
+            served, res = stop.value
+            if served is None:
+                self._fail(ctx, res)
+            return LiveStream(self, ctx, served, res)
+        except BaseException:
+            self._abort(ctx)  # cancelled before the first event: one record, no hold
+            raise
+
+    async def _aopen(
+        self, client: httpx.AsyncClient, ctx: RequestCtx, a: Attempt, timeout: float
+    ) -> UpstreamStream | ProviderError:
+        """Start a stream on one route and read up to its first event: anything that goes
+        wrong until then is this attempt's failure (and the loop fails over)."""
+        t = self._timer()
+        secret = self._secret(a)
+        if secret is None:
+            return self._note(ctx, a, t, _missing_secret(a))
+        prov = self._providers[a.provider]
+        up: UpstreamStream | None = None
+        try:
+            up = await prov.adapter.aopen_stream(
+                client,
+                ctx.body,
+                upstream_model=a.upstream_model,
+                secret=secret,
+                base_url=prov.base_url,
+                timeout=timeout,
+            )
+            first = await up.next_event(timeout - (self._timer() - t))
+            if first is not None:
+                up.push_back(first)
+        except ProviderError as e:
+            if up is not None:
+                await up.aclose()
+            return self._note(ctx, a, t, e)
+        except BaseException:
+            if up is not None:
+                await up.aclose()
+            raise
+        self._note(ctx, a, t, ProviderResult({}, Usage()))
+        return up
 
     def record_outcome(
         self,
@@ -1014,15 +1096,25 @@ class Router:
             zdr=served.zdr,
             usage_source=source,
         )
+        self._remember(ctx, comp)
+        return comp
+
+    def _remember(self, ctx: RequestCtx, comp: Completion) -> None:
+        """Keep a served answer for idempotent replays; release waiting duplicates."""
         if ctx.idempotency_key is not None:
             expires = ctx.start.timestamp() + self.settings.idempotency_ttl_s
             with self._lock:
                 if len(self._idem) > 100_000:
                     now = ctx.start.timestamp()
                     self._idem = {k: v for k, v in self._idem.items() if v[0] > now}
+                    if len(self._idem) > 100_000:  # all live: drop the oldest half
+                        keep = list(self._idem.items())[50_000:]
+                        self._idem = dict(keep)
                 self._idem[(ctx.api_key_id, ctx.idempotency_key)] = (expires, comp, ctx.resolved)
         self._idem_done(ctx)
-        return comp
+
+    def _fallback_info(self, ctx: RequestCtx, served: Attempt) -> tuple[bool, str | None]:
+        return fallback_of(ctx, served)
 
     def _idem_done(self, ctx: RequestCtx) -> None:
         """Let calls waiting on this call's idempotency key look again."""

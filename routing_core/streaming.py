@@ -32,10 +32,18 @@ budget reservation settles to its cost: an interrupted stream is still billed up
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from routing_core.schema import Cost, Usage
+
+if TYPE_CHECKING:  # the router imports this module; no import back at run time
+    from routing_core.providers.base import UpstreamStream
+    from routing_core.request import Completion, RequestCtx
+    from routing_core.router import Router
+    from routing_core.routes import Attempt
 
 # `finish_reason` values (OpenAI spelling; the Anthropic wire maps onto them).
 FINISH_STOP = "stop"
@@ -126,6 +134,245 @@ class RouterStream:
         await self.aclose()
 
 
+class LiveStream(RouterStream):
+    """A stream being served by one upstream route (made by `Router.astream`)."""
+
+    def __init__(self, router: Router, ctx: RequestCtx, served: Attempt, up: UpstreamStream):
+        self._router = router
+        self._ctx = ctx
+        self._served = served
+        self._up = up
+        self.request_id = ctx.request_id
+        self.model = served.model
+        self.provider = served.provider
+        self.upstream_model = served.upstream_model
+        self.credential = served.credential
+        self.key_id = served.key_id
+        self.zdr = served.zdr
+        self.attempts = ctx.attempts
+        self.fallback_used, self.fallback_reason = router._fallback_info(ctx, served)
+        self.usage: Usage | None = None
+        self.cost: Cost | None = None
+        self.usage_source: str | None = None
+        self.status: str | None = None
+        self.error_code: int | None = None
+        self.error_reason: str | None = None
+        self.ttfb_ms: float | None = None
+        self._final: StreamUsage | None = None
+        self._ended = False
+        self._text: list[str] = []
+        self._calls: dict[int, dict[str, Any]] = {}
+        self._finish: str | None = None
+
+    def _elapsed_ms(self) -> float:
+        ctx = self._ctx
+        return round((self._router._timer() - ctx.t0 + ctx.slept) * 1000.0, 3)
+
+    async def __anext__(self) -> StreamEvent:
+        if self._final is not None:
+            ev, self._final = self._final, None
+            return ev
+        if self._ended:
+            raise StopAsyncIteration
+        from routing_core.providers.base import TIMEOUT, ProviderError
+        from routing_core.routes import RouteError
+
+        router, ctx = self._router, self._ctx
+        assert ctx.plan is not None
+        remaining = ctx.plan.deadline_s - self._elapsed_ms() / 1000.0
+        timeout = min(router._timeouts[self.provider], remaining)
+        try:
+            ev = await self._up.next_event(timeout)
+        except ProviderError as e:
+            code = 504 if e.kind == TIMEOUT else 502
+            self._end(code, UPSTREAM_INTERRUPTED, e.message)
+            with contextlib.suppress(Exception):
+                await self._up.aclose()
+            raise RouteError(
+                code,
+                f"upstream {self.provider} interrupted the stream: {e.message}",
+                {"request_id": self.request_id, "error_reason": UPSTREAM_INTERRUPTED},
+            ) from None
+        except BaseException:  # cancelled: the consumer went away
+            self._end(499, CLIENT_CLOSED, "stream abandoned by the consumer")
+            with contextlib.suppress(BaseException):
+                await self._up.aclose()
+            raise
+        if ev is None:
+            with contextlib.suppress(Exception):
+                await self._up.aclose()
+            final = self._complete()
+            self._final = None
+            return final
+        if self.ttfb_ms is None:
+            self.ttfb_ms = self._elapsed_ms()
+        if isinstance(ev, TextDelta):
+            self._text.append(ev.text)
+        elif isinstance(ev, ToolCallDelta):
+            call = self._calls.setdefault(ev.index, {"id": "", "name": "", "arguments": []})
+            if ev.id:
+                call["id"] = ev.id
+            if ev.name:
+                call["name"] = ev.name
+            call["arguments"].append(ev.arguments)
+        elif isinstance(ev, Finish):
+            self._finish = ev.reason
+        return ev
+
+    def _bounded(self) -> tuple[Usage, str]:
+        parser = self._up.parser
+        usage, state = parser.usage()
+        return self._router._bounded(self._ctx, self._served, usage, state, parser.out_chars)
+
+    def _complete(self) -> StreamUsage:
+        """The upstream finished: book its (bounded) usage, settle, write the ok record."""
+        self._ended = True
+        router, ctx = self._router, self._ctx
+        usage, source = self._bounded()
+        cost = router.prices.cost(self._served, usage, ctx.start, router.fee_meter)
+        if ctx.reservation is not None:
+            router.guard.settle(ctx.reservation, cost)
+        router._record(
+            ctx, self._served, usage, cost, None, usage_source=source, ttfb_ms=self.ttfb_ms
+        )
+        self.usage, self.cost, self.usage_source = usage, cost, source
+        self.status = "ok"
+        router._remember(ctx, self._completion())
+        return StreamUsage(usage, cost, source)
+
+    def _end(self, code: int, reason: str, message: str) -> None:
+        """The stream ended early: book what the provider reported so far, completed by an
+        estimate, settle to it and write the error record (exactly once)."""
+        if self._ended:
+            return
+        self._ended = True
+        from routing_core.routes import RouteError
+
+        router, ctx = self._router, self._ctx
+        usage, source = self._bounded()
+        if source == "provider":
+            source = "estimated"  # a stream cut short never has final usage
+        cost = router.prices.cost(self._served, usage, ctx.start, router.fee_meter)
+        if ctx.reservation is not None:
+            router.guard.settle(ctx.reservation, cost)
+        router._record(
+            ctx,
+            self._served,
+            usage,
+            cost,
+            RouteError(code, message),
+            usage_source=source,
+            ttfb_ms=self.ttfb_ms,
+            error_reason=reason,
+        )
+        self.usage, self.cost, self.usage_source = usage, cost, source
+        self.status, self.error_code, self.error_reason = "error", code, reason
+        router._idem_done(ctx)
+
+    def _completion(self) -> Completion:
+        """The finished stream as a Completion (kept for idempotent replays)."""
+        from routing_core.providers.openai import usage_to_openai
+        from routing_core.request import Completion
+
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(self._text) if self._text else None,
+        }
+        if self._calls:
+            message["tool_calls"] = [
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": "".join(c["arguments"])},
+                }
+                for _, c in sorted(self._calls.items())
+            ]
+        assert self.usage is not None and self.cost is not None
+        body = {
+            "id": self.request_id,
+            "object": "chat.completion",
+            "created": int(self._ctx.start.timestamp()),
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": self._finish or "stop"}],
+            "usage": usage_to_openai(self.usage),
+            "provider": self.provider,
+        }
+        return Completion(
+            request_id=self.request_id,
+            body=body,
+            model=self.model,
+            provider=self.provider,
+            upstream_model=self.upstream_model,
+            credential=self.credential,
+            key_id=self.key_id,
+            usage=self.usage,
+            cost=self.cost,
+            attempts=self.attempts,
+            fallback_used=self.fallback_used,
+            fallback_reason=self.fallback_reason,
+            zdr=self.zdr,
+            usage_source=self.usage_source or "provider",
+        )
+
+    async def aclose(self) -> None:
+        """End the stream. Before the upstream finished, this is a client_closed record
+        (the usage so far, estimated); after its end marker, the normal ok record."""
+        if not self._ended:
+            if self._up.parser.done:
+                self._complete()
+            else:
+                self._end(499, CLIENT_CLOSED, "stream closed by the consumer")
+        self._final = None
+        await self._up.aclose()
+
+    def __del__(self) -> None:
+        # Dropped without aclose(): still exactly one record, and no budget left held.
+        if not self._ended:
+            with contextlib.suppress(Exception):
+                self._end(499, CLIENT_CLOSED, "stream dropped by the consumer")
+
+
+class ReplayStream(RouterStream):
+    """An idempotent replay as a stream: the stored answer, no provider call (its record
+    was written by `astream`, like a replayed `acomplete`)."""
+
+    def __init__(self, comp: Completion):
+        self.request_id = comp.request_id
+        self.model = comp.model
+        self.provider = comp.provider
+        self.upstream_model = comp.upstream_model
+        self.credential = comp.credential
+        self.key_id = comp.key_id
+        self.zdr = comp.zdr
+        self.attempts = comp.attempts
+        self.fallback_used = comp.fallback_used
+        self.fallback_reason = comp.fallback_reason
+        self.usage: Usage | None = comp.usage
+        self.cost: Cost | None = comp.cost
+        self.usage_source: str | None = comp.usage_source
+        self.status = "ok"
+        self.error_code: int | None = None
+        self.error_reason: str | None = None
+        msg = comp.message
+        events: list[StreamEvent] = []
+        if msg.get("content"):
+            events.append(TextDelta(msg["content"]))
+        for i, call in enumerate(msg.get("tool_calls") or ()):
+            fn = call.get("function") or {}
+            events.append(ToolCallDelta(i, call.get("id"), fn.get("name"), fn.get("arguments", "")))
+        events.append(Finish(comp.body["choices"][0].get("finish_reason") or "stop"))
+        events.append(StreamUsage(comp.usage, comp.cost, comp.usage_source))
+        self._events = events
+
+    async def __anext__(self) -> StreamEvent:
+        if not self._events:
+            raise StopAsyncIteration
+        return self._events.pop(0)
+
+    async def aclose(self) -> None:
+        self._events = []
+
+
 __all__ = [
     "CLIENT_CLOSED",
     "FINISH_CONTENT_FILTER",
@@ -134,6 +381,8 @@ __all__ = [
     "FINISH_TOOL_CALLS",
     "UPSTREAM_INTERRUPTED",
     "Finish",
+    "LiveStream",
+    "ReplayStream",
     "RouterStream",
     "StreamEvent",
     "StreamUsage",

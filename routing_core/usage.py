@@ -7,9 +7,11 @@ finite, non-negative number of at most `MAX_COUNT`; anything else (a string, a b
 and flags it in the record's `usage_source`:
 
 - `provider`: the provider's counts, used as they are.
-- `estimated`: the provider reported no usage at all (or the stream ended before it did):
+- `estimated`: the provider reported no usage at all (or a stream ended before it did):
   input is estimated from the prompt's size and output from the text the provider
-  returned, at `CHARS_PER_TOKEN` characters a token. Never a silent $0.
+  returned, at `CHARS_PER_TOKEN` characters a token. Never a silent $0. A stream that
+  ended early with the input reported (Anthropic's message_start) keeps that input and
+  counts at least the streamed text as output.
 - `clamped`: some count was invalid or out of bounds and was replaced: an invalid input
   count or a prompt above the served endpoint's context length -> the prompt estimate
   (at most the context length); an invalid output count -> the response-text estimate;
@@ -42,6 +44,7 @@ INVALID = -1  # an invalid count inside a parsed Usage, until bound_usage replac
 STATE_OK = "ok"
 STATE_MISSING = "missing"
 STATE_INVALID = "invalid"
+STATE_PARTIAL = "partial"  # a stream that ended early: input reported, output not final
 
 
 def read_count(v: Any) -> int | None:
@@ -127,6 +130,17 @@ def bound_usage(
     inp, cr, cw = usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens
     out, rs = usage.output_tokens, usage.reasoning_tokens
     limit_out = max_tokens + MAX_TOKENS_TOLERANCE
+    if state == STATE_PARTIAL:  # output not final yet: at least what was streamed
+        out = max(out, min(output_estimate, max_tokens))
+        u, source = bound_usage(
+            Usage(inp, cr, cw, out, rs),
+            STATE_OK if min(inp, cr, cw) >= 0 else STATE_INVALID,
+            max_tokens=max_tokens,
+            context_length=context_length,
+            prompt_estimate=prompt_estimate,
+            output_estimate=output_estimate,
+        )
+        return u, USAGE_ESTIMATED
     if state == STATE_OK and out <= limit_out and inp + cr + cw <= context_length and rs <= out:
         return usage, USAGE_PROVIDER
     if inp < 0 or cr < 0 or cw < 0 or inp + cr + cw > context_length:

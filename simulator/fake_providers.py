@@ -268,8 +268,10 @@ class FakeProvider:
             self._windows.clear()
 
     def reset(self) -> None:
-        """Forget faults and everything served (servers reused across test examples)."""
+        """Forget faults, wire usage overrides and everything served (servers reused across
+        test examples)."""
         self.clear_faults()
+        self.wire_usage = None
         with self._lock:
             self._served.clear()
             self._gen += 1

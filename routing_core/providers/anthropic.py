@@ -17,10 +17,20 @@ from routing_core.providers.base import (
     CONTEXT_LENGTH,
     Adapter,
     ProviderResult,
+    StreamParser,
+    stream_error,
 )
 from routing_core.providers.openai import usage_to_openai
 from routing_core.schema import Usage
-from routing_core.usage import INVALID, STATE_INVALID, STATE_MISSING, STATE_OK, read_count
+from routing_core.streaming import Finish, TextDelta, ToolCallDelta
+from routing_core.usage import (
+    INVALID,
+    STATE_INVALID,
+    STATE_MISSING,
+    STATE_OK,
+    STATE_PARTIAL,
+    read_count,
+)
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # Messages requires max_tokens; the router normally sets it
@@ -239,6 +249,16 @@ class AnthropicAdapter(Adapter):
     def parse_ok(self, data: dict[str, Any], gateway_model: str) -> ProviderResult:
         return to_chat_completion(data, gateway_model)
 
+    def prepare_stream(
+        self, request: dict[str, Any], upstream_model: str, secret: str, base_url: str
+    ) -> tuple[str, dict[str, str], dict[str, Any]]:
+        url, headers, body = self.prepare(request, upstream_model, secret, base_url)
+        body["stream"] = True
+        return url, headers, body
+
+    def stream_parser(self) -> StreamParser:
+        return AnthropicStreamParser()
+
     def refine_error(
         self, kind: str, status: int, err: dict[str, Any], message: str
     ) -> tuple[str, str]:
@@ -248,3 +268,95 @@ class AnthropicAdapter(Adapter):
         ):
             kind = CONTEXT_LENGTH
         return kind, str(err.get("type") or f"http_{status}")
+
+
+class AnthropicStreamParser(StreamParser):
+    """Messages stream events -> neutral events. `message_start` carries the input usage
+    (and an initial output count), `message_delta` the stop reason and the cumulative
+    output usage, `message_stop` ends it; `ping` is ignored and an `error` event breaks
+    the stream. Tool calls are numbered in the order their blocks start."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.out_chars = 0
+        self._start: dict[str, Any] = {}
+        self._final: dict[str, Any] = {}
+        self._tool_of_block: dict[int, int] = {}
+
+    def feed(self, event: str | None, data: str) -> list[Any]:
+        obj = json.loads(data)
+        if not isinstance(obj, dict):
+            raise stream_error("a stream event is not a JSON object")
+        etype = obj.get("type") or event
+        if etype == "content_block_delta":
+            delta = obj.get("delta") or {}
+            dtype = delta.get("type")
+            if dtype == "text_delta":
+                text = delta.get("text")
+                if isinstance(text, str) and text:
+                    self.out_chars += len(text)
+                    return [TextDelta(text)]
+                return []
+            if dtype == "input_json_delta":
+                piece = delta.get("partial_json")
+                piece = piece if isinstance(piece, str) else ""
+                idx = self._tool_of_block.get(obj.get("index"))  # type: ignore[arg-type]
+                self.out_chars += len(piece)
+                return [] if idx is None else [ToolCallDelta(idx, None, None, piece)]
+            for k in ("thinking", "signature"):  # billed as output, not shown
+                v = delta.get(k)
+                if isinstance(v, str):
+                    self.out_chars += len(v)
+            return []
+        if etype == "content_block_start":
+            block = obj.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                idx = len(self._tool_of_block)
+                bi = obj.get("index")
+                self._tool_of_block[bi if isinstance(bi, int) else -1 - idx] = idx
+                name = block.get("name") if isinstance(block.get("name"), str) else ""
+                self.out_chars += len(name)
+                bid = block.get("id")
+                return [ToolCallDelta(idx, bid if isinstance(bid, str) else None, name, "")]
+            text = block.get("text")
+            if block.get("type") == "text" and isinstance(text, str) and text:
+                self.out_chars += len(text)
+                return [TextDelta(text)]
+            return []
+        if etype == "message_start":
+            msg = obj.get("message")
+            u = msg.get("usage") if isinstance(msg, dict) else None
+            if isinstance(u, dict):
+                self._start = u
+            return []
+        if etype == "message_delta":
+            u = obj.get("usage")
+            if isinstance(u, dict):
+                self._final.update(u)
+            reason = (obj.get("delta") or {}).get("stop_reason")
+            if isinstance(reason, str) and reason:
+                return [Finish(_STOP_REASONS.get(reason, "stop"))]
+            return []
+        if etype == "message_stop":
+            self.done = True
+            return []
+        if etype == "error":
+            err = obj.get("error") if isinstance(obj.get("error"), dict) else {}
+            raise stream_error(
+                f"provider error mid-stream: {err.get('message') or 'error event'}",
+                str(err.get("type") or "stream_error"),
+            )
+        return []  # ping, content_block_stop, and event types added later
+
+    def usage(self) -> tuple[Usage, str]:
+        """Input from message_start (a later message_delta may restate it), output from
+        the last message_delta; without that the output is not final (partial)."""
+        merged = {**self._start, **self._final}
+        if not merged:
+            return Usage(), STATE_MISSING
+        usage, state = parse_anthropic_usage(merged)
+        if state == STATE_MISSING:
+            return usage, state
+        if "output_tokens" not in self._final:
+            return usage, STATE_PARTIAL
+        return usage, state

@@ -11,6 +11,7 @@ OpenAI-style `chat.completion` body plus disjoint `Usage` buckets (routing_core.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import time
@@ -145,6 +146,32 @@ class Adapter:
     def parse_ok(self, data: dict[str, Any], gateway_model: str) -> ProviderResult:
         raise NotImplementedError
 
+    def prepare_stream(
+        self, request: dict[str, Any], upstream_model: str, secret: str, base_url: str
+    ) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """`prepare` for a streamed answer (the wire's stream flags set)."""
+        raise NotImplementedError
+
+    def stream_parser(self) -> StreamParser:
+        """A fresh parser of this wire's stream events."""
+        raise NotImplementedError
+
+    async def aopen_stream(
+        self,
+        client: httpx.AsyncClient,
+        request: dict[str, Any],
+        *,
+        upstream_model: str,
+        secret: str,
+        base_url: str,
+        timeout: float,
+    ) -> UpstreamStream:
+        """Start a streamed call; raises ProviderError when the answer is not a stream."""
+        url, headers, body = self.prepare_stream(request, upstream_model, secret, base_url)
+        return await open_stream(
+            client, url, headers, body, timeout, self.stream_parser(), self.classify
+        )
+
     def refine_error(
         self, kind: str, status: int, err: dict[str, Any], message: str
     ) -> tuple[str, str]:
@@ -268,3 +295,164 @@ class _TransportErrors:
                 SERVER, f"unreadable provider answer: {e}", error_type=type(e).__name__
             ) from None
         return False  # no exception, or not a transport problem: let it through
+
+
+# --------------------------------------------------------------------------- streaming
+
+MAX_SSE_LINE = 1 << 20  # one server-sent-events line above 1 MiB is a broken upstream
+
+
+class SSEDecoder:
+    """Incremental `text/event-stream` decoder: `feed(bytes)` -> complete (event, data)
+    pairs, in order (`event` None when the event had no `event:` field). Comments and
+    fields other than `event`/`data` are ignored; multi-line data is joined by newlines."""
+
+    __slots__ = ("_buf", "_event", "_data")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._event: str | None = None
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[tuple[str | None, str]]:
+        lines = (self._buf + chunk).split(b"\n")
+        self._buf = lines.pop()
+        if len(self._buf) > MAX_SSE_LINE:
+            raise ValueError(f"a server-sent-events line is over {MAX_SSE_LINE} bytes")
+        out: list[tuple[str | None, str]] = []
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                if self._data:
+                    out.append((self._event, "\n".join(self._data)))
+                self._event, self._data = None, []
+                continue
+            if line[:1] == b":":
+                continue
+            name, _, value = line.partition(b":")
+            if value[:1] == b" ":
+                value = value[1:]
+            if name == b"data":
+                self._data.append(value.decode("utf-8", "replace"))
+            elif name == b"event":
+                self._event = value.decode("utf-8", "replace")
+        return out
+
+
+class StreamParser:
+    """One wire format's stream events -> neutral events (routing_core.streaming), with
+    the usage and the size of the answer seen so far. `done` is set by the wire's end
+    marker; `usage()` is (Usage, state) with state ok | missing | invalid | partial
+    (partial: input reported, final output not yet)."""
+
+    done: bool = False
+    out_chars: int = 0
+
+    def feed(self, event: str | None, data: str) -> list[Any]:
+        raise NotImplementedError
+
+    def usage(self) -> tuple[Usage, str]:
+        raise NotImplementedError
+
+
+def stream_error(message: str, error_type: str = "invalid_stream") -> ProviderError:
+    return ProviderError(SERVER, message, error_type=error_type)
+
+
+class UpstreamStream:
+    """An open streamed answer: the httpx response, its SSE decoder and the wire parser.
+    `next_event(timeout)` returns the next neutral event, or None once the upstream sent
+    its end marker; any failure (connection cut, stall past `timeout`, an error event,
+    unparseable data, the body ending before the end marker) raises ProviderError."""
+
+    __slots__ = ("resp", "parser", "_decoder", "_raw", "_pending", "closed")
+
+    def __init__(self, resp: httpx.Response, parser: StreamParser):
+        self.resp = resp
+        self.parser = parser
+        self._decoder = SSEDecoder()
+        self._raw = resp.aiter_bytes()
+        self._pending: list[Any] = []
+        self.closed = False
+
+    async def next_event(self, timeout: float) -> Any:
+        pending = self._pending
+        while not pending:
+            if self.parser.done:
+                return None
+            if timeout <= 0:
+                raise ProviderError(TIMEOUT, "the stream passed its deadline", error_type="stall")
+            try:
+                async with asyncio.timeout(timeout):
+                    chunk = await self._raw.__anext__()
+            except StopAsyncIteration:
+                if self.parser.done:
+                    return None
+                raise stream_error("the stream ended before its end marker") from None
+            except TimeoutError:
+                raise ProviderError(
+                    TIMEOUT, f"no stream data within {timeout:.3g}s", error_type="stall"
+                ) from None
+            except httpx.HTTPError as e:
+                raise ProviderError(
+                    CONNECT, f"the stream broke off: {e}", error_type=type(e).__name__
+                ) from None
+            try:
+                for event, data in self._decoder.feed(chunk):
+                    pending.extend(self.parser.feed(event, data))
+            except ProviderError:
+                raise
+            except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+                raise stream_error(f"unreadable stream data: {e}") from None
+        return pending.pop(0)
+
+    def push_back(self, event: Any) -> None:
+        """Put an event read ahead back in front (the router reads the first one early)."""
+        self._pending.insert(0, event)
+
+    async def aclose(self) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.resp.aclose()
+
+
+async def open_stream(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    body: dict[str, Any],
+    timeout: float,
+    parser: StreamParser,
+    classify: Any,
+) -> UpstreamStream:
+    """POST a streaming request; a non-2xx answer (read whole, at most 1 MiB) raises the
+    ProviderError `classify(status, data, headers)` gives; a 2xx answer that is not
+    `text/event-stream` raises an invalid-response error."""
+    with _TransportErrors(timeout):
+        req = client.build_request(
+            "POST", _parsed(url), json=body, headers=headers, timeout=timeout
+        )
+        resp = await client.send(req, stream=True)
+    try:
+        status = resp.status_code
+        if not 200 <= status < 300:
+            with _TransportErrors(timeout):
+                raw = b""
+                async for part in resp.aiter_bytes():
+                    raw += part
+                    if len(raw) > MAX_SSE_LINE:
+                        break
+            raise classify(status, _json_or_none(raw), resp.headers)
+        ctype = resp.headers.get("content-type", "")
+        if "text/event-stream" not in ctype:
+            raise ProviderError(
+                SERVER,
+                f"provider answered a stream request with {ctype or 'no content type'}",
+                http_status=status,
+                error_type="invalid_response",
+            )
+    except BaseException:
+        await resp.aclose()
+        raise
+    return UpstreamStream(resp, parser)

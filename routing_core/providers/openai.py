@@ -9,6 +9,7 @@ subtract the cached part from input and keep reasoning as an informational subse
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from routing_core.providers.base import (
@@ -17,8 +18,11 @@ from routing_core.providers.base import (
     CONTEXT_LENGTH,
     Adapter,
     ProviderResult,
+    StreamParser,
+    stream_error,
 )
 from routing_core.schema import Usage
+from routing_core.streaming import Finish, TextDelta, ToolCallDelta
 from routing_core.usage import INVALID, STATE_INVALID, STATE_MISSING, STATE_OK, read_count
 
 # OpenAI codes that mean "the prompt does not fit this model" (a smaller prompt or a
@@ -91,6 +95,17 @@ class OpenAIAdapter(Adapter):
         headers = {"authorization": "Bearer " + secret}
         return base_url + "/chat/completions", headers, body
 
+    def prepare_stream(
+        self, request: dict[str, Any], upstream_model: str, secret: str, base_url: str
+    ) -> tuple[str, dict[str, str], dict[str, Any]]:
+        url, headers, body = self.prepare(request, upstream_model, secret, base_url)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}  # usage in the final chunk
+        return url, headers, body
+
+    def stream_parser(self) -> StreamParser:
+        return OpenAIStreamParser()
+
     def parse_ok(self, data: dict[str, Any], gateway_model: str) -> ProviderResult:
         choices = data["choices"]
         if not isinstance(choices, list):
@@ -116,3 +131,70 @@ class OpenAIAdapter(Adapter):
             # Out of credit is not a transient rate limit; waiting won't help this key.
             kind = AUTH
         return kind, str(code or err.get("type") or f"http_{status}")
+
+
+class OpenAIStreamParser(StreamParser):
+    """chat.completion.chunk events -> neutral events. Usage comes in the last chunk (empty
+    `choices`), which `stream_options.include_usage` asks for; `data: [DONE]` ends it."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.out_chars = 0
+        self._usage: Any = None
+
+    def feed(self, event: str | None, data: str) -> list[Any]:
+        if data == "[DONE]":
+            self.done = True
+            return []
+        obj = json.loads(data)
+        if not isinstance(obj, dict):
+            raise stream_error("a stream chunk is not a JSON object")
+        err = obj.get("error")
+        if err is not None:
+            e = err if isinstance(err, dict) else {}
+            raise stream_error(
+                f"provider error mid-stream: {e.get('message') or err}",
+                str(e.get("code") or e.get("type") or "stream_error"),
+            )
+        u = obj.get("usage")
+        if isinstance(u, dict) and u:
+            self._usage = u
+        out: list[Any] = []
+        choices = obj.get("choices")
+        if choices is None:
+            choices = []
+        if not isinstance(choices, list):
+            raise stream_error("a stream chunk's choices is not a list")
+        for ch in choices:
+            if not isinstance(ch, dict) or ch.get("index", 0) != 0:
+                continue  # n > 1 is not routed; only the first choice streams
+            delta = ch.get("delta")
+            if isinstance(delta, dict):
+                text = delta.get("content")
+                if isinstance(text, str) and text:
+                    self.out_chars += len(text)
+                    out.append(TextDelta(text))
+                for call in delta.get("tool_calls") or ():
+                    if not isinstance(call, dict):
+                        continue
+                    fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+                    args = fn.get("arguments")
+                    args = args if isinstance(args, str) else ""
+                    name = fn.get("name") if isinstance(fn.get("name"), str) else None
+                    self.out_chars += len(args) + len(name or "")
+                    idx = call.get("index", 0)
+                    out.append(
+                        ToolCallDelta(
+                            idx if isinstance(idx, int) and not isinstance(idx, bool) else 0,
+                            call.get("id") if isinstance(call.get("id"), str) else None,
+                            name,
+                            args,
+                        )
+                    )
+            reason = ch.get("finish_reason")
+            if isinstance(reason, str) and reason:
+                out.append(Finish(reason))
+        return out
+
+    def usage(self) -> tuple[Usage, str]:
+        return parse_openai_usage(self._usage)
