@@ -379,7 +379,7 @@ def build_request_groups(conn: duckdb.DuckDBPyConnection, cfg: LedgerConfig, day
 
 # Days either side of a day whose cells the cause analysis looks at (a drift or a discount is
 # only visible as a pattern across days).
-CAUSE_WINDOW_DAYS = 14
+CAUSE_WINDOW_DAYS = 31
 
 
 def _has_table(conn: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

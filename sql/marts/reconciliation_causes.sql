@@ -181,9 +181,13 @@ SELECT day, provider, account, upstream_model, expected_usd, billed_usd, varianc
                || CASE WHEN ratio < 1 THEN ' — a negotiated discount? Set the key''s provider_discount_pct.'
                        ELSE ' — a price ledger.yaml does not have? Update the model''s price.' END
            WHEN n_days >= 2 THEN
-               provider || '''s price for ' || upstream_model || ' drifts from ledger.yaml''s since ' || first_day
-               || ': billed/expected went from ' || format('{:.3f}', first_ratio) || ' then to '
-               || format('{:.3f}', ratio) || ' on ' || day || ' on ' || _rc_acct(account)
+               provider || '''s price for ' || upstream_model || ' on ' || _rc_acct(account)
+               || ' drifts from ledger.yaml''s since ' || first_day || ': billed/expected '
+               || CASE WHEN day = first_day
+                       THEN 'is ' || format('{:.3f}', ratio) || ' on that first day and changes on the days after'
+                       ELSE CASE WHEN ratio > first_ratio THEN 'rose' ELSE 'fell' END || ' from '
+                            || format('{:.3f}', first_ratio) || ' on ' || first_day || ' to '
+                            || format('{:.3f}', ratio) || ' on ' || day END
                || ' — a price change ledger.yaml does not know; update the model''s price.'
            WHEN n_models >= 2 THEN
                provider || ' bills ' || _rc_pct(ratio) || CASE WHEN ratio < 1 THEN ' less' ELSE ' more' END

@@ -8,7 +8,7 @@ WITH billed AS (
     SELECT day, x_Provider AS provider, x_Account AS account, x_UpstreamModel AS upstream_model,
            sum(usage_cost) AS billed_usd, count(*) AS invoice_lines,
            coalesce(sum(usage_cost) FILTER (WHERE ChargeClass = 'Correction'), 0) AS corrections_usd,
-           string_agg(DISTINCT x_SourceFile, ', ' ORDER BY x_SourceFile)
+           string_agg(DISTINCT regexp_replace(x_SourceFile, '^.*[/\\]', ''), ', ')
                FILTER (WHERE ChargeClass = 'Correction') AS correction_files,
            any_value(x_ProjectId) AS project_id, any_value(x_ApiKeyId) AS api_key_id,
            any_value(x_WorkspaceId) AS workspace_id, any_value(x_SubAccountId) AS sub_account_id,
