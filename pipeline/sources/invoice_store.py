@@ -257,7 +257,7 @@ def sync_invoices(
                 "INSERT INTO raw.invoice_pending_days SELECT * FROM _inv_pend "
                 "WHERE day IN (SELECT day FROM raw.invoice_staged_days)"
             )
-        _manifest(conn, run_id, now, {str(f.path) for f, *_ in parsed}, removed, prev)
+        _manifest(conn, run_id, now, {str(f.path) for f, *_ in todo}, removed, prev)
     res.parsed = [str(f.path) for f, *_ in parsed]
     res.refused = [str(f.path) for f, *_ in refused]
     res.removed = removed
@@ -472,3 +472,25 @@ def pending_invoice_days(cfg: LedgerConfig) -> list[dt.date]:
             return changed_invoice_days(conn, cfg)
     except duckdb.IOException:
         return []
+
+
+def widen_for_invoices(
+    cfg: LedgerConfig,
+    start: dt.date,
+    end: dt.date,
+    first: dt.date | None = None,
+    last: dt.date | None = None,
+) -> tuple[dt.date, dt.date, list[dt.date]]:
+    """The day range to run so that it also holds every day whose invoices changed since it was
+    built (`pending_invoice_days`), kept within [first, last] (the partitions that exist):
+    (start, end, the days outside the given range that were added). The range is widened to
+    cover them, since a run is one contiguous range of days."""
+    pending = [
+        d
+        for d in pending_invoice_days(cfg)
+        if (first is None or d >= first) and (last is None or d <= last)
+    ]
+    outside = [d for d in pending if d < start or d > end]
+    if not outside:
+        return start, end, []
+    return min(start, outside[0]), max(end, outside[-1]), outside

@@ -162,7 +162,14 @@ def _null(v: Any) -> Any:
     return v.strip() if isinstance(v, str) else v
 
 
+_NOT_FINITE = {"nan", "-nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"}
+
+
 def _money(v: Any, where: str, what: str, line: int | None = None) -> Decimal | None:
+    if isinstance(v, str) and v.strip().lower() in _NOT_FINITE:  # never a null spelling here
+        raise InvoiceError(
+            f"{where}: {what} {v!r} is not a finite amount", reason="amount_not_finite", line=line
+        )
     v = _null(v)
     if v is None:
         return None
@@ -391,7 +398,8 @@ def _read_text(path: Path) -> str:
 def _load_json(path: Path) -> Any:
     text = _read_text(path)
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+        # NaN / Infinity (bare words json accepts) become non-finite Decimals, refused where used.
+        return json.loads(text, parse_float=Decimal, parse_constant=Decimal)
     except json.JSONDecodeError as e:
         lines = text.splitlines()
         raw = lines[e.lineno - 1] if 0 < e.lineno <= len(lines) else None
@@ -403,13 +411,8 @@ def _load_json(path: Path) -> Any:
             line=e.lineno,
             raw_text=raw,
         ) from None
-    except RecursionError:
-        raise InvoiceError(f"{path}: JSON nested too deeply", reason="invalid_json") from None
-
-
-def _no_constant(name: str) -> Any:
-    # json accepts NaN / Infinity / -Infinity as bare words; an amount never is one.
-    raise InvoiceError(f"bare {name} in JSON", reason="amount_not_finite")
+    except (RecursionError, ValueError) as e:  # nesting too deep, a 5,000-digit number
+        raise InvoiceError(f"{path}: unreadable JSON: {e}", reason="invalid_json") from None
 
 
 def _item_text(v: Any) -> str:
@@ -1016,7 +1019,9 @@ def parse_file(
                 finally:
                     conn.unregister("_inv_arrow")
     except InvoiceError as e:
-        e.days = sorted({r["day"] for r in rows} | page.days) or guess_days(f.path)
+        # A file that is no invoice of ours (unknown folder or extension) covers no day.
+        if not f.problem:
+            e.days = sorted({r["day"] for r in rows} | page.days) or guess_days(f.path)
         raise
     except (OSError, RecursionError, MemoryError) as e:
         err = InvoiceError(f"{f.path}: cannot read the file: {e}", reason="unreadable")
