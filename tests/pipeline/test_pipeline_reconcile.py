@@ -50,12 +50,11 @@ def built(tmp_path_factory: pytest.TempPathFactory):
 def test_split_billing_allocates_invoices_exactly_to_the_cent(built):
     acme_day, result = built
     assert result.success
-    assert _checks(result) == {
-        "rejected_rate_under_threshold": True,
-        "variance_within_tolerance": True,
-        "split_billing_adds_up": True,
-        "no_policy_violations": True,
-    }
+    checks = _checks(result)
+    assert checks["split_billing_adds_up"] is True
+    assert checks["no_policy_violations"] is True
+    # Three cells are off by more than max($0.01, 1 %) on 2026-03-02 (see the status test).
+    assert checks["variance_within_tolerance"] is False
     s = _split(acme_day)
     d = Decimal
     # OpenAI cell 4.10 billed vs 1.00 + 3.00 estimated: 1.025 and 3.075 (estimate + adjustment).
@@ -137,6 +136,7 @@ def test_reconciliation_statuses_and_variances(built):
         "FROM marts.reconciliation_daily ORDER BY day, provider, upstream_model"
     )
     d = Decimal
+    # Tolerance max($0.01, 1 % of expected): +1.98 %, +5.6 % and +2.5 % are not matched.
     assert rows == [
         (D1, "openai", "gpt-4.1-2025-04-14", d("0"), d("0.42"), d("0.42"), "unlogged_usage"),
         (D2, "anthropic", "claude-3-5-haiku-20241022", d("0.25"), d("0.25"), d("0"), "matched"),
@@ -147,7 +147,7 @@ def test_reconciliation_statuses_and_variances(built):
             d("2"),
             d("2.039567"),
             d("0.039567"),
-            "matched",
+            "over_billed",
         ),
         (
             D2,
@@ -156,12 +156,27 @@ def test_reconciliation_statuses_and_variances(built):
             d("0.9"),
             d("0.95"),
             d("0.05"),
-            "matched",
+            "over_billed",
         ),
-        (D2, "openai", "gpt-4.1-2025-04-14", d("4"), d("4.1"), d("0.1"), "matched"),
+        (D2, "openai", "gpt-4.1-2025-04-14", d("4"), d("4.1"), d("0.1"), "over_billed"),
         (D2, "openai", "gpt-4.1-mini-2025-04-14", d("0.5"), d("0.5"), d("0"), "matched"),
         (D2, "openai", "gpt-4o-mini-2024-07-18", d("0"), d("0.07"), d("0.07"), "unlogged_usage"),
     ]
+    causes = dict(
+        acme_day.query(
+            "SELECT upstream_model || '@' || day, likely_cause FROM marts.reconciliation_daily "
+            "WHERE status <> 'matched'"
+        )
+    )
+    # One day, one cell per model: no pattern to call a price mismatch, so said to be unknown;
+    # the unlogged cells are on a BYOK key's account: usage outside the router.
+    assert causes == {
+        "claude-sonnet-4-20250514@2026-03-02": "unknown",
+        "anthropic.claude-sonnet-4-20250514-v1:0@2026-03-02": "unknown",
+        "gpt-4.1-2025-04-14@2026-03-02": "unknown",
+        "gpt-4.1-2025-04-14@2026-03-01": "usage_outside_router",
+        "gpt-4o-mini-2024-07-18@2026-03-02": "usage_outside_router",
+    }
     assert acme_day.query(
         "SELECT charge_category, billed_usd FROM marts.non_usage_charges ORDER BY 1"
     ) == [("Credit", d("-10")), ("Tax", d("0.07"))]
