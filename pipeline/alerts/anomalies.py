@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import duckdb
+import polars as pl
 
 from pipeline.alerts.model import Alert, alert_id, money
 from pipeline.alerts.queries import sql
@@ -77,6 +78,120 @@ def baseline(
     return Baseline(expected=med, sigma=MAD_SCALE * mad, days=len(days), same_weekday=use_same)
 
 
+# Baselines are computed in whole nanodollars (the ledger's 9 decimal places) as integers, so
+# the vectorised path gives exactly the Decimal reference's medians: no float is involved.
+# Each median is the sum of the two middle values (lower and higher 0.5-quantiles; equal for
+# an odd count), so a median is held doubled and a MAD quadrupled, both as exact integers.
+NANO = 10**9
+# polars returns quantiles of integers as Float64, exact below 2**53; beyond that (a single
+# dimension value spending more than ~$4.5M a day) the exact Python reference is used.
+_EXACT_LIMIT = 2**52
+# Cross-join rows (checked days x baseline days x dimension values) per polars batch: bounds
+# memory on long windows with many values.
+_BATCH_ROWS = 4_000_000
+
+
+def baseline_days_for(
+    data_days: list[dt.date], day: dt.date, lookback: int
+) -> tuple[list[dt.date], list[dt.date], bool]:
+    """(window, baseline days, same weekday?) for checking `day`: the data days of the
+    trailing `lookback` days, narrowed to `day`'s weekday when enough of those exist."""
+    window = [d for d in data_days if day - dt.timedelta(days=lookback) <= d < day]
+    same = [d for d in window if d.weekday() == day.weekday()]
+    use_same = len(same) >= MIN_SAME_WEEKDAY
+    return window, (same if use_same else window), use_same
+
+
+def baseline_frame(
+    spend: pl.DataFrame,
+    n_values: int,
+    data_days: list[dt.date],
+    check_days: list[dt.date],
+    lookback: int,
+) -> pl.DataFrame:
+    """Vectorised median/MAD baselines with weekday seasonality, for every dimension value
+    and checked day at once (the same numbers as `baseline()` per value and day).
+
+    `spend`: columns `vid` (0..n_values-1, one per dimension value), `day`, `nanos` (that
+    day's spend in whole nanodollars, Int64). Days a value has no row count as zero spend.
+    Returns one row per (day, vid) for each checked day with at least MIN_BASELINE_DAYS
+    baseline days: `actual` (nanos), `med2` (2 x median, nanos), `mad4` (4 x MAD, nanos),
+    `n` (baseline days) and `same_weekday`."""
+    batches: list[list[tuple[dt.date, dt.date]]] = [[]]
+    meta: list[tuple[dt.date, int, bool]] = []
+    per_batch = max(1, _BATCH_ROWS // max(n_values, 1))
+    for day in check_days:
+        window, days, use_same = baseline_days_for(data_days, day, lookback)
+        if len(window) < MIN_BASELINE_DAYS:
+            continue
+        meta.append((day, len(days), use_same))
+        # A checked day's baseline days stay in one batch (its median needs all of them).
+        if batches[-1] and len(batches[-1]) + len(days) > per_batch:
+            batches.append([])
+        batches[-1].extend((day, d) for d in days)
+    schema = {
+        "day": pl.Date,
+        "vid": pl.Int32,
+        "actual": pl.Int64,
+        "med2": pl.Int64,
+        "mad4": pl.Int64,
+        "n": pl.Int32,
+        "same_weekday": pl.Boolean,
+    }
+    if not meta or n_values == 0:
+        return pl.DataFrame(schema=schema)
+    spend = spend.select(
+        pl.col("vid").cast(pl.Int32), pl.col("day").cast(pl.Date), pl.col("nanos").cast(pl.Int64)
+    )
+    vids = pl.DataFrame({"vid": pl.arange(0, n_values, eager=True).cast(pl.Int32)})
+    parts = []
+    for pairs in batches:
+        chunk = pl.DataFrame(pairs, schema={"check": pl.Date, "day": pl.Date}, orient="row")
+        long = (
+            chunk.join(vids, how="cross")
+            .join(spend, on=["vid", "day"], how="left")
+            .with_columns(pl.col("nanos").fill_null(0))
+        )
+        med = long.group_by("check", "vid").agg(
+            med2=(
+                pl.col("nanos").quantile(0.5, "lower") + pl.col("nanos").quantile(0.5, "higher")
+            ).cast(pl.Int64)
+        )
+        dev = long.join(med, on=["check", "vid"]).with_columns(
+            dev=(pl.col("nanos") * 2 - pl.col("med2")).abs()
+        )
+        parts.append(
+            dev.group_by("check", "vid").agg(
+                pl.col("med2").first(),
+                mad4=(
+                    pl.col("dev").quantile(0.5, "lower") + pl.col("dev").quantile(0.5, "higher")
+                ).cast(pl.Int64),
+            )
+        )
+    info = pl.DataFrame(
+        meta, schema={"check": pl.Date, "n": pl.Int32, "same_weekday": pl.Boolean}, orient="row"
+    )
+    return (
+        pl.concat(parts)
+        .join(info, on="check")
+        .join(spend.rename({"day": "check", "nanos": "actual"}), on=["check", "vid"], how="left")
+        .with_columns(pl.col("actual").fill_null(0))
+        .rename({"check": "day"})
+        .select(list(schema))
+        .sort("day", "vid")
+    )
+
+
+def frame_baseline(med2: int, mad4: int, n: int, same_weekday: bool) -> Baseline:
+    """The Baseline of one `baseline_frame` row (exact: halves and quarters of integers)."""
+    return Baseline(
+        expected=Decimal(med2) / 2 / NANO,
+        sigma=MAD_SCALE * (Decimal(mad4) / 4 / NANO),
+        days=n,
+        same_weekday=same_weekday,
+    )
+
+
 def is_anomalous(
     actual: Decimal, base: Baseline, sensitivity: Decimal, min_impact: Decimal
 ) -> bool:
@@ -139,26 +254,101 @@ def evaluate_anomalies(
     days = before[-1:] + [d for d in data_days if d >= first_check]
     # (dim, value) -> direction of the anomaly on the previous data day: a run of anomalous
     # days in one direction (a new level, an outage) is one episode, alerted on its first day.
+    # Verdicts for every checked day at once (vectorised baselines), then the episodes in
+    # day order: found[day] lists (dim, value, Baseline) in dimension, then value order.
+    found = _anomalous_values(series, data_days, days, lookback, sensitivity, min_impact)
     ongoing: dict[tuple[str, object], int] = {}
     for day in days:
         window = [d for d in data_days if day - dt.timedelta(days=lookback) <= d < day]
         today: dict[tuple[str, object], int] = {}
-        if len(window) >= MIN_BASELINE_DAYS:
-            for dim in DIMENSIONS:
-                for value, hist in series[dim].items():
-                    actual = hist.get(day, Decimal(0))
-                    base = baseline(hist, window, day)
-                    if not is_anomalous(actual, base, sensitivity, min_impact):
-                        continue
-                    direction = 1 if actual > base.expected else -1
-                    today[(dim, value)] = direction
-                    if day < first_check or ongoing.get((dim, value)) == direction:
-                        continue
-                    alerts.append(
-                        _anomaly_alert(dim, value, day, actual, base, hist, sub[dim][value], window)
-                    )
+        for dim, value, base in found.get(day, ()):
+            hist = series[dim][value]
+            actual = hist.get(day, Decimal(0))
+            direction = 1 if actual > base.expected else -1
+            today[(dim, value)] = direction
+            if day < first_check or ongoing.get((dim, value)) == direction:
+                continue
+            alerts.append(
+                _anomaly_alert(dim, value, day, actual, base, hist, sub[dim][value], window)
+            )
         ongoing = today
     return alerts
+
+
+def _anomalous_values(
+    series: dict[str, dict[object, dict[dt.date, Decimal]]],
+    data_days: list[dt.date],
+    days: list[dt.date],
+    lookback: int,
+    sensitivity: Decimal,
+    min_impact: Decimal,
+) -> dict[dt.date, list[tuple[str, object, Baseline]]]:
+    """Per checked day, the anomalous (dimension, value, baseline)s. Baselines come from
+    `baseline_frame` (polars, exact integers); only values whose move reaches the minimum
+    dollar impact get the exact Decimal verdict of `is_anomalous`."""
+    found: dict[dt.date, list[tuple[str, object, Baseline]]] = defaultdict(list)
+    # 2 x min impact in nanodollars, rounded down: a conservative prefilter, never a verdict.
+    min_delta2 = int((min_impact * 2 * NANO).to_integral_value(rounding="ROUND_FLOOR"))
+    for dim in DIMENSIONS:
+        values = list(series[dim])  # first-seen order, as alerts are listed
+        vid, day_col, nanos = [], [], []
+        biggest = 0
+        for i, value in enumerate(values):
+            for d, amount in series[dim][value].items():
+                scaled = amount.scaleb(9)
+                n = int(scaled.to_integral_value())
+                if n != scaled:  # more than 9 decimals is not ledger money: use the reference
+                    biggest = _EXACT_LIMIT
+                vid.append(i)
+                day_col.append(d)
+                nanos.append(n)
+                biggest = max(biggest, abs(n))
+        if biggest * 4 >= _EXACT_LIMIT:
+            _reference_verdicts(
+                dim, series[dim], data_days, days, lookback, sensitivity, min_impact, found
+            )
+            continue
+        spend = pl.DataFrame(
+            {"vid": vid, "day": day_col, "nanos": nanos},
+            schema={"vid": pl.Int32, "day": pl.Date, "nanos": pl.Int64},
+        )
+        frame = baseline_frame(spend, len(values), data_days, days, lookback).filter(
+            (pl.col("actual") * 2 - pl.col("med2")).abs() >= min_delta2
+        )
+        for day, i, med2, mad4, n, same in frame.select(
+            "day", "vid", "med2", "mad4", "n", "same_weekday"
+        ).iter_rows():
+            value = values[i]
+            base = frame_baseline(med2, mad4, n, same)
+            actual = series[dim][value].get(day, Decimal(0))
+            if is_anomalous(actual, base, sensitivity, min_impact):
+                found[day].append((dim, value, base))
+    dim_order = {d: i for i, d in enumerate(DIMENSIONS)}
+    first_seen = {dim: {v: i for i, v in enumerate(series[dim])} for dim in DIMENSIONS}
+    for hits in found.values():
+        hits.sort(key=lambda h: (dim_order[h[0]], first_seen[h[0]][h[1]]))
+    return found
+
+
+def _reference_verdicts(
+    dim: str,
+    values: dict[object, dict[dt.date, Decimal]],
+    data_days: list[dt.date],
+    days: list[dt.date],
+    lookback: int,
+    sensitivity: Decimal,
+    min_impact: Decimal,
+    found: dict[dt.date, list[tuple[str, object, Baseline]]],
+) -> None:
+    """The exact Decimal loop, for amounts beyond what the integer path holds exactly."""
+    for day in days:
+        window, _, _ = baseline_days_for(data_days, day, lookback)
+        if len(window) < MIN_BASELINE_DAYS:
+            continue
+        for value, hist in values.items():
+            base = baseline(hist, window, day)
+            if is_anomalous(hist.get(day, Decimal(0)), base, sensitivity, min_impact):
+                found[day].append((dim, value, base))
 
 
 def _driver(
