@@ -437,22 +437,6 @@ def parse_focus_file(
             raise _csv_problem(path, e) from None
         except duckdb.IOException as e:
             raise _error(path, "unreadable", str(e).splitlines()[0]) from None
-        bad = conn.execute(
-            "SELECT line, problem FROM _focus_rows WHERE problem IS NOT NULL ORDER BY line LIMIT 1"
-        ).fetchone()
-        if bad is not None:
-            line, (code, column, value) = bad
-            reason, explain = _PROBLEMS[code]
-            if code == "out_of_range" and column.endswith(("Start", "End")):
-                reason, explain = _PROBLEMS["timestamp_out_of_range"]
-            shown = f" {value[:80]!r}" if value is not None else ""
-            raise _error(
-                path,
-                reason,
-                f"column {column}: {column}{shown} {explain}",
-                int(line),
-                _raw_line(path, int(line)),
-            )
         lines, loaded, oos_usd, first_day, last_day, last_line = conn.execute(
             """SELECT count(*), count(*) FILTER (WHERE in_scope),
                       coalesce(sum(billed) FILTER (WHERE NOT in_scope), 0),
@@ -469,6 +453,22 @@ def parse_focus_file(
                 "mid-value; nothing of this file is loaded: fetch the export again",
                 last,
                 _raw_line(path, last),
+            )
+        bad = conn.execute(
+            "SELECT line, problem FROM _focus_rows WHERE problem IS NOT NULL ORDER BY line LIMIT 1"
+        ).fetchone()
+        if bad is not None:
+            line, (code, column, value) = bad
+            reason, explain = _PROBLEMS[code]
+            if code == "out_of_range" and column.endswith(("Start", "End")):
+                reason, explain = _PROBLEMS["timestamp_out_of_range"]
+            shown = f" {value[:80]!r}" if value is not None else ""
+            raise _error(
+                path,
+                reason,
+                f"column {column}: {column}{shown} {explain}",
+                int(line),
+                _raw_line(path, int(line)),
             )
         ins = load_sql("staging/focus_invoice_lines")
         insert = f"INSERT INTO {_ident(target)} BY NAME {ins}"
