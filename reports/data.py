@@ -68,6 +68,10 @@ class ReportData:
     burn_down: list[Row] = field(default_factory=list)  # per monthly budget: cumulative spend
     missing: list[str] = field(default_factory=list)  # optional marts not built yet
     platform: Any = None  # config.platform: explains days without a BYOK fee (free allowance)
+    # Reconciliation variance per likely cause, and requests by where their usage came from.
+    recon_causes: list[Row] = field(default_factory=list)
+    usage_sources: list[Row] = field(default_factory=list)
+    tolerance: str = ""  # the reconciliation tolerance, in words
 
 
 def connect(path: Path) -> duckdb.DuckDBPyConnection:
@@ -87,6 +91,16 @@ def connect(path: Path) -> duckdb.DuckDBPyConnection:
         conn.close()
         names = ", ".join(f"marts.{m}" for m in missing)
         raise ReportError(f"{path} has no {names}: run `byok-ledger run --config ...` first")
+    explained = conn.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'marts' "
+        "AND table_name = 'reconciliation_daily' AND column_name = 'likely_cause'"
+    ).fetchone()[0]
+    if not explained:
+        conn.close()
+        raise ReportError(
+            f"{path} was built by an older byok-ledger (marts.reconciliation_daily has no "
+            "likely_cause): run `byok-ledger run --config ...` again to rebuild the marts"
+        )
     return conn
 
 
@@ -165,6 +179,19 @@ def load(
         platform=config.platform,
     )
     data.burn_down = _burn_down(conn, config, start, min(end, last) if last else end)
+    data.recon_causes = _rows(conn, "reports/reconciliation_causes", p)
+    tol = config.pipeline
+    data.tolerance = (
+        f"the larger of ${tol.variance_tolerance_usd} and {tol.variance_tolerance_pct}% of the "
+        "expected amount"
+    )
+    has_source = conn.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'staging' "
+        "AND table_name = 'requests' AND column_name = 'usage_source'"
+    ).fetchone()[0]
+    data.usage_sources = _rows(
+        conn, "reports/usage_sources" if has_source else "reports/usage_sources_legacy", p
+    )
     return data
 
 

@@ -18,6 +18,7 @@ from reports.data import ReportData, ReportError
 from reports.formatting import change, pct, share, usd
 from routing_core.calendar import month_bounds, period_bounds
 from routing_core.config import LedgerConfig
+from routing_core.money import format_usd
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -41,6 +42,34 @@ ACTIONS = {
     "key outside the router. Find it and route it, or rotate the key.",
     "matched": "Nothing to do.",
 }
+# What to do about each likely cause of a variance (marts.reconciliation_daily.likely_cause).
+CAUSE_ACTIONS = {
+    "price_mismatch": "The provider's price or your negotiated discount differs from ledger.yaml: "
+    "confirm the contract, then set the model's price or the key's provider_discount_pct.",
+    "logs_missing": "A router host wrote no request log for some hours while the provider billed: "
+    "recover the lost log files if you can; the invoice is probably right.",
+    "account_mismatch": "The invoice bills an account ledger.yaml does not map to your key: add the "
+    "suggested identifiers to byok_keys[].account, then re-run.",
+    "usage_outside_router": "Someone uses a key or account without the router (a script, a "
+    "notebook): find the owner, route that traffic, or rotate the key.",
+    "correction": "The provider booked a correction to that day after the fact: nothing to do "
+    "unless you dispute it.",
+    "missing_invoice": "The provider's export has not arrived yet: re-run after the next one.",
+    "invoice_unreadable": "The export was refused as unreadable: fix or re-download the file named "
+    "in the explanation and re-run.",
+    "unknown": "No rule explains it: compare the invoice lines with the logs of that day, and "
+    "raise it with the provider if the logs are complete.",
+}
+CAUSE_LABELS = {
+    "price_mismatch": "price mismatch",
+    "logs_missing": "logs missing",
+    "account_mismatch": "account mismatch",
+    "usage_outside_router": "usage outside the router",
+    "correction": "late correction",
+    "missing_invoice": "invoice not arrived",
+    "invoice_unreadable": "invoice unreadable",
+    "unknown": "unexplained",
+}
 UNATTRIBUTED_ACTION = (
     "Billed on an account no BYOK key claims, or on a known account with no request behind it: "
     "usage outside the router. Find the owner; add the account to byok_keys[].account or move "
@@ -58,6 +87,8 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(usd=usd, pct=pct, change=change, share=share)
+    # Tables of many amounts: one precision (cents) for the whole column.
+    env.filters["cents"] = lambda v: format_usd(v, 2, missing="\u2014")
     return env
 
 
@@ -136,6 +167,38 @@ def _fallback_heavy(d: ReportData) -> list[dict[str, Any]]:
     return out
 
 
+def _recon_summary(d: ReportData) -> dict[str, Any]:
+    """Dollars of variance (absolute, per cell) each cause explains, and what stays unexplained;
+    cells still waiting for an invoice have no variance yet and are counted apart."""
+    causes = [
+        r
+        for r in d.recon_causes
+        if r["likely_cause"] not in (None, "missing_invoice", "invoice_unreadable")
+    ]
+    waiting = [
+        r for r in d.recon_causes if r["likely_cause"] in ("missing_invoice", "invoice_unreadable")
+    ]
+    total = sum((Decimal(r["abs_variance_usd"]) for r in causes), Decimal(0))
+    unexplained = sum(
+        (Decimal(r["abs_variance_usd"]) for r in causes if r["likely_cause"] == "unknown"),
+        Decimal(0),
+    )
+    return {
+        "causes": causes,
+        "waiting": waiting,
+        "total": total,
+        "explained": total - unexplained,
+        "unexplained": unexplained,
+        "cells": sum(int(r["cells"]) for r in causes),
+        "estimated_requests": sum(
+            int(r["requests"]) for r in d.usage_sources if r["usage_source"] == "estimated"
+        ),
+        "clamped_requests": sum(
+            int(r["requests"]) for r in d.usage_sources if r["usage_source"] == "clamped"
+        ),
+    }
+
+
 def render(d: ReportData, out_path: Path) -> Path:
     """Write the HTML atomically (a reader never sees half a report)."""
     html = (
@@ -146,6 +209,10 @@ def render(d: ReportData, out_path: Path) -> Path:
             layers=LAYERS,
             charts=_charts(d),
             actions=ACTIONS,
+            cause_actions=CAUSE_ACTIONS,
+            cause_labels=CAUSE_LABELS,
+            recon=_recon_summary(d),
+            tolerance=d.tolerance,
             unattributed_action=UNATTRIBUTED_ACTION,
             fallback_heavy=_fallback_heavy(d),
         )

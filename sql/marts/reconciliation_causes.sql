@@ -16,7 +16,7 @@
 --   unknown               none of the above
 -- missing_invoice / invoice_unreadable cells carry their status as cause (no variance yet).
 CREATE OR REPLACE TEMP MACRO _rc_usd(x) AS
-    CASE WHEN x < 0 THEN '−$' ELSE '$' END || format('{:,.2f}', abs(CAST(x AS DECIMAL(38, 9))));
+    CASE WHEN round(x, 2) < 0 THEN '-$' ELSE '$' END || format('{:,.2f}', abs(CAST(x AS DECIMAL(38, 9))));
 CREATE OR REPLACE TEMP MACRO _rc_acct(a) AS
     coalesce(replace(replace(replace(replace(replace(replace(a, ';', ', '),
         'project_id=', 'project '), 'api_key_id=', 'API key '), 'workspace_id=', 'workspace '),
@@ -215,7 +215,7 @@ SELECT day, provider, account, upstream_model, expected_usd, billed_usd, varianc
                || provider || ' why the usage is missing.'
            ELSE
                provider || ' billed ' || _rc_usd(billed_usd) || ' against ' || _rc_usd(expected_usd) || ' logged ('
-               || CASE WHEN variance_usd < 0 THEN '−' ELSE '+' END || format('{:.1f}', abs(coalesce(variance_pct, 0)))
+               || CASE WHEN variance_usd < 0 THEN '-' ELSE '+' END || format('{:.1f}', abs(coalesce(variance_pct, 0)))
                || ' %) for ' || coalesce(upstream_model, '?') || ' on ' || _rc_acct(account)
                || '; no pattern across days, models or accounts, no log gap and no correction explains it: compare the '
                || invoice_lines || ' invoice line(s) with the logs of that day.'

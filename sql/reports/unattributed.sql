@@ -1,17 +1,19 @@
 -- Invoice and statement cost no logged request explains, per source x provider x account x
--- upstream model x reason.
+-- upstream model x likely cause, with the explanation of its largest day.
 SELECT
     source,
-    reason,
+    coalesce(likely_cause, 'unknown') AS likely_cause,
     provider,
     account,
     upstream_model,
+    model,
     count(DISTINCT day) AS days,
     min(day) AS first_day,
     max(day) AS last_day,
-    sum(billed_usd) AS billed_usd
+    sum(billed_usd) AS billed_usd,
+    arg_max(coalesce(explanation, reason), abs(billed_usd)) AS explanation
 FROM marts.unattributed_usage
 WHERE day BETWEEN $start AND $end
 GROUP BY ALL
-ORDER BY billed_usd DESC, provider, account, upstream_model
+ORDER BY abs(sum(billed_usd)) DESC, provider, account, upstream_model
 LIMIT 50

@@ -184,7 +184,7 @@ def test_late_correction_before_the_window(month):
         D("0.60"),
         rt.CORRECTION_USD,
     )
-    assert "A correction of −$0.40 (focus_2026-10_corrections.csv)" in c["explanation"]
+    assert "A correction of -$0.40 (focus_2026-10_corrections.csv)" in c["explanation"]
 
 
 def test_at_least_95_percent_of_injected_variance_gets_the_right_cause(month):

@@ -203,13 +203,32 @@ def build_marts(path: Path) -> None:
                 "unlogged_usage",
             )
         )
+        causes = {
+            "over_billed": (
+                "unknown",
+                "openai billed $13.00 against $10.00 logged; no rule explains it.",
+            ),
+            "missing_invoice": (
+                "missing_invoice",
+                "No openai export covering proj_acme_prod has arrived yet.",
+            ),
+            "unlogged_usage": (
+                "usage_outside_router",
+                "openai billed $2.00 on proj_unknown, an account no BYOK key claims.",
+            ),
+            "matched": (None, None),
+        }
         c.executemany(
-            "INSERT INTO marts.reconciliation_daily VALUES (?,?,?,?,?,?,?,?,?,100,1,'oai-prod-primary',0)",
-            recon,
+            "INSERT INTO marts.reconciliation_daily (day, provider, account, upstream_model, "
+            "expected_usd, billed_usd, variance_usd, variance_pct, status, requests, "
+            "invoice_lines, key_ids, corrections_usd, likely_cause, explanation) "
+            "VALUES (?,?,?,?,?,?,?,?,?,100,1,'oai-prod-primary',0,?,?)",
+            [(*r, *causes[r[8]]) for r in recon],
         )
         c.execute(
             "INSERT INTO marts.unattributed_usage VALUES "
-            "('2026-11-03','invoice','openai','proj_unknown','gpt-4.1',NULL,NULL,2,1,'openai/costs.json','no key account matches')"
+            "('2026-11-03','invoice','openai','proj_unknown','gpt-4.1',NULL,NULL,2,1,'openai/costs.json','no key account matches',"
+            "'usage_outside_router','openai billed $2.00 on proj_unknown, an account no BYOK key claims.')"
         )
         c.execute(
             "INSERT INTO marts.non_usage_charges VALUES "

@@ -25,7 +25,7 @@ def test_report_renders_in_chromium(report_env, tmp_path):
     # The inline script ran (it only sets this text if nothing before it failed).
     assert RENDERED.search(html)
     text = re.sub(r"<[^>]+>", " ", html)
-    for number in ("$102.00", "$5.00", "$50.00", "$157.00", "+406.5%"):
+    for number in ("$102.00", "$5.00", "$50.00", "$157.00", "+1.3% per day"):
         assert number in text, number
     # The hostile model name is text in the live DOM, not an element.
     assert '&lt;script&gt;alert("model")&lt;/script&gt;' in html
