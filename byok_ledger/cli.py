@@ -42,24 +42,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="simulate traffic, run the pipeline, render the report")
     s.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
-    s.add_argument("--days", type=int, default=30)
-    s.add_argument("--requests-per-day", type=int, default=None)
-    s.add_argument("--seed", type=int, default=7)
-    s.add_argument("--config", default=DEFAULT_CONFIG)
+    s.add_argument("--days", type=int, default=30, help="simulated UTC days (default: 30)")
+    s.add_argument(
+        "--requests-per-day",
+        type=int,
+        default=None,
+        help="simulated requests per day (default: a size that finishes in about a minute)",
+    )
+    s.add_argument(
+        "--seed", type=int, default=7, help="random seed; the same seed gives the same data"
+    )
+    s.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        help="ledger.yaml to simulate (default: the Acme example)",
+    )
 
     s = sub.add_parser("run", help="materialize the asset graph through Dagster for some UTC days")
-    s.add_argument("--config", required=True)
+    s.add_argument("--config", required=True, help="the ledger.yaml to run the pipeline for")
     s.add_argument("--start", help="first UTC day, YYYY-MM-DD (default: first day in the logs)")
     s.add_argument("--end", help="last UTC day, YYYY-MM-DD (default: last day in the logs)")
 
     s = sub.add_parser("explain", help="dry run: ordered attempts and excluded candidates")
-    s.add_argument("--config", required=True)
+    s.add_argument("--config", required=True, help="the ledger.yaml whose routing to explain")
     s.add_argument("--api-key", required=True, help="router API key id")
     s.add_argument(
         "--model", action="append", required=True, help="gateway slug; repeat for fallbacks"
     )
-    s.add_argument("--workload")
-    s.add_argument("--member")
+    s.add_argument("--workload", help="workload id the request declares (workload policies)")
+    s.add_argument("--member", help="member id the request is made for (key filters, budgets)")
     s.add_argument("--zdr", action="store_true", help="request ZDR endpoints only")
     s.add_argument("--provider-only", action="append", help="restrict to these providers")
     s.add_argument("--provider-order", action="append", help="preferred provider order")
@@ -73,14 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON object")
 
     s = sub.add_parser("check-config", help="validate a ledger.yaml (exit 2 on problems)")
-    s.add_argument("file")
+    s.add_argument("file", help="path of the ledger.yaml to check")
 
     s = sub.add_parser("report", help="(re)render the finance report for a month")
-    s.add_argument("--config", required=True)
-    s.add_argument("--month", required=True, help="YYYY-MM")
+    s.add_argument("--config", required=True, help="the ledger.yaml whose ledger to report on")
+    s.add_argument(
+        "--month",
+        help="UTC calendar month, YYYY-MM (default: the last month with data in the ledger)",
+    )
 
     s = sub.add_parser("alerts", help="evaluate budgets and anomalies now and deliver new alerts")
-    s.add_argument("--config", required=True)
+    s.add_argument("--config", required=True, help="the ledger.yaml with the budgets and alerts")
     s.add_argument(
         "--dry-run", action="store_true", help="show alerts without sending or recording"
     )
@@ -148,11 +162,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     s = sub.add_parser("simulate", help="traffic through the real router against fake providers")
-    s.add_argument("--config", default=DEFAULT_CONFIG)
-    s.add_argument("--out", required=True)
-    s.add_argument("--days", type=int, default=30)
-    s.add_argument("--requests-per-day", type=int, default=300)
-    s.add_argument("--seed", type=int, default=7)
+    s.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        help="ledger.yaml to simulate (default: the Acme example)",
+    )
+    s.add_argument(
+        "--out", required=True, help="new folder for logs, invoices, statement and ledger.yaml"
+    )
+    s.add_argument("--days", type=int, default=30, help="simulated UTC days (default: 30)")
+    s.add_argument(
+        "--requests-per-day",
+        type=int,
+        default=300,
+        help="simulated requests per day (default: 300)",
+    )
+    s.add_argument(
+        "--seed", type=int, default=7, help="random seed; the same seed gives the same data"
+    )
     s.add_argument("--start", help="first simulated UTC day, YYYY-MM-DD")
     s.add_argument("--no-frictions", action="store_true", help="no real-world frictions")
     s.add_argument(
@@ -164,9 +191,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--quiet", action="store_true", help="no progress line on stderr")
 
-    s = sub.add_parser("scenarios", help="run the production-testing scenarios (SPEC §5a)")
-    s.add_argument("names", nargs="*", metavar="NAME")
-    s.add_argument("--config", default=DEFAULT_CONFIG)
+    s = sub.add_parser(
+        "scenarios",
+        help="run the production-testing scenarios (workload postures, failover, budgets; "
+        "docs/simulator.md) and print a verdict table",
+    )
+    s.add_argument("names", nargs="*", metavar="NAME", help="scenarios to run (default: all)")
+    s.add_argument(
+        "--config",
+        default=DEFAULT_CONFIG,
+        help="ledger.yaml to test (default: the Acme example)",
+    )
     return p
 
 
