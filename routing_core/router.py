@@ -601,6 +601,8 @@ class Router:
                 up.push_back(first)
         except ProviderError as e:
             if up is not None:
+                if e.http_status is None:
+                    e.http_status = up.resp.status_code  # broke off after a 2xx start
                 await up.aclose()
             return self._note(ctx, a, t, e)
         except BaseException:

@@ -414,7 +414,10 @@ class UpstreamStream:
     async def aclose(self) -> None:
         if not self.closed:
             self.closed = True
-            await self.resp.aclose()
+            try:
+                await self._raw.aclose()  # type: ignore[attr-defined]
+            finally:
+                await self.resp.aclose()
 
 
 async def open_stream(

@@ -2,10 +2,12 @@
 real Router against loopback fakes (servers reused across examples). Whatever happens:
 no attempt violates ZDR, strict BYOK / shared-fallback rules, key filters or allowlists;
 attempts never exceed the workload bound; spend never passes the API key limit; and the
-request record is exactly what the fakes saw (routes, order, statuses, usage)."""
+request record is exactly what the fakes saw (routes, order, statuses, usage). The same
+properties hold on the streaming path (`Router.astream`), with mid-stream faults added."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import tempfile
 from decimal import Decimal
@@ -37,6 +39,8 @@ FAULTS = [
     "bad_request",
     "overloaded",
 ]
+# Mid-stream faults (the fakes apply them to streamed requests only).
+STREAM_FAULTS = ["stream_drop", "stream_error", "stream_omit_usage", "stream_stall"]
 LIMIT = Decimal("0.0005")  # two served requests fit; a third on the same key hits 402
 
 
@@ -61,7 +65,7 @@ rarely = st.integers(0, 3).map(lambda i: i == 3)  # True one time in four
 
 
 @st.composite
-def scenario(draw) -> dict[str, Any]:
+def scenario(draw, stream: bool = False) -> dict[str, Any]:
     models = []
     for m in MODELS:
         eps = draw(subset(list(PROVIDERS), 1))
@@ -169,7 +173,7 @@ def scenario(draw) -> dict[str, Any]:
         (p, lab, kind, draw(st.sampled_from([None, 1, 2])))
         for p in PROVIDERS
         for lab in labels
-        if (kind := draw(st.sampled_from(FAULTS))) is not None
+        if (kind := draw(st.sampled_from(FAULTS + STREAM_FAULTS if stream else FAULTS))) is not None
     ]
     return {"config": cfg, "requests": requests, "faults": faults}
 
@@ -223,6 +227,33 @@ def check_attempt(a: dict, cfg: dict, req: dict) -> None:
 )
 @given(sc=scenario())
 def test_routing_invariants_hold_under_any_faults(fakes, sc):
+    check_scenario(fakes, sc, stream=False)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(sc=scenario(stream=True))
+def test_routing_invariants_hold_when_streaming(fakes, sc):
+    check_scenario(fakes, sc, stream=True)
+
+
+async def _consume(router: Router, **kw: Any) -> Any:
+    """Stream one request to its end; the stream object (None if it never started)."""
+    stream = await router.astream(**kw)
+    async with stream:
+        try:
+            async for _ in stream:
+                pass
+        except RouteError as e:
+            assert e.code in (502, 504) and stream.error_reason == "upstream_interrupted"
+    return stream
+
+
+def check_scenario(fakes, sc, *, stream: bool) -> None:
     try:
         config = parse_config(sc["config"])
     except ConfigError:
@@ -230,11 +261,12 @@ def test_routing_invariants_hold_under_any_faults(fakes, sc):
     for fp in fakes.values():
         fp.reset()
     for p, label, kind, times in sc["faults"]:
-        fakes[p].add_fault(kind, key=label, times=times, retry_after=None)
+        fakes[p].add_fault(kind, key=label, times=times, retry_after=None, delay_s=2.5)
     secrets = {f"K_{k.upper()}": f"sec-{k}" for k in KEY_IDS}
     secrets |= {shared_secret_env(p): "sec-shared" for p in PROVIDERS}
     cfg = sc["config"]
     wl = cfg["workloads"][0]
+    loop = asyncio.new_event_loop()
     with (
         tempfile.TemporaryDirectory() as logs,
         Router(
@@ -248,15 +280,19 @@ def test_routing_invariants_hold_under_any_faults(fakes, sc):
     ):
         for req in sc["requests"]:
             before = {p: len(f.served) for p, f in fakes.items()}
+            kw = dict(
+                api_key_id=req["api_key_id"],
+                models=req["models"],
+                zdr=req["zdr"],
+                provider=req["provider"],
+                messages=[{"role": "user", "content": "q" * 200}],
+                max_tokens=100,
+            )
             try:
-                c = router.complete(
-                    api_key_id=req["api_key_id"],
-                    models=req["models"],
-                    zdr=req["zdr"],
-                    provider=req["provider"],
-                    messages=[{"role": "user", "content": "q" * 200}],
-                    max_tokens=100,
-                )
+                if stream:
+                    c = loop.run_until_complete(_consume(router, **kw))
+                else:
+                    c = router.complete(**kw)
             except RouteError as e:
                 c = None
                 assert e.code in (400, 402, 403, 404, 429, 502, 503)
@@ -275,10 +311,20 @@ def test_routing_invariants_hold_under_any_faults(fakes, sc):
                 (a["provider"], a["key_id"] or SHARED_LABEL, a["http_status"])
                 for a in rec["attempts"]
             ]
-            if c is not None:
+            if c is not None and getattr(c, "status", "ok") == "error":
+                # A stream cut short: the route it was served on, an estimate, one record.
+                assert rec["status"] == "error" and rec["model"] == c.model
+                assert rec["error_reason"] == "upstream_interrupted"
+                assert rec["usage_source"] == "estimated" and rec["stream"] is True
+                assert rec["attempts"][-1]["status"] == "ok"
+            elif c is not None:
                 assert rec["status"] == "ok" and rec["attempts"][-1]["status"] == "ok"
-                assert rec["usage"] == new[-1].usage.as_dict()
                 assert rec["upstream_model"] == new[-1].model
+                if rec["usage_source"] == "provider":
+                    assert rec["usage"] == new[-1].usage.as_dict()
+                else:  # only a stream whose usage was omitted is estimated
+                    assert stream and rec["usage_source"] == "estimated"
+                    assert rec["usage"]["input_tokens"] > 0
             else:
                 assert rec["status"] == "error" and rec["model"] is None
         recs = list(read_records(logs))
@@ -294,3 +340,7 @@ def test_routing_invariants_hold_under_any_faults(fakes, sc):
             )
             assert spent <= LIMIT
             assert router.guard.spent("api_key", api_id, now) == spent
+            assert router.guard.in_flight("api_key", api_id, now) == 0
+        if stream:
+            loop.run_until_complete(router.aclose())
+    loop.close()
