@@ -233,6 +233,10 @@ def run_ledger(
     cfg = load_config(config_file)  # a ConfigError is reported by byok_ledger.cli.main
     try:
         start, end = _days(cfg, start, end)
+        # Days whose invoices changed since they were built are re-run, even outside the range.
+        from pipeline.sources.invoice_store import widen_for_invoices
+
+        start, end, reinvoiced = widen_for_invoices(cfg, start, end, cfg.pipeline.start_date)
         _activate(config_file, start, end)
     except ValueError as e:
         print(f"byok-ledger run: {e}", file=sys.stderr)
@@ -254,6 +258,8 @@ def run_ledger(
     ndays = (end - start).days + 1
     print(f"byok-ledger run: {ndays} day(s) {start}..{end}, config {config_file}")
     print(f"  duckdb  {cfg.duckdb_path}\n  dagster {home}")
+    if reinvoiced:
+        print(f"  invoices changed: re-materializing {', '.join(map(str, reinvoiced))}")
     t0 = time.perf_counter()
     run_id = str(uuid.uuid4())
     with dg.DagsterInstance.from_config(str(home)) as instance:

@@ -31,11 +31,17 @@ def rerun_window(today: dt.date, window_days: int, first_day: dt.date) -> tuple[
 
 @dg.schedule(job=ledger_job, cron_schedule="30 2 * * *", execution_timezone="UTC")
 def ledger_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """02:30 UTC: rebuild the trailing window ending yesterday."""
+    """02:30 UTC: rebuild the trailing window ending yesterday, widened to every earlier day
+    whose invoices changed since it was built (a late correction is never missed)."""
+    from pipeline.sources.invoice_store import widen_for_invoices
+
     today = context.scheduled_execution_time.astimezone(dt.UTC).date()
-    window = get_config(current().config_path).pipeline.rerun_window_days
+    cfg = get_config(current().config_path)
     first = daily_partitions.start.date()
-    start, end = rerun_window(today, window, first)
+    start, end = rerun_window(today, cfg.pipeline.rerun_window_days, first)
+    start, end, reinvoiced = widen_for_invoices(cfg, start, end, first, end)
+    if reinvoiced:
+        context.log.info(f"invoices changed: re-materializing {', '.join(map(str, reinvoiced))}")
     return dg.RunRequest(
         run_key=f"ledger-{end.isoformat()}",
         tags={RANGE_START: start.isoformat(), RANGE_END: end.isoformat()},
