@@ -905,7 +905,7 @@ def _statement_row(
 # --------------------------------------------------------------------------- discovery
 
 _EXPECTED = {
-    "focus": (".csv", ".parquet"),
+    "focus": (".csv", ".parquet", ".gz"),  # .csv.gz: AWS Data Exports compress by default
     "openai_costs": (".json",),
     "anthropic_cost_report": (".json",),
     "openrouter_activity": (".json", ".csv"),
