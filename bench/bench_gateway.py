@@ -44,6 +44,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 GW_KEY = "sk-bench-gateway-key"
+LITELLM_KEY = "sk-" + hashlib.sha256(b"bench-litellm-master").hexdigest()  # both sides auth
 MESSAGES = [
     {"role": "system", "content": "You are a helpful assistant."},
     {"role": "user", "content": "Summarise the quarterly numbers in two sentences."},
@@ -289,7 +290,11 @@ def main() -> int:
                     "--host",
                     "127.0.0.1",
                 ],
-                env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"},
+                env={
+                    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                    "LITELLM_LOG": "ERROR",
+                    "LITELLM_MASTER_KEY": LITELLM_KEY,
+                },
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -298,7 +303,7 @@ def main() -> int:
             targets["litellm"] = (
                 ll_url + "/v1/chat/completions",
                 {**body, "model": "m/b"},
-                {"authorization": "Bearer sk-anything"},
+                {"authorization": "Bearer " + LITELLM_KEY},
             )
         else:
             out["litellm"] = "skipped (no litellm virtualenv given)"
