@@ -184,8 +184,12 @@ def test_a_partition_materialized_through_postgres(acme_day: Ledger, pg_url: str
             BYOK_LEDGER_CONFIG=str(acme_day.config),
         )
         assert "ledger_daily_schedule" in listed.stdout
-        states = _query(pg_url, "SELECT instigator_name, status FROM instigators")
-        assert ("ledger_daily_schedule", "RUNNING") in states
+        states = _query(
+            pg_url,
+            "SELECT status, instigator_body FROM instigators WHERE instigator_type = %s",
+            ("SCHEDULE",),
+        )
+        assert [status for status, body in states if "ledger_daily_schedule" in body] == ["RUNNING"]
     finally:
         _stop(daemon)
         daemon_log.close()
