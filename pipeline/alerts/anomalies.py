@@ -83,8 +83,9 @@ def baseline(
 # Each median is the sum of the two middle values (lower and higher 0.5-quantiles; equal for
 # an odd count), so a median is held doubled and a MAD quadrupled, both as exact integers.
 NANO = 10**9
-# polars returns quantiles of integers as Float64, exact below 2**53; beyond that (a single
-# dimension value spending more than ~$4.5M a day) the exact Python reference is used.
+# polars returns quantiles of integers as Float64, exact below 2**53. Doubled medians and
+# deviations must stay below that, so a dimension value whose daily spend reaches 2**50
+# nanodollars (~$1.1M) is evaluated by the exact Decimal loop instead.
 _EXACT_LIMIT = 2**52
 # Cross-join rows (checked days x baseline days x dimension values) per polars batch: bounds
 # memory on long windows with many values.
