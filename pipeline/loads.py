@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -20,8 +19,9 @@ import duckdb
 from routing_core.config import LedgerConfig
 
 from .reference import create_reference_tables
+from .sources import accounting as acc
 from .sources.invoice_store import sync_invoices
-from .sources.jsonl import Reject, clean_file, count_lines, create_source_macro, load_jsonl
+from .sources.jsonl import paths_inside
 from .sources.logs import OUTCOME_SPEC, REQUEST_SPEC, day_files, outcome_files, request_files
 from .sources.openrouter import SUBDIR as GENERATIONS_DIR
 from .sources.openrouter import read_generations
@@ -66,261 +66,102 @@ def _count(conn: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> int
     return int(conn.execute(sql, params).fetchone()[0])
 
 
-def _rejects_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    conn.execute(
-        "CREATE OR REPLACE TEMP TABLE _rejects AS SELECT * FROM raw.rejected_records LIMIT 0"
-    )
-    conn.execute("CREATE OR REPLACE TEMP TABLE _stats AS SELECT * FROM raw.load_stats LIMIT 0")
-
-
-def _add_rejects(
-    conn: duckdb.DuckDBPyConnection, source: str, rejects: list[Reject], fallback_day: dt.date
-) -> None:
-    if not rejects:
-        return
-    rows = []
-    for r in rejects:
-        day = fallback_day
-        marker = "dt="
-        if marker in r.file:
-            with contextlib.suppress(ValueError):
-                day = dt.date.fromisoformat(r.file.split(marker, 1)[1][:10])
-        rows.append((day, source, r.file, r.line, r.error, r.raw_text, r.torn))
-    conn.executemany("INSERT INTO _rejects VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-
-
-def _add_stats(
-    conn: duckdb.DuckDBPyConnection,
-    source: str,
-    days: DayRange,
-    files: list[Path],
-    table: str,
-    dup_sql: str | None,
-) -> None:
-    """Per-day counts: files, lines read (good + rejected), rejects, torn, duplicates."""
-    conn.execute(
-        f"""
-        INSERT INTO _stats
-        WITH d AS (SELECT CAST(unnest($days) AS DATE) AS day),
-        f AS (SELECT CAST(regexp_extract(f, 'dt=([0-9-]{{10}})', 1) AS DATE) AS day, count(*) n
-              FROM (SELECT unnest($files) AS f) GROUP BY 1),
-        g AS (SELECT day, count(*) n FROM {table} GROUP BY 1),
-        r AS (SELECT day, count(*) n, count(*) FILTER (WHERE torn) t FROM _rejects
-              WHERE source = $source GROUP BY 1)
-        SELECT d.day, $source, coalesce(f.n, 0), coalesce(g.n, 0) + coalesce(r.n, 0),
-               coalesce(r.n, 0), coalesce(r.t, 0), 0
-        FROM d LEFT JOIN f USING (day) LEFT JOIN g USING (day) LEFT JOIN r USING (day)
-        """,
-        {"days": days.days, "files": [str(f) for f in files], "source": source},
-    )
-    if dup_sql:
-        conn.execute(dup_sql)
-
-
 # --------------------------------------------------------------------------- ingest
 
 
 def load_requests(
-    conn: duckdb.DuckDBPyConnection, cfg: LedgerConfig, days: DayRange
+    conn: duckdb.DuckDBPyConnection,
+    cfg: LedgerConfig,
+    days: DayRange,
+    run_id: str | None = None,
 ) -> dict[str, int]:
-    """Request logs (+ OpenRouter generation records) of the days into staging.requests.
-
-    Fast path: one strict, streaming `INSERT ... SELECT FROM read_json(every file)` of the
-    valid rows, then a per-file comparison of rows loaded vs lines in the file. Only a file
-    that fails the strict read or loses lines to the contract check is re-read line by line
-    (its rows replaced by its cleaned copy), so rejects carry file and line."""
+    """Request logs (+ OpenRouter generation records) of the dt= folders of the days into
+    staging.requests, every line accounted for (see pipeline.sources.accounting): loaded,
+    duplicate or quarantined in raw.rejected_records with a reason code, and one
+    raw.load_manifest row per file under `run_id` (the Dagster run id; default a fresh id)."""
     ensure_tables(conn)
+    run_id = run_id or acc.new_run_id()
     logs = cfg.logs_dir
-    files = request_files(logs, days.days)
-    create_source_macro(conn, REQUEST_SPEC, "request_log_src")
-    _rejects_tables(conn)
-
-    gen_files = day_files(logs, GENERATIONS_DIR, days.days, ("*.json", "*.jsonl"))
-    gen_rows, gen_rejects, _ = read_generations(cfg, gen_files)
-    conn.execute("CREATE OR REPLACE TEMP TABLE _gen_rows AS SELECT * FROM staging.requests LIMIT 0")
+    acc.start_load(conn)
+    loads = acc.read_jsonl_files(
+        conn, REQUEST_SPEC, request_files(logs, days.days), logs, "_req_in"
+    )
+    acc.candidates(conn, acc.REQUESTS, "_req_in")
+    gen_found = day_files(logs, GENERATIONS_DIR, days.days, ("*.json", "*.jsonl"))
+    gen_inside, gen_outside = paths_inside(logs, gen_found)
+    gen_loads, gen_refused = acc.refuse_outside("openrouter_generations", gen_outside, logs)
+    gen_rows, gen_rejects, gen_lines = read_generations(cfg, gen_inside)
+    scans = acc.fingerprint_all(gen_inside)
+    for f in gen_inside:
+        gen_loads.append(
+            acc.FileLoad(f, "openrouter_generations", acc.folder_day(f), scans[f], gen_lines[f])
+        )
     if gen_rows:
+        conn.execute("CREATE OR REPLACE TEMP TABLE _gen AS SELECT * FROM _cand LIMIT 0")
         cols = list(gen_rows[0])
         conn.executemany(
-            f"INSERT INTO _gen_rows ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            f"INSERT INTO _gen ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
             [tuple(r[c] for c in cols) for r in gen_rows],
         )
-    _add_rejects(conn, "openrouter_generations", gen_rejects, days.start)
+        conn.execute("INSERT INTO _cand BY NAME SELECT * FROM _gen")
+    acc.add_rejects(conn, "openrouter_generations", gen_refused + gen_rejects)
+    acc.add_files(conn, loads + gen_loads)
+    acc.hash_content(conn, acc.REQUESTS)
+    with transaction(conn):
+        acc.replace_rows(
+            conn, acc.REQUESTS, days.start, days.end, run_id, ("requests", "openrouter_generations")
+        )
+    return _ingest_stats(conn, days, run_id, "staging.requests")
 
-    unreadable: list[Path] = []
-    while True:
-        cleaned: list[Path] = []
-        try:
-            with transaction(conn):
-                _insert_request_files(conn, days, files, unreadable, cleaned)
-            break
-        except duckdb.Error:
-            if unreadable:
-                raise
-            # The strict read of all files failed (the transaction is rolled back): find the
-            # files it cannot parse, then load again with those on the line-by-line path.
-            unreadable = [f for f in files if not _strict_readable(conn, f)]
-            if not unreadable:
-                raise
-        finally:
-            for clean in cleaned:
-                clean.unlink(missing_ok=True)
-    stats = conn.execute(
-        "SELECT coalesce(sum(files), 0), coalesce(sum(lines_read), 0), coalesce(sum(rejected), 0), "
-        "coalesce(sum(torn), 0), coalesce(sum(duplicates_dropped), 0) FROM raw.load_stats "
-        "WHERE day BETWEEN $start AND $end AND source IN ('requests', 'openrouter_generations')",
-        days.params,
+
+def _ingest_stats(
+    conn: duckdb.DuckDBPyConnection, days: DayRange, run_id: str, table: str
+) -> dict[str, int]:
+    """This load's totals from its manifest rows, and the rows reported under the days."""
+    files, lines, loaded, dups, quarantined, refused = conn.execute(
+        "SELECT count(*), coalesce(sum(lines), 0), coalesce(sum(loaded), 0), "
+        "coalesce(sum(duplicates), 0), coalesce(sum(quarantined), 0), "
+        "count(*) FILTER (WHERE status = 'refused') FROM raw.load_manifest WHERE run_id = $r "
+        "AND file IN (SELECT file FROM _files)",
+        {"r": run_id},
     ).fetchone()
+    torn = _count(conn, "SELECT count(*) FROM _rejects WHERE torn")
     rows = _count(
-        conn, "SELECT count(*) FROM staging.requests WHERE day BETWEEN $start AND $end", days.params
+        conn, f"SELECT count(*) FROM {table} WHERE day BETWEEN $start AND $end", days.params
     )
     return {
-        "files": int(stats[0]),
-        "lines_read": int(stats[1]),
-        "rejected": int(stats[2]),
-        "torn": int(stats[3]),
-        "duplicates_dropped": int(stats[4]),
+        "files": int(files),
+        "lines_read": int(lines),
+        "loaded": int(loaded),
+        "rejected": int(quarantined),
+        "torn": torn,
+        "duplicates_dropped": int(dups),
+        "refused_files": int(refused),
         "rows": rows,
     }
 
 
-def _folder_day(f: Path) -> str:
-    """The UTC day of a log file: its dt=YYYY-MM-DD folder."""
-    return f.parent.name.removeprefix("dt=")
-
-
-def _strict_readable(conn: duckdb.DuckDBPyConnection, f: Path) -> bool:
-    try:
-        conn.execute("SELECT count(*) FROM request_log_src($files)", {"files": [str(f)]}).fetchall()
-    except duckdb.Error:
-        return False
-    return True
-
-
-def _insert_request_files(
-    conn: duckdb.DuckDBPyConnection,
-    days: DayRange,
-    files: list[Path],
-    unreadable: list[Path],
-    cleaned: list[Path],
-) -> None:
-    """Inside the transaction: replace the days' router rows from `files`."""
-    conn.execute(
-        "DELETE FROM staging.requests WHERE day BETWEEN $start AND $end", days.params
-    ).fetchall()
-    by_day: dict[str, list[str]] = {}
-    for f in files:
-        if f not in unreadable:
-            by_day.setdefault(_folder_day(f), []).append(str(f))
-    for day, names in sorted(by_day.items()):  # one streaming statement per day folder
-        run_sql(conn, "staging/requests_insert", {"files": names, "source_file": None, "day": day})
-    loaded = dict(
-        conn.execute(
-            "SELECT source_file, count(*) FROM staging.requests "
-            "WHERE day BETWEEN $start AND $end AND log_source = 'router' GROUP BY 1",
-            days.params,
-        ).fetchall()
-    )
-    # A file that lost lines to the contract check goes through the line-by-line pass.
-    short = unreadable + [
-        f for f in files if f not in unreadable and loaded.get(str(f), 0) != count_lines(f)
-    ]
-    if short:
-        conn.execute(
-            "DELETE FROM staging.requests WHERE source_file IN (SELECT unnest($f))",
-            {"f": [str(f) for f in short]},
-        ).fetchall()
-    rejects: list[Reject] = []
-    for f in short:
-        clean, bad, _ = clean_file(REQUEST_SPEC, f)
-        cleaned.append(clean)
-        rejects.extend(bad)
-        try:
-            run_sql(
-                conn,
-                "staging/requests_insert",
-                {"files": [str(clean)], "source_file": str(f), "day": _folder_day(f)},
-            )
-        except duckdb.Error as e:
-            raise ValueError(f"{f}: could not load after line-by-line validation: {e}") from e
-    _finish_requests(conn, days, files, rejects)
-
-
-def _finish_requests(
-    conn: duckdb.DuckDBPyConnection, days: DayRange, files: list[Path], rejects: list[Reject]
-) -> None:
-    """Inside the transaction, after the router rows are in: generation rows, duplicates,
-    misfiled copies, rejected records and load counts."""
-    _add_rejects(conn, "requests", rejects, days.start)
-    conn.execute("INSERT INTO staging.requests SELECT * FROM _gen_rows").fetchall()
-    per_day = dict(
-        conn.execute(
-            "SELECT day, count(*) FROM staging.requests WHERE day BETWEEN $start AND $end "
-            "AND log_source = 'router' GROUP BY 1",
-            days.params,
-        ).fetchall()
-    )
-    n, distinct_hashes = conn.execute(
-        "SELECT count(*), count(DISTINCT hash(request_id)) FROM staging.requests "
-        "WHERE day BETWEEN $start AND $end",
-        days.params,
-    ).fetchone()
-    if n != distinct_hashes:  # distinct hashes imply distinct ids: the window runs only if needed
-        run_sql(conn, "staging/requests_dedup", days.params)
-    misfiled = _count(
-        conn,
-        "SELECT count(*) FROM staging.requests WHERE day BETWEEN CAST($start AS DATE) - 1 "
-        "AND CAST($end AS DATE) + 1 AND CAST(ts AS DATE) <> day",
-        days.params,
-    )
-    if misfiled:
-        run_sql(conn, "staging/requests_misfiled", days.params)
-    conn.execute(
-        "CREATE OR REPLACE TEMP TABLE _req_loaded AS SELECT day FROM staging.requests "
-        "WHERE day BETWEEN $start AND $end AND log_source = 'router'",
-        days.params,
-    ).fetchall()
-    # lines_read counts every line read, duplicates included.
-    conn.execute("CREATE OR REPLACE TEMP TABLE _req_lines (day DATE)").fetchall()
-    if per_day:
-        conn.executemany(
-            "INSERT INTO _req_lines SELECT ? FROM range(?)", [(d, c) for d, c in per_day.items()]
-        )
-    _add_stats(conn, "requests", days, files, "_req_lines", None)
-    after = dict(conn.execute("SELECT day, count(*) FROM _req_loaded GROUP BY 1").fetchall())
-    for d, c in per_day.items():
-        if c != after.get(d, 0):
-            conn.execute(
-                "UPDATE _stats SET duplicates_dropped = ? WHERE day = ? AND source = 'requests'",
-                [c - after.get(d, 0), d],
-            ).fetchall()
-    conn.execute("CREATE OR REPLACE TEMP TABLE _gen_in AS SELECT day FROM _gen_rows").fetchall()
-    _add_stats(conn, "openrouter_generations", days, [], "_gen_in", None)
-    for source in ("requests", "openrouter_generations"):
-        run_sql(conn, "staging/rejected_replace", {**days.params, "source": source})
-
-
 def load_outcomes(
-    conn: duckdb.DuckDBPyConnection, cfg: LedgerConfig, days: DayRange
+    conn: duckdb.DuckDBPyConnection,
+    cfg: LedgerConfig,
+    days: DayRange,
+    run_id: str | None = None,
 ) -> dict[str, int]:
-    """Outcome events of the days into staging.outcomes."""
+    """Outcome events of the dt= folders of the days into staging.outcomes, one row per
+    event_id, every line accounted for like the request logs."""
     ensure_tables(conn)
-    files = outcome_files(cfg.logs_dir, days.days)
-    _rejects_tables(conn)
-    res = load_jsonl(conn, OUTCOME_SPEC, files, "_out_in", lambda p: p.parent.name[3:])
-    _add_rejects(conn, "outcomes", res.rejects, days.start)
-    _add_stats(conn, "outcomes", days, files, "_out_in", None)
-    with transaction(conn):
-        run_sql(conn, "staging/outcomes_replace", days.params)
-        run_sql(conn, "staging/rejected_replace", {**days.params, "source": "outcomes"})
-    loaded = _count(
-        conn, "SELECT count(*) FROM staging.outcomes WHERE day BETWEEN $start AND $end", days.params
+    run_id = run_id or acc.new_run_id()
+    logs = cfg.logs_dir
+    acc.start_load(conn)
+    loads = acc.read_jsonl_files(
+        conn, OUTCOME_SPEC, outcome_files(logs, days.days), logs, "_out_in"
     )
-    return {
-        "files": len(files),
-        "lines_read": res.lines_read,
-        "rejected": len(res.rejects),
-        "rows": loaded,
-    }
+    acc.candidates(conn, acc.OUTCOMES, "_out_in")
+    acc.add_files(conn, loads)
+    acc.hash_content(conn, acc.OUTCOMES)
+    with transaction(conn):
+        acc.replace_rows(conn, acc.OUTCOMES, days.start, days.end, run_id, ("outcomes",))
+    return _ingest_stats(conn, days, run_id, "staging.outcomes")
 
 
 def load_invoices(

@@ -1,210 +1,544 @@
-"""Fast, fault-tolerant loading of newline-delimited JSON logs into a DuckDB TEMP table.
+"""Newline-delimited JSON logs read by DuckDB with ONE validation, generated from a field table.
 
-The fast path is one strict `read_json` over every file with explicit column types. A file that
-fails it (bad JSON, a torn last line, a wrong type) or holds rows that fail the contract check
-is re-read line by line in Python: good lines go on (through a cleaned copy, read by DuckDB with
-the same types), bad ones are returned as rejects with file, line and error. So a malformed line
-costs only its own file a slower pass and never stops the good lines.
+Every line of a file becomes exactly one row of a streaming `read_json` whose top-level columns
+are all typed `JSON` (so a wrong type is visible instead of being coerced), numbered by
+`WITH ORDINALITY`. A single SQL `CASE` generated from the spec's `Field` table gives each row a
+reason code (NULL = loadable) and the same table generates the typed values. There is no second,
+Python-side rule set that could disagree: the only work done in Python is
+- per file: the sha256 fingerprint and a scan for lines over `MAX_LINE` (both over an mmap,
+  at memory speed), and
+- for a file that has rejected rows only: `locate`, which maps row ordinals back to physical
+  line numbers, takes the raw text (cut at `MAX_RAW`) and names lines DuckDB could not parse at
+  all (`not_json`, `not_utf8`, `line_too_long`, `torn_line`, `not_object`).
 
-Why not `ignore_errors=true`: DuckDB then yields an all-NULL row for a bad line, without a line
-number, which cannot be quarantined with "file and line".
+A file holding a line longer than DuckDB's object limit is first copied with that line replaced
+by `0` (a valid non-object, so line numbers stay aligned); the copy is read instead.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
+import mmap
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
-MAX_RAW = 2000
+MAX_RAW = 64 * 1024  # raw text kept per quarantined line
+MAX_LINE = 1 << 20  # a line longer than 1 MiB is quarantined (line_too_long)
+MONEY_MAX = Decimal(10) ** 9  # per-record bound on any USD amount: |usd| <= 10^9
+TOKENS_MAX = 10**12  # per-record bound on any token count
+MS_MAX = 10**9  # durations in milliseconds (about 11.6 days)
+_BLANK = b" \t\n\r\x0b\x0c"  # a line of only these is not a record (DuckDB skips it too)
+
+# RFC 3339 with a mandatory offset; the naive form is recognised to name it.
+TS_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+NAIVE_TS_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a JSON record and its rule.
+
+    kind: str | enum | int | num | bool | money | ts | obj | list_str | list_obj.
+    `lo`/`hi` bound int, num and money values; `choices` are an enum's values; `children` the
+    fields of an obj (or of each element of a list_obj)."""
+
+    name: str
+    kind: str
+    required: bool = False
+    lo: int | Decimal | None = None
+    hi: int | Decimal | None = None
+    choices: tuple[str, ...] = ()
+    children: tuple[Field, ...] = ()
 
 
 @dataclass(frozen=True)
 class JsonlSpec:
-    """How to read one kind of JSONL log."""
+    """How to read one kind of JSONL log: the source name and the field table."""
 
-    source: str  # name in raw.rejected_records.source
-    columns: dict[str, str]  # JSON key -> DuckDB type (explicit: no sniffing)
-    invalid_sql: str  # SQL boolean over the read columns: true = the row breaks the contract
-    check_line: Callable[[Any], str | None]  # Python twin of invalid_sql: error text or None
-    typed_sql: str = ""  # typed columns computed once in the read (invalid_sql may use them)
+    source: str  # name in raw.rejected_records.source / raw.load_manifest.source
+    fields: tuple[Field, ...]
+    extra_checks: tuple[tuple[str, str], ...] = ()  # (SQL condition over f_<name>, reason)
 
 
 @dataclass
 class Reject:
+    """One quarantined line: where it is, its reason code, a readable error and its text."""
+
     file: str
-    line: int
+    line: int | None
+    reason: str
     error: str
     raw_text: str
     torn: bool = False
 
 
 @dataclass
-class LoadResult:
-    files: int = 0
-    lines_read: int = 0
-    rejects: list[Reject] = field(default_factory=list)
+class FileScan:
+    """What the Python side learned about one input file (no parsing)."""
+
+    path: Path
+    bytes: int = 0
+    fingerprint: str = ""
+    long_lines: list[int] = field(default_factory=list)  # 1-based physical lines > MAX_LINE
 
 
-def _columns_sql(spec: JsonlSpec) -> str:
-    inner = ", ".join(f"'{k}': '{v}'" for k, v in spec.columns.items())
-    return "{" + inner + "}"
+# --------------------------------------------------------------------------- SQL generation
 
 
-# The dt=YYYY-MM-DD folder of each row's file is its day (SPEC §6 file layout).
-_DAY_OF_FILENAME = "CAST(regexp_extract(filename, 'dt=([0-9]{4}-[0-9]{2}-[0-9]{2})', 1) AS DATE)"
+def _q(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
 
 
-def _read_sql(spec: JsonlSpec, nfiles_param: str = "$files") -> str:
-    return (
-        f"SELECT * FROM read_json({nfiles_param}, format='newline_delimited', "
-        f"columns={_columns_sql(spec)}, filename=true, hive_partitioning=false, "
-        f"maximum_object_size=16777216)"
-    )
-
-
-def load_jsonl(
-    conn: duckdb.DuckDBPyConnection,
-    spec: JsonlSpec,
-    files: Sequence[Path],
-    target: str,
-    day_of_file: Callable[[Path], str],
-) -> LoadResult:
-    """Create TEMP table `target` with the spec's columns plus `filename` and `day` (the folder
-    day) from the good lines of `files`; return line counts and the rejects."""
-    result = LoadResult(files=len(files))
-    cols = ", ".join(f"{k} {v}" for k, v in spec.columns.items())
-    conn.execute(f"CREATE OR REPLACE TEMP TABLE {target} ({cols}, filename VARCHAR, day DATE)")
-    if not files:
-        return result
-    day_case = _DAY_OF_FILENAME
-    names = [str(f) for f in files]
-
-    slow: list[Path] = []
-    try:
-        conn.execute(
-            f"INSERT INTO {target} SELECT *, {day_case} FROM ({_read_sql(spec)})", {"files": names}
+def _num_checks(v: str, path: str, lo: object, hi: object, integer: bool) -> list[tuple[str, str]]:
+    s = f"CAST({v} AS VARCHAR)"
+    d = f"TRY_CAST({s} AS DOUBLE)"
+    is_float_lit = f"(contains({s}, '.') OR contains({s}, 'e') OR contains({s}, 'E'))"
+    out = [
+        (
+            f"{v} IS NOT NULL AND left({s}, 1) NOT IN ('-','0','1','2','3','4','5','6','7','8','9')",
+            f"wrong_type:{path}",
+        ),
+        (f"{v} IS NOT NULL AND coalesce(NOT isfinite({d}), true)", f"non_finite:{path}"),
+    ]
+    if integer:
+        out.append((f"{is_float_lit} AND abs({d}) <= {hi}", f"wrong_type:{path}"))
+        out.append((f"{is_float_lit}", f"out_of_range:{path}"))
+        val = f"TRY_CAST({s} AS HUGEINT)"
+        out.append(
+            (f"coalesce({val} < {lo} OR {val} > {hi}, {v} IS NOT NULL)", f"out_of_range:{path}")
         )
-    except duckdb.Error:
-        # Find the files the strict read chokes on; the others load on the fast path.
-        good: list[str] = []
-        for f in files:
-            try:
-                conn.execute(f"SELECT count(*) FROM ({_read_sql(spec)})", {"files": [str(f)]})
-                good.append(str(f))
-            except duckdb.Error:
-                slow.append(f)
-        if good:
-            conn.execute(
-                f"INSERT INTO {target} SELECT *, {day_case} FROM ({_read_sql(spec)})",
-                {"files": good},
+    else:
+        out.append((f"{d} < {lo} OR {d} > {hi}", f"out_of_range:{path}"))
+    return out
+
+
+def _checks(f: Field, v: str, path: str) -> list[tuple[str, str]]:
+    """(condition, reason) pairs for field `f` whose JSON text is the SQL expression `v`
+    (SQL NULL when absent or JSON null). Evaluated in order; NULL conditions count as false.
+    Leaves are JSON text checked by their first character (no re-parsing); objects and lists
+    of objects are read natively by DuckDB as STRUCTs of JSON leaves."""
+    s = f"CAST({v} AS VARCHAR)"
+    out: list[tuple[str, str]] = []
+    if f.required:
+        out.append((f"{v} IS NULL", f"missing:{path}"))
+    k = f.kind
+    if k in ("str", "enum", "money", "ts"):
+        out.append((f"left({s}, 1) <> '\"'", f"wrong_type:{path}"))
+        txt = _text(v)
+        if k == "str" and f.required:
+            out.append((f"{txt} = ''", f"missing:{path}"))
+        if k == "enum":
+            out.append(
+                (f"{txt} NOT IN ({', '.join(_q(c) for c in f.choices)})", f"bad_value:{path}")
             )
-    # Files with rows that parse but break the contract also take the line-by-line pass.
-    bad_files = conn.execute(
-        f"SELECT DISTINCT filename FROM {target} WHERE {spec.invalid_sql}"
-    ).fetchall()
-    if bad_files:
-        bad = [r[0] for r in bad_files]
-        conn.execute(f"DELETE FROM {target} WHERE filename IN (SELECT unnest($b))", {"b": bad})
-        slow.extend(Path(b) for b in bad)
-
-    for f in slow:
-        _slow_path(conn, spec, f, target, day_of_file(f), result)
-
-    result.lines_read = conn.execute(f"SELECT count(*) FROM {target}").fetchone()[0] + len(
-        result.rejects
-    )
-    return result
-
-
-def create_source_macro(conn: duckdb.DuckDBPyConnection, spec: JsonlSpec, name: str) -> None:
-    """TEMP table macro `name(files)`: the spec's typed columns read strictly from `files`,
-    plus `filename` and `_invalid` (true when the row breaks the contract). The column types
-    and the check are constants of the spec, never user data."""
-    typed = f", {spec.typed_sql}" if spec.typed_sql else ""
-    conn.execute(
-        f"CREATE OR REPLACE TEMP MACRO {name}(files) AS TABLE "
-        f"SELECT *, coalesce(({spec.invalid_sql}), true) AS _invalid "
-        f"FROM (SELECT *{typed} "
-        f"FROM read_json(files, format='newline_delimited', columns={_columns_sql(spec)}, "
-        "filename=true, hive_partitioning=false, maximum_object_size=16777216))"
-    )
-
-
-def count_lines(path: Path) -> int:
-    """Non-empty-terminated line count of a file, streamed (no full read into memory)."""
-    n, last = 0, b"\n"
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 24):
-            n += chunk.count(b"\n")
-            last = chunk[-1:]
-    return n + (1 if last != b"\n" else 0)
-
-
-def clean_file(spec: JsonlSpec, path: Path) -> tuple[Path, list[Reject], int]:
-    """Validate `path` line by line: a temp file with the good lines (caller deletes it), the
-    rejects with their line numbers, and the number of non-blank lines read."""
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    ends_with_newline = data.endswith(b"\n")
-    if ends_with_newline:
-        lines = lines[:-1]
-    rejects: list[Reject] = []
-    read = 0
-    fd, clean = tempfile.mkstemp(suffix=".jsonl", prefix="byok-clean-")
-    with os.fdopen(fd, "wb") as out:
-        for i, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            read += 1
-            last_unterminated = i == len(lines) and not ends_with_newline
-            text = raw.decode("utf-8", errors="replace")
-            try:
-                obj = json.loads(raw)
-            except ValueError as e:
-                prefix = "torn last line (unterminated write): " if last_unterminated else ""
-                rejects.append(
-                    Reject(
-                        str(path),
-                        i,
-                        f"{prefix}invalid JSON: {e}",
-                        text[:MAX_RAW],
-                        torn=last_unterminated,
+        if k == "money":
+            dec = f"TRY_CAST({txt} AS DECIMAL(38, 9))"
+            out.append(
+                (
+                    f"{dec} IS NULL AND lower(trim({txt})) IN ('nan', '-nan', '+nan', 'snan', "
+                    "'inf', '+inf', '-inf', 'infinity', '+infinity', '-infinity')",
+                    f"non_finite:{path}",
+                )
+            )
+            out.append(
+                (f"{dec} IS NULL AND TRY_CAST({txt} AS DOUBLE) IS NOT NULL", f"out_of_range:{path}")
+            )
+            out.append((f"{dec} IS NULL", f"bad_value:{path}"))
+            out.append((f"{dec} < {f.lo} OR {dec} > {f.hi}", f"out_of_range:{path}"))
+        if k == "ts":
+            out.append(
+                (
+                    f"NOT regexp_full_match({txt}, '{TS_RE}') AND "
+                    f"regexp_full_match({txt}, '{NAIVE_TS_RE}')",
+                    "naive_timestamp",
+                )
+            )
+            out.append(
+                (
+                    f"NOT regexp_full_match({txt}, '{TS_RE}') OR "
+                    f"TRY_CAST({txt} AS TIMESTAMPTZ) IS NULL",
+                    f"bad_timestamp:{path}",
+                )
+            )
+    elif k == "int":
+        out += _num_checks(v, path, f.lo, f.hi, integer=True)
+    elif k == "num":
+        out += _num_checks(v, path, f.lo, f.hi, integer=False)
+    elif k == "bool":
+        out.append((f"{s} NOT IN ('true', 'false')", f"wrong_type:{path}"))
+    elif k == "obj":
+        for c in f.children:
+            out += _checks(c, f"{v}.{c.name}", f"{path}.{c.name}")
+    elif k == "list_str":
+        out.append(
+            (
+                f"NOT list_bool_and(list_transform({v}, "
+                "lambda x: left(CAST(x AS VARCHAR), 1) = '\"'))",
+                f"wrong_type:{path}[]",
+            )
+        )
+    elif k == "list_obj":
+        for c in f.children:
+            for cond, reason in _checks(c, f"e.{c.name}", f"{path}[].{c.name}"):
+                out.append(
+                    (
+                        f"list_bool_or(list_transform({v}, lambda e: coalesce({cond}, false)))",
+                        reason,
                     )
                 )
-                continue
-            err = spec.check_line(obj)
-            if err:
-                rejects.append(Reject(str(path), i, err, text[:MAX_RAW]))
-                continue
-            out.write(raw.rstrip(b"\r") + b"\n")
-    return Path(clean), rejects, read
+    else:  # pragma: no cover - a programming error in a field table
+        raise ValueError(f"unknown field kind {k!r} for {path}")
+    return out
 
 
-def _slow_path(
+def _text(v: str) -> str:
+    """The value of a JSON string: its text between the quotes, unescaped only if needed."""
+    s = f"CAST({v} AS VARCHAR)"
+    return (
+        f"(CASE WHEN contains({s}, '\\') THEN {v}->>'$' ELSE substr({s}, 2, strlen({s}) - 2) END)"
+    )
+
+
+def read_type(f: Field) -> str:
+    """The column type given to read_json: JSON leaves inside native STRUCT/LIST containers."""
+    if f.kind == "obj":
+        return "STRUCT(" + ", ".join(f"{c.name} {read_type(c)}" for c in f.children) + ")"
+    if f.kind == "list_obj":
+        return "STRUCT(" + ", ".join(f"{c.name} {read_type(c)}" for c in f.children) + ")[]"
+    if f.kind == "list_str":
+        return "JSON[]"
+    return "JSON"
+
+
+def sql_type(f: Field) -> str:
+    """DuckDB type of a field's loaded value."""
+    scalar = {
+        "str": "VARCHAR",
+        "enum": "VARCHAR",
+        "int": "BIGINT",
+        "num": "DOUBLE",
+        "bool": "BOOLEAN",
+        "money": "DECIMAL(38, 9)",
+        "ts": "TIMESTAMP",
+        "list_str": "VARCHAR[]",
+    }
+    if f.kind in scalar:
+        return scalar[f.kind]
+    inner = "STRUCT(" + ", ".join(f"{c.name} {sql_type(c)}" for c in f.children) + ")"
+    return inner + ("[]" if f.kind == "list_obj" else "")
+
+
+def value_sql(f: Field, v: str) -> str:
+    """SQL for the typed value of a field (TRY_ casts: computed for every row, kept only for
+    rows whose reason is NULL)."""
+    s = f"CAST({v} AS VARCHAR)"
+    k = f.kind
+    if k in ("str", "enum"):
+        return _text(v)
+    if k == "int":
+        return f"TRY_CAST({s} AS BIGINT)"
+    if k == "num":
+        return f"TRY_CAST({s} AS DOUBLE)"
+    if k == "bool":
+        return f"({s} = 'true')"
+    if k == "money":
+        return f"TRY_CAST({_text(v)} AS DECIMAL(38, 9))"
+    if k == "ts":
+        return f"(TRY_CAST({_text(v)} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')"
+    if k == "list_str":
+        return f"list_transform({v}, lambda x: {_text('x')})"
+    if k == "obj":
+        inner = ", ".join(f"{c.name} := {value_sql(c, f'{v}.{c.name}')}" for c in f.children)
+        return f"CASE WHEN {v} IS NOT NULL THEN struct_pack({inner}) END"
+    if k == "list_obj":
+        inner = ", ".join(f"{c.name} := {value_sql(c, f'e.{c.name}')}" for c in f.children)
+        return f"list_transform({v}, lambda e: struct_pack({inner}))"
+    raise ValueError(f"unknown field kind {k!r}")  # pragma: no cover
+
+
+def ok_sql(f: Field, v: str, vv: str | None) -> str:
+    """SQL true when field `f` (JSON text `v`, typed value `vv` when computed) is acceptable.
+    This is the acceptance rule; `_checks` only names the reason of a row it refuses."""
+    s = f"CAST({v} AS VARCHAR)"
+    k = f.kind
+    absent = "false" if f.required else f"{v} IS NULL"
+    if k == "str":
+        good = f"left({s}, 1) = '\"'" + (f" AND {s} <> '\"\"'" if f.required else "")
+    elif k == "enum":
+        good = f"{s} IN ({', '.join(_q(json.dumps(c)) for c in f.choices)})"
+    elif k == "int":
+        val = vv or f"TRY_CAST({s} AS BIGINT)"
+        good = (
+            f"coalesce({val} BETWEEN {f.lo} AND {f.hi}, false) AND NOT contains({s}, '.') "
+            f"AND NOT contains({s}, 'e') AND NOT contains({s}, 'E')"
+        )
+    elif k == "num":
+        good = f"coalesce(TRY_CAST({s} AS DOUBLE) BETWEEN {f.lo} AND {f.hi}, false)"
+    elif k == "bool":
+        good = f"{s} IN ('true', 'false')"
+    elif k == "money":
+        val = vv or f"TRY_CAST({_text(v)} AS DECIMAL(38, 9))"
+        good = f"left({s}, 1) = '\"' AND coalesce({val} BETWEEN {f.lo} AND {f.hi}, false)"
+    elif k == "ts":
+        val = vv or f"TRY_CAST({_text(v)} AS TIMESTAMPTZ)"
+        good = f"regexp_full_match({s}, '\"{TS_RE}\"') AND {val} IS NOT NULL"
+    elif k == "list_str":
+        good = (
+            f"coalesce(list_bool_and(list_transform({v}, "
+            "lambda x: left(CAST(x AS VARCHAR), 1) = '\"')), true)"
+        )
+    elif k == "obj":
+        return (
+            "("
+            + " AND ".join(
+                ok_sql(c, f"{v}.{c.name}", f"{vv}.{c.name}" if vv else None) for c in f.children
+            )
+            + ")"
+        )
+    elif k == "list_obj":
+        inner = " AND ".join(ok_sql(c, f"e.{c.name}", None) for c in f.children)
+        good = f"coalesce(list_bool_and(list_transform({v}, lambda e: {inner})), true)"
+    else:  # pragma: no cover
+        raise ValueError(f"unknown field kind {k!r}")
+    return f"({absent} OR ({v} IS NOT NULL AND {good}))"
+
+
+def reason_sql(spec: JsonlSpec) -> str:
+    """Each row's reason code, NULL when loadable. Acceptance is the AND of every field's
+    `ok_sql` (and the spec's extra checks); only refused rows go through the CASE that names
+    the first broken rule."""
+    pairs: list[tuple[str, str]] = []
+    for f in spec.fields:
+        pairs += _checks(f, f"f_{f.name}", f.name)
+    pairs += list(spec.extra_checks)
+    whens = "\n".join(f"  WHEN {c} THEN {_q(r)}" for c, r in pairs)
+    return f"CASE WHEN _ok THEN NULL ELSE CASE\n{whens}\n  ELSE 'invalid' END END"
+
+
+def _ok_all(spec: JsonlSpec) -> str:
+    parts = [ok_sql(f, f"f_{f.name}", f"v_{f.name}") for f in spec.fields]
+    parts += [f"NOT coalesce({c}, false)" for c, _ in spec.extra_checks]
+    return " AND ".join(parts)
+
+
+def read_sql(spec: JsonlSpec) -> str:
+    """SELECT over `read_json($file)` with one row per non-blank line: `line_no` (ordinal),
+    `reason`, and `v_<name>` typed values; `$file_day` is the file's dt= folder day."""
+    cols = "{" + ", ".join(f"{_q(f.name)}: {_q(read_type(f))}" for f in spec.fields) + "}"
+    renamed = ", ".join(f'"{f.name}" AS f_{f.name}' for f in spec.fields)
+    values = ", ".join(f"{value_sql(f, 'f_' + f.name)} AS v_{f.name}" for f in spec.fields)
+    vnames = ", ".join(f"v_{f.name}" for f in spec.fields)
+    return (
+        f"SELECT line_no, {reason_sql(spec)} AS reason, {vnames}\n"
+        f"FROM (SELECT *, {_ok_all(spec)} AS _ok FROM (\n"
+        f"SELECT *, {values}\n"
+        f"FROM (SELECT ordinality AS line_no, {renamed} FROM read_json($file, "
+        f"format='newline_delimited', columns={cols}, ignore_errors=true, "
+        "hive_partitioning=false, maximum_object_size=16777216) WITH ORDINALITY)))"
+    )
+
+
+# --------------------------------------------------------------------------- files
+
+
+def scan_file(path: Path) -> FileScan:
+    """Bytes, sha256 and the lines over MAX_LINE, over an mmap (no copy into Python)."""
+    out = FileScan(path)
+    with path.open("rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        out.bytes = size
+        if size == 0:
+            out.fingerprint = hashlib.sha256(b"").hexdigest()
+            return out
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            out.fingerprint = hashlib.sha256(m).hexdigest()
+            # Jump a window of MAX_LINE at a time: a window without a newline is a long line.
+            start = 0
+            while start + MAX_LINE < size:
+                nl = m.rfind(b"\n", start, start + MAX_LINE + 1)
+                if nl >= 0:
+                    start = nl + 1
+                    continue
+                out.long_lines.append(_line_number(m, start))
+                nl = m.find(b"\n", start)
+                if nl < 0:
+                    break
+                start = nl + 1
+    return out
+
+
+def _line_number(m: mmap.mmap, offset: int) -> int:
+    n, pos = 1, 0
+    while True:
+        nl = m.find(b"\n", pos, offset)
+        if nl < 0:
+            return n
+        n, pos = n + 1, nl + 1
+
+
+def without_long_lines(path: Path) -> Path:
+    """A temp copy of `path` with every line over MAX_LINE replaced by `0` (caller deletes)."""
+    fd, name = tempfile.mkstemp(suffix=".jsonl", prefix="byok-long-")
+    with os.fdopen(fd, "wb") as out:
+        for _, length, prefix, _end in iter_lines(path, MAX_LINE + 1):
+            out.write(b"0\n" if length > MAX_LINE else prefix + b"\n")
+    return Path(name)
+
+
+def iter_lines(path: Path, keep: int) -> Iterator[tuple[int, int, bytes, bool]]:
+    """(1-based line, byte length, first `keep` bytes, unterminated) of every physical line,
+    streamed in chunks: a 50 MB line is never held in memory whole."""
+    with path.open("rb") as fh:
+        lineno, length, prefix = 1, 0, bytearray()
+        while chunk := fh.read(1 << 22):
+            pos = 0
+            while True:
+                nl = chunk.find(b"\n", pos)
+                part = chunk[pos:] if nl < 0 else chunk[pos:nl]
+                if len(prefix) < keep:
+                    prefix += part[: keep - len(prefix)]
+                length += len(part)
+                if nl < 0:
+                    break
+                yield lineno, length, bytes(prefix), False
+                lineno, length, prefix = lineno + 1, 0, bytearray()
+                pos = nl + 1
+        if length:
+            yield lineno, length, bytes(prefix), True
+
+
+REASON_TEXT = {
+    "not_json": "not valid JSON",
+    "not_utf8": "not valid UTF-8",
+    "not_object": "a JSON value that is not an object",
+    "line_too_long": f"line longer than {MAX_LINE} bytes (1 MiB); not read",
+    "torn_line": "torn last line (an unterminated write, e.g. a writer crashed mid-line)",
+    "naive_timestamp": "ts has no UTC offset (write RFC 3339 with Z or +HH:MM)",
+    "conflicting_duplicate": "same id as a kept record but different content",
+    "misfiled_far": "ts is more than one day away from its dt= folder",
+    "symlink_outside_paths": "a symlink that leads outside the configured logs path",
+}
+
+
+def explain(reason: str) -> str:
+    """A readable sentence for a reason code (`kind:field`)."""
+    if reason in REASON_TEXT:
+        return REASON_TEXT[reason]
+    kind, _, path = reason.partition(":")
+    what = {
+        "missing": "missing or empty (required)",
+        "wrong_type": "wrong JSON type",
+        "out_of_range": "out of range",
+        "non_finite": "not a finite number",
+        "bad_value": "not an allowed value",
+        "bad_timestamp": "not an RFC 3339 timestamp",
+    }.get(kind, kind)
+    return f"{path}: {what}"
+
+
+def _classify_unparsed(prefix: bytes, length: int, unterminated: bool) -> str:
+    """Why a line DuckDB read as an all-NULL row is bad (only called for rejected rows)."""
+    if length > MAX_LINE:
+        return "line_too_long"
+    try:
+        text = prefix.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not_utf8"
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return "torn_line" if unterminated else "not_json"
+    if not isinstance(obj, dict):
+        return "not_object"
+    return ""
+
+
+def locate(path: Path, bad: dict[int, str], source_name: str | None = None) -> list[Reject]:
+    """Rejects for the rows `bad` {ordinal: reason} of `path`: physical line, raw text (cut at
+    MAX_RAW), and for rows DuckDB could not parse, the precise reason."""
+    out: list[Reject] = []
+    ordinal = 0
+    name = source_name or str(path)
+    for lineno, length, prefix, unterminated in iter_lines(path, max(MAX_RAW, MAX_LINE + 1)):
+        if length <= MAX_LINE and not prefix.strip(_BLANK):
+            continue
+        ordinal += 1
+        reason = bad.get(ordinal)
+        if reason is None:
+            continue
+        raw = prefix[:MAX_RAW].decode("utf-8", errors="replace")
+        if reason.startswith("missing:schema_version") or reason == "unparsed":
+            reason = _classify_unparsed(prefix, length, unterminated) or reason
+        torn = reason == "torn_line"
+        out.append(Reject(name, lineno, reason, explain(reason), raw, torn))
+    return out
+
+
+def day_of(value: str) -> dt.date | None:
+    """The date of a dt=YYYY-MM-DD folder name, or None."""
+    try:
+        return dt.date.fromisoformat(value.removeprefix("dt="))
+    except ValueError:
+        return None
+
+
+def paths_inside(root: Path, files: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    """(files whose real path is under `root`'s real path, files that lead outside it)."""
+    real_root = root.resolve()
+    inside, outside = [], []
+    for f in files:
+        try:
+            f.resolve().relative_to(real_root)
+        except (ValueError, OSError, RuntimeError):
+            outside.append(f)
+            continue
+        inside.append(f)
+    return inside, outside
+
+
+def load_file(
     conn: duckdb.DuckDBPyConnection,
     spec: JsonlSpec,
-    path: Path,
+    scan: FileScan,
     target: str,
-    day: str,
-    result: LoadResult,
-) -> None:
-    """Line-by-line pass over one file: rejects recorded, good lines loaded via a clean copy."""
-    clean, rejects, _ = clean_file(spec, path)
-    result.rejects.extend(rejects)
+    file_day: dt.date,
+) -> list[Reject]:
+    """Append every row of one file to TEMP table `target` (line_no, reason, v_*, filename,
+    file_day); return the rejects located in the file. Lines over MAX_LINE are read through a
+    copy with them blanked out."""
+    path = scan.path
+    read_from = without_long_lines(path) if scan.long_lines else path
     try:
         conn.execute(
-            f"INSERT INTO {target} SELECT * EXCLUDE (filename), $orig, CAST($day AS DATE) "
-            f"FROM ({_read_sql(spec)})",
-            {"files": [str(clean)], "orig": str(path), "day": day},
+            f"INSERT INTO {target} SELECT *, $orig, CAST($file_day AS DATE) FROM ({read_sql(spec)})",
+            {"file": str(read_from), "orig": str(path), "file_day": file_day},
         )
-    except duckdb.Error as e:  # a type our Python check let through: say where
-        raise ValueError(f"{path}: could not load after line-by-line validation: {e}") from e
     finally:
-        clean.unlink(missing_ok=True)
+        if read_from != path:
+            read_from.unlink(missing_ok=True)
+    bad = dict(
+        conn.execute(
+            f"SELECT line_no, reason FROM {target} WHERE filename = $f AND reason IS NOT NULL",
+            {"f": str(path)},
+        ).fetchall()
+    )
+    if not bad:
+        return []
+    return locate(path, bad)
+
+
+def create_target(conn: duckdb.DuckDBPyConnection, spec: JsonlSpec, target: str) -> None:
+    """TEMP table for `load_file`: the read's columns plus filename and file_day."""
+    cols = ", ".join(f"v_{f.name} {sql_type(f)}" for f in spec.fields)
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE {target} (line_no BIGINT, reason VARCHAR, {cols}, "
+        "filename VARCHAR, file_day DATE)"
+    )

@@ -21,30 +21,82 @@ from typing import Any
 
 from routing_core.config import LedgerConfig
 
-from .jsonl import MAX_RAW, Reject
+from .jsonl import MAX_LINE, MAX_RAW, MONEY_MAX, MS_MAX, TOKENS_MAX, Reject, explain
 
 SUBDIR = "openrouter_generations"
+MAX_FILE = 256 << 20  # a .json generation file is parsed whole: refuse one over 256 MiB
 
 
-def _dec(v: Any) -> Decimal:
+class Refused(ValueError):
+    """A record that cannot load: `reason` is its code (docs/log-contract.md)."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{explain(reason)}{': ' + detail if detail else ''}")
+        self.reason = reason
+
+
+def _dec(v: Any, key: str) -> Decimal:
+    """A USD amount: a JSON number (read as Decimal, never float) or decimal string, finite,
+    0 <= x <= 10^9."""
     if v is None:
         return Decimal(0)
-    if isinstance(v, bool):
-        raise ValueError("money is a boolean")
-    return Decimal(str(v)) if not isinstance(v, Decimal) else v
+    if isinstance(v, bool) or not isinstance(v, (int, Decimal, str)):
+        raise Refused(f"wrong_type:{key}", repr(v)[:80])
+    try:
+        d = v if isinstance(v, Decimal) else Decimal(str(v).strip())
+    except ArithmeticError:
+        raise Refused(f"bad_value:{key}", repr(v)[:80]) from None
+    if not d.is_finite():
+        raise Refused(f"non_finite:{key}", repr(v)[:80])
+    if d < 0 or d > MONEY_MAX:
+        raise Refused(f"out_of_range:{key}", repr(v)[:80])
+    return d
 
 
-def _int(v: Any) -> int:
-    return int(v) if isinstance(v, int) and not isinstance(v, bool) else 0
+def _int(v: Any, key: str) -> int:
+    """A token count: absent/null is 0; otherwise an integer 0..10^12."""
+    if v is None:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, (int, Decimal)):
+        raise Refused(f"wrong_type:{key}", repr(v)[:80])
+    if isinstance(v, Decimal):
+        if not v.is_finite():
+            raise Refused(f"non_finite:{key}", repr(v)[:80])
+        if v != v.to_integral_value():
+            raise Refused(f"wrong_type:{key}", repr(v)[:80])
+    if not 0 <= v <= TOKENS_MAX:
+        raise Refused(f"out_of_range:{key}", repr(v)[:80])
+    return int(v)
 
 
 def _ts(v: Any) -> dt.datetime:
     if not isinstance(v, str):
-        raise ValueError(f"created_at is not a timestamp: {v!r}")
-    t = dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+        raise Refused("bad_timestamp:created_at", repr(v)[:80])
+    try:
+        t = dt.datetime.fromisoformat(v.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise Refused("bad_timestamp:created_at", repr(v)[:80]) from None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
+        raise Refused("naive_timestamp", repr(v)[:80])
     return t.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _latency(v: Any) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, Decimal)):
+        raise Refused("wrong_type:latency", repr(v)[:80])
+    if not (isinstance(v, int) or v.is_finite()) or not 0 <= v <= MS_MAX:
+        raise Refused("out_of_range:latency", repr(v)[:80])
+    return float(v)
+
+
+def _str(v: Any, key: str) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (str, int)):
+        raise Refused(f"wrong_type:{key}", repr(v)[:80])
+    return str(v)
 
 
 class _Mapper:
@@ -63,33 +115,41 @@ class _Mapper:
         # OpenRouter does not say which of several BYOK keys served: only a lone key is certain.
         self.only_key = {p: ks[0] for p, ks in by_provider.items() if len(ks) == 1}
 
-    def row(self, rec: dict[str, Any], day: str, source_file: str) -> dict[str, Any]:
+    def row(self, rec: dict[str, Any], day: str, source_file: str, n: int) -> dict[str, Any]:
         if not isinstance(rec.get("id"), str) or not rec["id"]:
-            raise ValueError("id missing")
+            raise Refused("missing:id")
         ts = _ts(rec.get("created_at"))
-        model = rec.get("model")
-        pname = rec.get("provider_name")
-        provider = self.providers.get(str(pname).lower(), str(pname).lower()) if pname else None
+        file_day = dt.date.fromisoformat(day)
+        if abs((ts.date() - file_day).days) > 1:
+            raise Refused("misfiled_far", f"created_at {rec.get('created_at')} in dt={day}")
+        model = _str(rec.get("model"), "model")
+        pname = _str(rec.get("provider_name"), "provider_name")
+        provider = self.providers.get(pname.lower(), pname.lower()) if pname else None
+        if not isinstance(rec.get("is_byok", False), (bool, type(None))):
+            raise Refused("wrong_type:is_byok", repr(rec.get("is_byok"))[:80])
         byok = bool(rec.get("is_byok"))
-        total = _dec(rec.get("total_cost", rec.get("usage")))
-        upstream_cost = _dec(rec.get("upstream_inference_cost"))
+        money_key = "total_cost" if "total_cost" in rec else "usage"
+        total = _dec(rec.get(money_key), money_key)
+        upstream_cost = _dec(rec.get("upstream_inference_cost"), "upstream_inference_cost")
         key = self.only_key.get(provider) if byok and provider else None
         prompt, cached = (
-            _int(rec.get("native_tokens_prompt")),
-            _int(rec.get("native_tokens_cached")),
+            _int(rec.get("native_tokens_prompt"), "native_tokens_prompt"),
+            _int(rec.get("native_tokens_cached"), "native_tokens_cached"),
         )
+        output = _int(rec.get("native_tokens_completion"), "native_tokens_completion")
+        reasoning = _int(rec.get("native_tokens_reasoning"), "native_tokens_reasoning")
         account = dict(key.account) if key else {}
         return {
-            "day": dt.date.fromisoformat(day),
+            "day": ts.date(),
+            "file_day": file_day,
+            "source_record": n,
             "request_id": rec["id"],
             "ts": ts,
-            "duration_ms": float(rec["latency"])
-            if isinstance(rec.get("latency"), (int, float, Decimal))
-            else None,
+            "duration_ms": _latency(rec.get("latency")),
             "api_key_id": None,
             "environment": None,
-            "app": str(rec["app_id"]) if rec.get("app_id") is not None else None,
-            "member_id": rec.get("external_user"),
+            "app": _str(rec.get("app_id"), "app_id"),
+            "member_id": _str(rec.get("external_user"), "external_user"),
             "workload": None,
             "data_class": None,
             "workflow_id": None,
@@ -116,8 +176,8 @@ class _Mapper:
             "input_tokens": max(prompt - cached, 0),
             "cache_read_tokens": cached,
             "cache_write_tokens": 0,
-            "output_tokens": _int(rec.get("native_tokens_completion")),
-            "reasoning_tokens": _int(rec.get("native_tokens_reasoning")),
+            "output_tokens": output,
+            "reasoning_tokens": reasoning,
             "list_usd": upstream_cost if byok else total,
             "provider_usd": upstream_cost if byok else Decimal(0),
             "platform_fee_usd": total if byok else Decimal(0),
@@ -127,51 +187,79 @@ class _Mapper:
         }
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's json accepts NaN/Infinity; JSON does not
+
+
+def _parse(text: str) -> Any:
+    return json.loads(text, parse_float=Decimal, parse_constant=_no_constants)
+
+
 def _records(path: Path) -> list[tuple[int, str, Any]]:
-    """(line or index, raw text, parsed object or exception) for every record in a file."""
-    text = path.read_text(encoding="utf-8", errors="replace")
+    """(line or index, raw text, parsed object or a Refused) for every record in a file."""
     out: list[tuple[int, str, Any]] = []
     if path.suffix == ".jsonl":
-        for i, line in enumerate(text.split("\n"), start=1):
-            if line.strip():
-                try:
-                    out.append((i, line, json.loads(line, parse_float=Decimal)))
-                except ValueError as e:
-                    out.append((i, line, e))
+        data = path.read_bytes()
+        lines = data.split(b"\n")
+        for i, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            text = raw.decode("utf-8", errors="replace")
+            if len(raw) > MAX_LINE:
+                out.append((i, text[:MAX_RAW], Refused("line_too_long")))
+                continue
+            try:
+                raw.decode("utf-8")
+                out.append((i, text, _parse(text)))
+            except UnicodeDecodeError:
+                out.append((i, text[:MAX_RAW], Refused("not_utf8")))
+            except (ValueError, RecursionError) as e:
+                torn = i == len(lines) and not data.endswith(b"\n")
+                out.append((i, text, Refused("torn_line" if torn else "not_json", str(e)[:200])))
         return out
+    if path.stat().st_size > MAX_FILE:
+        return [(1, "", Refused("line_too_long", f"file over {MAX_FILE} bytes"))]
+    data = path.read_bytes()
     try:
-        doc = json.loads(text, parse_float=Decimal)
-    except ValueError as e:
-        return [(getattr(e, "lineno", 1), text[:MAX_RAW], e)]
+        doc = _parse(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return [(1, data[:MAX_RAW].decode("utf-8", errors="replace"), Refused("not_utf8"))]
+    except (ValueError, RecursionError) as e:
+        text = data.decode("utf-8", errors="replace")
+        return [(getattr(e, "lineno", 1), text[:MAX_RAW], Refused("not_json", str(e)[:200]))]
     items = doc if isinstance(doc, list) else [doc]
-    for i, item in enumerate(items, start=1):
-        data = item.get("data") if isinstance(item, dict) and "data" in item else item
-        for j, rec in enumerate(data if isinstance(data, list) else [data], start=1):
-            out.append((i if not isinstance(data, list) else j, json.dumps(rec, default=str), rec))
+    n = 0
+    for item in items:
+        data_ = item.get("data") if isinstance(item, dict) and "data" in item else item
+        for rec in data_ if isinstance(data_, list) else [data_]:
+            n += 1
+            out.append((n, json.dumps(rec, default=str)[:MAX_RAW], rec))
     return out
 
 
 def read_generations(
     cfg: LedgerConfig, files: list[Path]
-) -> tuple[list[dict[str, Any]], list[Reject], int]:
-    """Rows for staging.requests, rejects, and the number of records read."""
+) -> tuple[list[dict[str, Any]], list[Reject], dict[Path, int]]:
+    """Rows for staging.requests (plus file_day and source_record), the rejects with reason
+    codes, and the number of records read per file (the manifest's `lines`)."""
     mapper = _Mapper(cfg)
     rows: list[dict[str, Any]] = []
     rejects: list[Reject] = []
-    n = 0
+    counts: dict[Path, int] = {}
     for f in files:
         day = f.parent.name.removeprefix("dt=")
-        for line, raw, obj in _records(f):
-            n += 1
-            if isinstance(obj, Exception):
-                rejects.append(Reject(str(f), line, f"invalid JSON: {obj}", raw[:MAX_RAW]))
-                continue
-            if isinstance(obj, dict) and isinstance(obj.get("data"), dict):
-                obj = obj["data"]
+        recs = _records(f)
+        counts[f] = len(recs)
+        for line, raw, obj in recs:
             try:
+                if isinstance(obj, Refused):
+                    raise obj
+                if isinstance(obj, dict) and isinstance(obj.get("data"), dict):
+                    obj = obj["data"]
                 if not isinstance(obj, dict):
-                    raise ValueError("not a JSON object")
-                rows.append(mapper.row(obj, day, str(f)))
-            except (ValueError, ArithmeticError) as e:
-                rejects.append(Reject(str(f), line, f"not a generation record: {e}", raw[:MAX_RAW]))
-    return rows, rejects, n
+                    raise Refused("not_object")
+                rows.append(mapper.row(obj, day, str(f), line))
+            except Refused as e:
+                torn = e.reason == "torn_line"
+                rejects.append(Reject(str(f), line, e.reason, str(e), raw[:MAX_RAW], torn))
+    return rows, rejects, counts

@@ -10,11 +10,14 @@ CREATE TABLE IF NOT EXISTS raw.rejected_records (
     day DATE NOT NULL,                -- the dt= folder (or the invoice day) the line was read for
     source VARCHAR NOT NULL,          -- requests | outcomes | openrouter_generations
     file VARCHAR NOT NULL,
-    line BIGINT,                      -- 1-based line number in the file
-    error VARCHAR NOT NULL,
-    raw_text VARCHAR,                 -- the line as read (truncated to 2,000 characters)
-    torn BOOLEAN NOT NULL DEFAULT false -- an unterminated last line (a writer crashed mid-line)
+    line BIGINT,                      -- 1-based line number in the file (NULL: the whole file)
+    error VARCHAR NOT NULL,           -- what is wrong and what to do, for a person
+    raw_text VARCHAR,                 -- the line as read (cut at 64 KiB)
+    torn BOOLEAN NOT NULL DEFAULT false, -- an unterminated last line (a writer crashed mid-line)
+    reason VARCHAR                    -- reason code: not_json, wrong_type:<field>, ... (docs/log-contract.md)
 );
+-- DuckDB files from before the reason code: add it (NULL for their old rows).
+ALTER TABLE raw.rejected_records ADD COLUMN IF NOT EXISTS reason VARCHAR;
 
 -- Every input line counted per day and source: the denominator of the rejected-record rate.
 CREATE TABLE IF NOT EXISTS raw.load_stats (
@@ -94,8 +97,23 @@ CREATE TABLE IF NOT EXISTS staging.requests (
     platform_fee_usd DECIMAL(38, 9),
     platform_credits_usd DECIMAL(38, 9),
     log_source VARCHAR NOT NULL,      -- router | openrouter_generation
-    source_file VARCHAR NOT NULL
+    source_file VARCHAR NOT NULL,
+    -- Added with the per-line accounting (also added to older DuckDB files below):
+    file_day DATE,                    -- the dt= folder day of source_file: the load that owns the row
+    source_record BIGINT,             -- n-th record of source_file (blank lines not counted)
+    content_hash UBIGINT,             -- hash of what the record says (not where it was found)
+    usage_source VARCHAR,             -- provider | estimated | clamped (NULL: provider)
+    ttfb_ms DOUBLE,                   -- streaming: time to the first event, ms
+    stream BOOLEAN,                   -- true for a streamed request
+    error_reason VARCHAR              -- client_closed | upstream_interrupted
 );
+ALTER TABLE staging.requests ADD COLUMN IF NOT EXISTS file_day DATE;
+ALTER TABLE staging.requests ADD COLUMN IF NOT EXISTS source_record BIGINT;
+ALTER TABLE staging.requests ADD COLUMN IF NOT EXISTS content_hash UBIGINT;
+ALTER TABLE staging.requests ADD COLUMN IF NOT EXISTS usage_source VARCHAR;
+ALTER TABLE staging.requests ADD COLUMN IF NOT EXISTS ttfb_ms DOUBLE;
+ALTER TABLE staging.requests ADD COLUMN IF NOT EXISTS stream BOOLEAN;
+ALTER TABLE staging.requests ADD COLUMN IF NOT EXISTS error_reason VARCHAR;
 
 CREATE TABLE IF NOT EXISTS staging.outcomes (
     day DATE NOT NULL,
@@ -106,8 +124,14 @@ CREATE TABLE IF NOT EXISTS staging.outcomes (
     accepted BOOLEAN NOT NULL,
     score DOUBLE,
     reason VARCHAR,
-    source_file VARCHAR NOT NULL
+    source_file VARCHAR NOT NULL,
+    file_day DATE,                    -- the dt= folder day of source_file: the load that owns the row
+    source_record BIGINT,             -- n-th record of source_file
+    content_hash UBIGINT              -- hash of what the event says
 );
+ALTER TABLE staging.outcomes ADD COLUMN IF NOT EXISTS file_day DATE;
+ALTER TABLE staging.outcomes ADD COLUMN IF NOT EXISTS source_record BIGINT;
+ALTER TABLE staging.outcomes ADD COLUMN IF NOT EXISTS content_hash UBIGINT;
 
 -- Provider invoice lines and platform statement rows, FOCUS column names plus x_ join keys.
 CREATE TABLE IF NOT EXISTS staging.invoice_lines (
@@ -188,8 +212,7 @@ CREATE TABLE IF NOT EXISTS raw.invoice_files (
     out_of_scope BIGINT NOT NULL DEFAULT 0,
     out_of_scope_usd DECIMAL(38, 9) NOT NULL DEFAULT 0,
     first_day DATE,
-    last_day DATE,
-    parsed_at TIMESTAMP NOT NULL      -- UTC
+    last_day DATE
 );
 
 -- The parsed lines of every current loaded file (the staging.invoice_lines columns), kept so a

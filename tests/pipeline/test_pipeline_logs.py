@@ -30,25 +30,34 @@ def test_malformed_lines_are_quarantined_with_file_and_line_and_good_lines_load(
         ("good-2",),
     ]
     rejected = ledger.query(
-        "SELECT file, line, torn, error FROM raw.rejected_records ORDER BY line"
+        "SELECT file, line, torn, reason, error FROM raw.rejected_records ORDER BY line"
     )
-    assert [(f, line, torn) for f, line, torn, _ in rejected] == [
-        (path, 2, False),
-        (path, 3, False),
-        (path, 5, False),
-        (path, 6, False),
-        (path, 8, True),
+    assert [(f, line, torn, reason) for f, line, torn, reason, _ in rejected] == [
+        (path, 2, False, "not_json"),
+        (path, 3, False, "bad_value:cost.provider_usd"),
+        (path, 5, False, "missing:request_id"),
+        (path, 6, False, "bad_value:status"),
+        (path, 8, True, "torn_line"),
     ]
     errors = [e for *_, e in rejected]
-    assert "invalid JSON" in errors[0]
-    assert "twelve dollars" in errors[1]
+    assert "not valid JSON" in errors[0]
+    assert "cost.provider_usd" in errors[1]
     assert "request_id" in errors[2]
     assert "status" in errors[3]
     assert errors[4].startswith("torn last line")
+    # the raw text is kept: the bad amount is visible
+    assert (
+        "twelve dollars"
+        in ledger.query("SELECT raw_text FROM raw.rejected_records WHERE line = 3")[0][0]
+    )
     assert ledger.query(
         "SELECT lines_read, rejected, torn, duplicates_dropped "
         "FROM raw.load_stats WHERE source = 'requests'"
     ) == [(8, 5, 1, 1)]
+    assert ledger.query(
+        "SELECT file, lines, loaded, duplicates, quarantined, status FROM raw.load_manifest "
+        "WHERE source = 'requests'"
+    ) == [(path, 8, 2, 1, 5, "loaded")]
     # 4 bad lines of 8 is far above max_rejected_pct (1%): the blocking check stops the run
     # before the marts are rebuilt.
     assert _checks(result)["rejected_rate_under_threshold"] is False

@@ -105,9 +105,13 @@ def test_generation_records_map_into_staging_requests(ledger: Ledger):
             "openrouter_generation",
         ),
     ]
-    assert ledger.query("SELECT source, line, error FROM raw.rejected_records") == [
-        ("openrouter_generations", 2, "not a generation record: id missing")
+    assert ledger.query("SELECT source, line, reason, error FROM raw.rejected_records") == [
+        ("openrouter_generations", 2, "missing:id", "id: missing or empty (required)")
     ]
+    assert ledger.query(
+        "SELECT lines, loaded, duplicates, quarantined FROM raw.load_manifest "
+        "WHERE source = 'openrouter_generations' ORDER BY file"
+    ) == [(1, 1, 0, 0), (122, 121, 0, 1)]
     assert ledger.query("SELECT sum(total_usd) FROM marts.split_billing_daily") == [
         (Decimal("0.0277"),)
     ]  # 0.012 + 0.0006 + 0.0031 + 120 x 0.0001

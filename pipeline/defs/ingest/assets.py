@@ -16,11 +16,12 @@ COMMON = dict(partitions_def=daily_partitions, backfill_policy=single_run, group
 def staging_requests(
     context: dg.AssetExecutionContext, ledger: LedgerConfigResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Request records of the days (SPEC §6) and OpenRouter generation records: schema-checked,
-    one row per request_id; malformed lines go to raw.rejected_records with file and line."""
+    """Request records of the days' dt= folders and OpenRouter generation records: every line
+    loaded, duplicate or quarantined (raw.rejected_records, with file, line and reason code),
+    one row per request_id reported under its UTC day, one raw.load_manifest row per file."""
     days = run_days(context)
     with duckdb.get_connection() as conn:
-        stats = loads.load_requests(conn, ledger.config(), days)
+        stats = loads.load_requests(conn, ledger.config(), days, run_id=context.run.run_id)
         meta = table_metadata(
             context,
             conn,
@@ -30,7 +31,12 @@ def staging_requests(
         )
     if stats["rejected"]:
         context.log.warning(
-            f"{stats['rejected']} malformed line(s) quarantined in raw.rejected_records"
+            f"{stats['rejected']} line(s) quarantined in raw.rejected_records (reason codes "
+            "in its reason column)"
+        )
+    if stats["refused_files"]:
+        context.log.warning(
+            f"{stats['refused_files']} file(s) refused (see raw.load_manifest status 'refused')"
         )
     return dg.MaterializeResult(metadata=meta)
 
@@ -39,10 +45,11 @@ def staging_requests(
 def staging_outcomes(
     context: dg.AssetExecutionContext, ledger: LedgerConfigResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
-    """Outcome events (accepted or not) of the days, one row per event_id."""
+    """Outcome events (accepted or not) of the days' dt= folders, one row per event_id, every
+    line accounted for like the request logs."""
     days = run_days(context)
     with duckdb.get_connection() as conn:
-        stats = loads.load_outcomes(conn, ledger.config(), days)
+        stats = loads.load_outcomes(conn, ledger.config(), days, run_id=context.run.run_id)
         meta = table_metadata(
             context,
             conn,

@@ -1,4 +1,5 @@
-"""Checks on ingestion: the rejected-record rate stays under `pipeline.max_rejected_pct`."""
+"""Checks on ingestion: every line of every log file is accounted for, and the quarantined
+share stays under `pipeline.max_rejected_pct`. Both are blocking and name the files."""
 
 from decimal import Decimal
 
@@ -9,32 +10,104 @@ from pipeline.defs.metadata import run_days
 from pipeline.defs.resources import LedgerConfigResource
 from pipeline.sql import load_sql
 
+_LOG_SOURCES = ("requests", "openrouter_generations", "outcomes")
+
+
+def _files_md(rows: list[tuple]) -> str:
+    return "\n".join(f"- `{r[0]}`: " + ", ".join(str(x) for x in r[1:]) for r in rows) or "none"
+
+
+def _accounting(context, duckdb: DuckDBResource, sources: tuple[str, ...]) -> dg.AssetCheckResult:
+    days = run_days(context)
+    with duckdb.get_connection() as conn:
+        rows = conn.execute(
+            load_sql("checks/manifest_identity"), {**days.params, "sources": list(sources)}
+        ).fetchall()
+    files = len(rows)
+    broken = [r for r in rows if r[1] != r[2] + r[3] + r[4] + r[5]]
+    refused = [(r[0], r[6], r[7]) for r in rows if r[6] == "refused"]
+    return dg.AssetCheckResult(
+        passed=not broken,
+        description=(
+            "lines = loaded + duplicates + quarantined for every file"
+            if not broken
+            else f"{len(broken)} file(s) do not account for every line: "
+            + ", ".join(r[0] for r in broken[:10])
+        ),
+        metadata={
+            "files": files,
+            "unaccounted_files": dg.MetadataValue.md(
+                _files_md(
+                    [
+                        (r[0], f"lines {r[1]}", f"loaded {r[2]}", f"dup {r[3]}", f"quar {r[4]}")
+                        for r in broken[:20]
+                    ]
+                )
+            ),
+            "refused_files": dg.MetadataValue.md(_files_md(refused[:20])),
+        },
+    )
+
+
+@dg.asset_check(asset=dg.AssetKey(["staging", "requests"]), blocking=True)
+def every_request_line_accounted_for(
+    context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource
+) -> dg.AssetCheckResult:
+    """For the latest load of every request-log and generation file of the days' folders:
+    lines = loaded + duplicates + quarantined (raw.load_manifest). Fails naming the files."""
+    return _accounting(context, duckdb, ("requests", "openrouter_generations"))
+
+
+@dg.asset_check(asset=dg.AssetKey(["staging", "outcomes"]), blocking=True)
+def every_outcome_line_accounted_for(
+    context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource
+) -> dg.AssetCheckResult:
+    """For the latest load of every outcome file of the days' folders: lines = loaded +
+    duplicates + quarantined (raw.load_manifest). Fails naming the files."""
+    return _accounting(context, duckdb, ("outcomes",))
+
 
 @dg.asset_check(asset=dg.AssetKey(["staging", "requests"]), blocking=True)
 def rejected_rate_under_threshold(
     context: dg.AssetCheckExecutionContext, ledger: LedgerConfigResource, duckdb: DuckDBResource
 ) -> dg.AssetCheckResult:
-    """Malformed log lines (torn last lines excepted) stay under `pipeline.max_rejected_pct` of
-    the lines read; above it the run stops before the marts (something is wrong upstream)."""
+    """Quarantined log lines (torn last lines excepted) stay under `pipeline.max_rejected_pct`
+    of the lines read; above it the run stops before the marts (something is wrong upstream),
+    naming the files with the most quarantined lines."""
     days = run_days(context)
     limit = ledger.config().pipeline.max_rejected_pct
     with duckdb.get_connection() as conn:
         lines, rejected = conn.execute(load_sql("checks/rejected_rate"), days.params).fetchone()
+        worst_files = conn.execute(
+            "SELECT file, count(*) AS n, string_agg(DISTINCT reason, ', ' ORDER BY reason) "
+            "FROM raw.rejected_records WHERE day BETWEEN $start AND $end AND NOT torn "
+            "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10",
+            days.params,
+        ).fetchall()
         worst = conn.execute(
-            "SELECT file, line, error FROM raw.rejected_records "
+            "SELECT file, line, coalesce(reason, ''), error FROM raw.rejected_records "
             "WHERE day BETWEEN $start AND $end AND NOT torn ORDER BY file, line LIMIT 10",
             days.params,
         ).fetchall()
     pct = Decimal(rejected) * 100 / Decimal(lines) if lines else Decimal(0)
+    passed = pct <= limit
+    names = ", ".join(f"{f} ({n})" for f, n, _ in worst_files)
     return dg.AssetCheckResult(
-        passed=pct <= limit,
+        passed=passed,
+        description=None
+        if passed
+        else f"{rejected} of {lines} lines quarantined ({pct:.2f} % > {limit} %); files: {names}",
         metadata={
             "lines_read": int(lines),
             "rejected": int(rejected),
             "rejected_pct": float(round(pct, 4)),
             "max_rejected_pct": float(limit),
+            "files": dg.MetadataValue.md(
+                "\n".join(f"- `{f}`: {n} line(s) ({r})" for f, n, r in worst_files) or "none"
+            ),
             "examples": dg.MetadataValue.md(
-                "\n".join(f"- `{f}` line {ln}: {err}" for f, ln, err in worst) or "none"
+                "\n".join(f"- `{f}` line {ln}: {code} — {err}" for f, ln, code, err in worst)
+                or "none"
             ),
         },
     )

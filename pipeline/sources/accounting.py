@@ -1,0 +1,461 @@
+"""Every line accounted for: request logs, OpenRouter generation records and outcome events from
+files to `staging.requests` / `staging.outcomes`, each input line ending loaded, duplicate or
+quarantined, and one `raw.load_manifest` row per file and load.
+
+Ownership and days (re-running any day, in any order, gives the same tables):
+- A row is OWNED by its file's dt= folder day (`file_day`): loading days [start, end] replaces
+  exactly the rows whose files sit in those folders.
+- A row is REPORTED under the UTC day of its `ts` (`day`), whatever folder it was found in. A
+  record more than one day away from its folder is quarantined (`misfiled_far`).
+- One row per id (`request_id` / `event_id`). Among all copies (this load's and those already
+  loaded from other folders) the winner is the first by: filed under its own UTC day, then
+  earlier folder day, then file path, then record number. A copy with the winner's content
+  is a `duplicate`; with other content a `conflicting_duplicate` (quarantined). When a copy of
+  this load beats one loaded earlier from another folder, that older copy is removed and its
+  file's latest manifest row and quarantine are corrected, so the result does not depend on
+  the order the days were loaded in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from .jsonl import (
+    MAX_RAW,
+    FileScan,
+    JsonlSpec,
+    Reject,
+    create_target,
+    day_of,
+    explain,
+    load_file,
+    locate,
+    paths_inside,
+    scan_file,
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A staging table fed by this module, and how its candidate rows are built."""
+
+    table: str  # staging.requests | staging.outcomes
+    id_col: str  # request_id | event_id
+    select: str  # SELECT list over _in (a load_file target) producing the staging columns
+
+
+REQUEST_SELECT = """
+    CAST(v_ts AS DATE) AS day, v_request_id AS request_id, v_ts AS ts,
+    v_duration_ms AS duration_ms, v_api_key_id AS api_key_id, v_environment AS environment,
+    v_app AS app, v_member_id AS member_id, v_workload AS workload, v_data_class AS data_class,
+    v_workflow_id AS workflow_id, v_idempotency_key AS idempotency_key,
+    v_requested_models AS requested_models, v_model AS model, v_provider AS provider,
+    v_upstream_model AS upstream_model, v_credential AS credential, v_key_id AS key_id,
+    v_account.project_id AS acct_project_id, v_account.api_key_id AS acct_api_key_id,
+    v_account.workspace_id AS acct_workspace_id,
+    v_account.sub_account_id AS acct_sub_account_id,
+    v_account.billing_account_id AS acct_billing_account_id,
+    v_account.organization_id AS acct_organization_id,
+    CAST(coalesce(v_attempts, []) AS STRUCT(model VARCHAR, provider VARCHAR, credential VARCHAR,
+         key_id VARCHAR, status VARCHAR, http_status INTEGER, error_type VARCHAR,
+         latency_ms DOUBLE)[]) AS attempts,
+    CAST(coalesce(len(v_attempts), 0) AS INTEGER) AS n_attempts,
+    v_fallback_used AS fallback_used, v_fallback_reason AS fallback_reason, v_status AS status,
+    CAST(v_error_code AS INTEGER) AS error_code, v_zdr AS zdr,
+    v_usage.input_tokens AS input_tokens, v_usage.cache_read_tokens AS cache_read_tokens,
+    v_usage.cache_write_tokens AS cache_write_tokens, v_usage.output_tokens AS output_tokens,
+    v_usage.reasoning_tokens AS reasoning_tokens,
+    v_cost.list_usd AS list_usd, v_cost.provider_usd AS provider_usd,
+    v_cost.platform_fee_usd AS platform_fee_usd,
+    v_cost.platform_credits_usd AS platform_credits_usd,
+    'router' AS log_source, filename AS source_file,
+    file_day, line_no AS source_record,
+    v_usage_source AS usage_source, v_ttfb_ms AS ttfb_ms, v_stream AS stream,
+    v_error_reason AS error_reason
+"""
+
+OUTCOME_SELECT = """
+    CAST(v_ts AS DATE) AS day, v_event_id AS event_id, v_ts AS ts, v_request_id AS request_id,
+    v_workflow_id AS workflow_id, v_accepted AS accepted, v_score AS score, v_reason AS reason,
+    filename AS source_file, file_day, line_no AS source_record
+"""
+
+REQUESTS = Target("staging.requests", "request_id", REQUEST_SELECT)
+OUTCOMES = Target("staging.outcomes", "event_id", OUTCOME_SELECT)
+
+# Columns that are where a row came from, not what it says (excluded from its content hash).
+_PROVENANCE = ("day", "source_file", "file_day", "source_record", "log_source", "content_hash")
+
+
+@dataclass
+class FileLoad:
+    """One input file of a load: where it is, its fingerprint and what became of its lines."""
+
+    path: Path
+    source: str
+    file_day: dt.date
+    scan: FileScan | None = None
+    lines: int = 0
+    status: str = "loaded"
+    reason: str | None = None
+
+
+def folder_day(f: Path) -> dt.date:
+    day = day_of(f.parent.name)
+    if day is None:  # day_files only lists dt=YYYY-MM-DD folders
+        raise ValueError(f"{f}: not under a dt=YYYY-MM-DD folder")
+    return day
+
+
+def fingerprint_all(files: list[Path]) -> dict[Path, FileScan]:
+    """sha256 and long-line scan of every file, two at a time (hashlib releases the GIL)."""
+    if not files:
+        return {}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(files, pool.map(scan_file, files), strict=True))
+
+
+def start_load(conn: duckdb.DuckDBPyConnection) -> None:
+    """TEMP tables every load fills: the rejects and the per-file accounting."""
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _rejects AS SELECT * FROM raw.rejected_records LIMIT 0"
+    )
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _files (file VARCHAR, source VARCHAR, file_day DATE, "
+        "bytes BIGINT, fingerprint VARCHAR, lines BIGINT, status VARCHAR, reason VARCHAR)"
+    )
+
+
+def add_rejects(conn: duckdb.DuckDBPyConnection, source: str, rejects: list[Reject]) -> None:
+    rows = []
+    for r in rejects:
+        day = day_of(Path(r.file).parent.name) or dt.date(1970, 1, 1)
+        rows.append((day, source, r.file, r.line, r.error, r.raw_text[:MAX_RAW], r.torn, r.reason))
+    if rows:
+        conn.executemany(
+            "INSERT INTO _rejects (day, source, file, line, error, raw_text, torn, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+def add_files(conn: duckdb.DuckDBPyConnection, loads: list[FileLoad]) -> None:
+    rows = [
+        (
+            str(f.path),
+            f.source,
+            f.file_day,
+            f.scan.bytes if f.scan else 0,
+            f.scan.fingerprint if f.scan else "",
+            f.lines,
+            f.status,
+            f.reason,
+        )
+        for f in loads
+    ]
+    if rows:
+        conn.executemany("INSERT INTO _files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def refuse_outside(
+    source: str, outside: list[Path], root: Path
+) -> tuple[list[FileLoad], list[Reject]]:
+    """File-level refusals for symlinks that lead outside the configured logs path."""
+    loads, rejects = [], []
+    for f in outside:
+        day = day_of(f.parent.name) or dt.date(1970, 1, 1)
+        loads.append(FileLoad(f, source, day, None, 0, "refused", "symlink_outside_paths"))
+        rejects.append(
+            Reject(
+                str(f),
+                None,
+                "symlink_outside_paths",
+                f"{explain('symlink_outside_paths')} ({root}); not read. Copy the file into "
+                "the logs folder if it belongs to this ledger.",
+                "",
+            )
+        )
+    return loads, rejects
+
+
+def read_jsonl_files(
+    conn: duckdb.DuckDBPyConnection,
+    spec: JsonlSpec,
+    files: list[Path],
+    root: Path,
+    target_in: str,
+) -> list[FileLoad]:
+    """Read every file into TEMP `target_in` (see jsonl.load_file); record rejects and files."""
+    inside, outside = paths_inside(root, files)
+    scans = fingerprint_all(inside)
+    create_target(conn, spec, target_in)
+    loads, refused_rejects = refuse_outside(spec.source, outside, root)
+    rejects: list[Reject] = list(refused_rejects)
+    for f in inside:
+        fl = FileLoad(f, spec.source, folder_day(f), scans[f])
+        rejects.extend(load_file(conn, spec, scans[f], target_in, fl.file_day))
+        loads.append(fl)
+    counts = dict(conn.execute(f"SELECT filename, count(*) FROM {target_in} GROUP BY 1").fetchall())
+    for fl in loads:
+        fl.lines = int(counts.get(str(fl.path), 0))
+    add_rejects(conn, spec.source, rejects)
+    return loads
+
+
+def candidates(conn: duckdb.DuckDBPyConnection, target: Target, target_in: str) -> None:
+    """TEMP `_cand`: the valid rows of the load in the staging table's shape + content hash."""
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE _cand AS SELECT *, CAST(NULL AS UBIGINT) AS content_hash "
+        f"FROM (SELECT {target.select} FROM {target_in} WHERE reason IS NULL)"
+    )
+
+
+def hash_content(conn: duckdb.DuckDBPyConnection, target: Target) -> None:
+    cols = [
+        r[0]
+        for r in conn.execute("SELECT column_name FROM (DESCRIBE _cand)").fetchall()
+        if r[0] not in _PROVENANCE
+    ]
+    conn.execute(f"UPDATE _cand SET content_hash = hash({', '.join(cols)})")
+
+
+def replace_rows(
+    conn: duckdb.DuckDBPyConnection,
+    target: Target,
+    start: dt.date,
+    end: dt.date,
+    run_id: str,
+    sources: tuple[str, ...],
+) -> None:
+    """Inside the caller's transaction: decide every candidate's fate, replace the rows owned
+    by the folder days [start, end], correct losers loaded earlier from other folders, and
+    write the rejects, the manifest and the per-day load stats."""
+    t, idc = target.table, target.id_col
+    p = {"start": start, "end": end}
+    owned = "coalesce(file_day, day) BETWEEN $start AND $end"
+    # Copies already loaded from other folders that compete with this load's ids.
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _old AS
+        SELECT o.rowid AS old_rowid, o.{idc}, o.day, coalesce(o.file_day, o.day) AS file_day,
+               o.source_file, coalesce(o.source_record, 0) AS source_record,
+               coalesce(o.content_hash, 0) AS content_hash
+        FROM {t} o
+        WHERE o.day BETWEEN (SELECT min(day) FROM _cand) AND (SELECT max(day) FROM _cand)
+          AND NOT (coalesce(o.file_day, o.day) BETWEEN $start AND $end)
+          AND o.{idc} IN (SELECT {idc} FROM _cand)""",
+        p,
+    )
+    n_old = conn.execute("SELECT count(*) FROM _old").fetchone()[0]
+    n, distinct = conn.execute(f"SELECT count(*), count(DISTINCT {idc}) FROM _cand").fetchone()
+    fast = n_old == 0 and n == distinct  # no id seen twice: every candidate is loaded
+    if fast:
+        conn.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _fate AS
+            SELECT rowid AS cand_rowid, NULL::BIGINT AS old_rowid, {idc}, day, file_day,
+                   source_file, source_record, content_hash, 1 AS rk, content_hash AS win_hash,
+                   'loaded' AS fate, source_file AS win_file, source_record AS win_record
+            FROM _cand"""
+        )
+    else:
+        _rank(conn, idc)
+    conn.execute(f"DELETE FROM {t} WHERE {owned}", p).fetchall()
+    # Older copies that lost to this load: remove them and correct their files' accounting.
+    losers = conn.execute(
+        "SELECT old_rowid, source_file, source_record, fate, win_file, win_record "
+        "FROM _fate WHERE old_rowid IS NOT NULL"
+    ).fetchall()
+    if losers:
+        conn.execute(
+            f"DELETE FROM {t} WHERE rowid IN (SELECT old_rowid FROM _fate "
+            "WHERE old_rowid IS NOT NULL)"
+        ).fetchall()
+        _correct_old_losers(conn, losers, sources[0])
+    if fast:
+        conn.execute(f"INSERT INTO {t} BY NAME SELECT * FROM _cand").fetchall()
+    else:
+        conn.execute(
+            f"INSERT INTO {t} BY NAME SELECT * FROM _cand WHERE rowid IN "
+            "(SELECT cand_rowid FROM _fate WHERE fate = 'loaded')"
+        ).fetchall()
+    _conflict_rejects(conn, sources)
+    _write_manifest(conn, run_id, start, end, sources)
+
+
+def _rank(conn: duckdb.DuckDBPyConnection, idc: str) -> None:
+    """TEMP `_fate`: for every candidate and every losing older copy, its fate by the rule."""
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _fate AS
+        WITH allc AS (
+            SELECT rowid AS cand_rowid, NULL::BIGINT AS old_rowid, {idc}, day, file_day,
+                   source_file, source_record, content_hash FROM _cand
+            UNION ALL
+            SELECT NULL, old_rowid, {idc}, day, file_day, source_file, source_record,
+                   content_hash FROM _old
+        ), ranked AS (
+            SELECT *, row_number() OVER (
+                PARTITION BY {idc}
+                ORDER BY (day = file_day) DESC, file_day, source_file, source_record) AS rk
+            FROM allc
+        )
+        SELECT r.*, w.content_hash AS win_hash,
+               CASE WHEN r.rk = 1 THEN 'loaded'
+                    WHEN r.content_hash = w.content_hash THEN 'duplicate'
+                    ELSE 'conflicting_duplicate' END AS fate,
+               w.source_file AS win_file, w.source_record AS win_record
+        FROM ranked r JOIN ranked w ON w.{idc} = r.{idc} AND w.rk = 1
+        WHERE r.rk > 1 OR r.cand_rowid IS NOT NULL""",
+    )
+
+
+def _conflict_rejects(conn: duckdb.DuckDBPyConnection, sources: tuple[str, ...]) -> None:
+    """Quarantine entries (file, line, raw text) for this load's conflicting duplicates."""
+    rows = conn.execute(
+        "SELECT source_file, source_record, win_file, win_record FROM _fate "
+        "WHERE cand_rowid IS NOT NULL AND fate = 'conflicting_duplicate' ORDER BY 1, 2"
+    ).fetchall()
+    by_file: dict[str, dict[int, str]] = {}
+    winners: dict[tuple[str, int], str] = {}
+    for f, rec, wf, wr in rows:
+        by_file.setdefault(f, {})[int(rec)] = "conflicting_duplicate"
+        winners[(f, int(rec))] = f"{wf} record {wr}"
+    out: list[Reject] = []
+    for f, bad in by_file.items():
+        out.extend(_locate_any(Path(f), bad, winners))
+    source_of = dict(conn.execute("SELECT file, source FROM _files").fetchall())
+    for r in out:
+        add_rejects(conn, source_of.get(r.file, sources[0]), [r])
+
+
+def _locate_any(
+    path: Path, bad: dict[int, str], winners: dict[tuple[str, int], str]
+) -> list[Reject]:
+    """Rejects for records `bad` of a JSONL file (by record number) or a generation file."""
+    out: list[Reject] = []
+    try:
+        if path.suffix == ".jsonl" and "openrouter_generations" not in path.parts:
+            found = locate(path, bad)
+            # locate returns physical lines; map back to record numbers in order
+            for (rec, _), r in zip(sorted(bad.items()), found, strict=False):
+                r.error = (
+                    f"{explain('conflicting_duplicate')}: kept {winners.get((str(path), rec), '?')}"
+                )
+                out.append(r)
+            return out
+    except OSError:
+        pass
+    for rec in sorted(bad):
+        out.append(
+            Reject(
+                str(path),
+                rec,
+                "conflicting_duplicate",
+                f"{explain('conflicting_duplicate')}: kept {winners.get((str(path), rec), '?')}",
+                "",
+            )
+        )
+    return out
+
+
+def _correct_old_losers(
+    conn: duckdb.DuckDBPyConnection, losers: list[tuple[Any, ...]], source: str
+) -> None:
+    """An older copy lost to this load: its file's latest manifest row moves the line from
+    loaded to duplicates/quarantined, and a conflicting one is quarantined under its folder."""
+    for _rowid, f, rec, fate, wf, wr in losers:
+        col = "duplicates" if fate == "duplicate" else "quarantined"
+        conn.execute(
+            f"UPDATE raw.load_manifest SET loaded = loaded - 1, {col} = {col} + 1 "
+            "WHERE file = $f AND loaded_at = (SELECT max(loaded_at) FROM raw.load_manifest "
+            "WHERE file = $f)",
+            {"f": f},
+        ).fetchall()
+        day = day_of(Path(f).parent.name) or dt.date(1970, 1, 1)
+        stat = "duplicates_dropped" if fate == "duplicate" else "rejected"
+        conn.execute(
+            f"UPDATE raw.load_stats SET {stat} = {stat} + 1 WHERE day = $d AND source = $s",
+            {"d": day, "s": source},
+        ).fetchall()
+        if fate == "conflicting_duplicate":
+            rej = _locate_any(Path(f), {int(rec): fate}, {(f, int(rec)): f"{wf} record {wr}"})
+            for r in rej:
+                conn.execute(
+                    "INSERT INTO raw.rejected_records (day, source, file, line, error, raw_text, "
+                    "torn, reason) VALUES (?, ?, ?, ?, ?, ?, false, ?)",
+                    [day, source, r.file, r.line, r.error, r.raw_text[:MAX_RAW], r.reason],
+                ).fetchall()
+
+
+def _write_manifest(
+    conn: duckdb.DuckDBPyConnection,
+    run_id: str,
+    start: dt.date,
+    end: dt.date,
+    sources: tuple[str, ...],
+) -> None:
+    """raw.load_manifest: one row per file of this load; raw.load_stats per folder day; the
+    days' rejects replace the previous ones."""
+    p = {"run_id": run_id}
+    conn.execute(
+        """INSERT INTO raw.load_manifest BY NAME
+        WITH fates AS (
+            SELECT source_file AS file,
+                   count(*) FILTER (WHERE fate = 'loaded') AS loaded,
+                   count(*) FILTER (WHERE fate = 'duplicate') AS duplicates,
+                   count(*) FILTER (WHERE fate = 'conflicting_duplicate') AS conflicts,
+                   min(day) AS first_day, max(day) AS last_day
+            FROM _fate WHERE cand_rowid IS NOT NULL GROUP BY 1
+        ), rej AS (
+            SELECT file, count(*) AS n FROM _rejects
+            WHERE reason <> 'conflicting_duplicate' AND line IS NOT NULL GROUP BY 1
+        )
+        SELECT $run_id AS run_id, CAST(now() AT TIME ZONE 'UTC' AS TIMESTAMP) AS loaded_at,
+               f.source, NULL AS provider, f.file, f.bytes, f.fingerprint, f.lines,
+               coalesce(x.loaded, 0) AS loaded, coalesce(x.duplicates, 0) AS duplicates,
+               coalesce(r.n, 0) + coalesce(x.conflicts, 0) AS quarantined,
+               0 AS out_of_scope, 0 AS out_of_scope_usd, f.status, f.reason,
+               x.first_day, x.last_day
+        FROM _files f LEFT JOIN fates x USING (file) LEFT JOIN rej r USING (file)""",
+        p,
+    ).fetchall()
+    for source in sources:
+        q = {"start": start, "end": end, "source": source}
+        conn.execute(
+            "DELETE FROM raw.rejected_records WHERE source = $source AND day BETWEEN $start AND $end",
+            q,
+        ).fetchall()
+        conn.execute(
+            "DELETE FROM raw.load_stats WHERE source = $source AND day BETWEEN $start AND $end", q
+        ).fetchall()
+        conn.execute(
+            "INSERT INTO raw.rejected_records BY NAME SELECT * FROM _rejects WHERE source = $source",
+            {"source": source},
+        ).fetchall()
+        conn.execute(
+            """INSERT INTO raw.load_stats
+            WITH d AS (SELECT CAST(range AS DATE) AS day
+                       FROM range(CAST($start AS TIMESTAMP), CAST($end AS TIMESTAMP) + INTERVAL 1 DAY,
+                                  INTERVAL 1 DAY)),
+            m AS (SELECT f.file_day AS day, count(*) AS files, sum(m.lines) AS lines,
+                         sum(m.quarantined) AS quarantined, sum(m.duplicates) AS duplicates
+                  FROM _files f JOIN raw.load_manifest m
+                    ON m.file = f.file AND m.run_id = $run_id AND m.source = f.source
+                  WHERE f.source = $source GROUP BY 1),
+            t AS (SELECT day, count(*) FILTER (WHERE torn) AS torn, count(*) AS n
+                  FROM _rejects WHERE source = $source GROUP BY 1)
+            SELECT d.day, $source, coalesce(m.files, 0),
+                   coalesce(m.lines, 0),
+                   coalesce(m.quarantined, 0), coalesce(t.torn, 0), coalesce(m.duplicates, 0)
+            FROM d LEFT JOIN m USING (day) LEFT JOIN t USING (day)""",
+            {**q, "run_id": run_id},
+        ).fetchall()
+
+
+def new_run_id() -> str:
+    return f"local-{uuid.uuid4()}"
