@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from routing_core.config import LedgerConfig
+from routing_core.money import format_usd
 from routing_core.planning import Planner
 from routing_core.routes import RouteRequest
 from routing_core.schema import Usage
@@ -186,7 +187,7 @@ def scripted(
             FaultEvent(
                 "spend_spike",
                 f"a {wl_id or api.id} job was pointed at {tgt.model} for one night: {n} long calls "
-                f"(~${(tgt.est_usd * n).quantize(Decimal('0.01'))} at list price)",
+                f"(~{format_usd(tgt.est_usd * n)} at list price)",
                 at,
                 at + dt.timedelta(hours=5),
                 targets={
