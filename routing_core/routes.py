@@ -95,9 +95,16 @@ class Exclusion:
         return d
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RouteError(Exception):
-    """Caller-facing error (SPEC §5): `{"error": {"code", "message", "metadata"}}`."""
+    """Caller-facing error (SPEC §5): `{"error": {"code", "message", "metadata"}}`.
+
+    Not a frozen dataclass: Python sets `__traceback__` on an exception that passes
+    through a `contextlib.contextmanager`, and a frozen slots dataclass's `__setattr__`
+    then fails with a TypeError instead of letting the RouteError through. Treat it as
+    immutable all the same (plan errors are shared; the router copies them)."""
+
+    __hash__ = Exception.__hash__  # identity, as before (eq compares fields)
 
     code: int
     message: str
