@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -104,7 +105,11 @@ def _child(mode: str, path: str) -> None:
             "loaded_usd": str(total),
         }
     out["seconds"] = time.perf_counter() - t
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["peak_rss_mb"] = usage.ru_maxrss / 1024
+    # CPU seconds of all threads: on a machine shared with other jobs, wall time swings with
+    # their load; this does not.
+    out["cpu_seconds"] = usage.ru_utime + usage.ru_stime
     print(json.dumps(out))
 
 
@@ -144,9 +149,14 @@ def main() -> int:
         scan = _run("scan", path)
         load = _run("load", path)
         ok = load["loaded"] == n_llm and Decimal(load["loaded_usd"]) == llm_usd
-        print(f"bare DuckDB scan : {scan['seconds']:6.2f}s  peak RSS {scan['peak_rss_mb']:6.0f} MB")
+        print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+        print(
+            f"bare DuckDB scan : {scan['seconds']:6.2f}s  peak RSS {scan['peak_rss_mb']:6.0f} MB"
+            f"  CPU {scan['cpu_seconds']:.2f}s"
+        )
         print(
             f"parse_focus_file : {load['seconds']:6.2f}s  peak RSS {load['peak_rss_mb']:6.0f} MB"
+            f"  CPU {load['cpu_seconds']:.2f}s"
             f"  (process {load['process_seconds']:.2f}s; {load['loaded']:,} kept, "
             f"{load['out_of_scope']:,} out of scope; ratio to scan "
             f"{load['seconds'] / scan['seconds']:.2f}x)"

@@ -402,7 +402,9 @@ def _raw_line(path: Path, line: int) -> str | None:
 
 
 def _bind(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", sql))
+    """The `$name` parameters the statement uses (outside `--` comments), from `params`."""
+    code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+    used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", code))
     return {k: params[k] for k in used}
 
 
