@@ -36,6 +36,10 @@ UNPARTITIONED: set[str] = set()
 # (asset, check) -> blocking
 CHECKS = {
     ("staging/requests", "rejected_rate_under_threshold"): True,
+    ("staging/requests", "every_request_line_accounted_for"): True,
+    ("staging/outcomes", "every_outcome_line_accounted_for"): True,
+    ("staging/invoice_lines", "invoice_files_readable"): False,
+    ("staging/invoice_lines", "invoice_lines_accounted_for"): True,
     ("marts/reconciliation_daily", "variance_within_tolerance"): False,
     ("marts/split_billing_daily", "split_billing_adds_up"): True,
     ("marts/policy_violations", "no_policy_violations"): False,

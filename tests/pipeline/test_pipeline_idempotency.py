@@ -76,11 +76,16 @@ def test_crash_inside_the_requests_transaction_keeps_the_previous_state(
     before = acme_day.snapshot()
 
     # New data arrives, then the process dies after the DELETE and INSERT of staging.requests
-    # but before the transaction commits (while writing the rejected records).
+    # but before the transaction commits (while writing the manifest and rejected records).
     acme_day.write_requests(
         "2026-03-02", [request("late-1", "2026-03-02T20:00:00.000Z")], name="router-9"
     )
-    _crash_at(monkeypatch, "staging/rejected_replace")
+    from pipeline.sources import accounting
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("simulated crash mid-load")
+
+    monkeypatch.setattr(accounting, "_write_manifest", crash)
     conn = duckdb.connect(str(acme_day.duckdb))
     try:
         with pytest.raises(RuntimeError, match="simulated crash"):
