@@ -76,6 +76,7 @@ from routing_core.routes import (
 from routing_core.schema import REQUESTS_DIR, SCHEMA_VERSION, Cost, Usage, format_ts
 from routing_core.streaming import LiveStream, ReplayStream, RouterStream
 from routing_core.usage import (
+    MAX_TOKENS_TOLERANCE,
     bound_usage,
     estimate_prompt_tokens,
     prompt_chars,
@@ -1068,11 +1069,20 @@ class Router:
         if served is None:
             self._fail(ctx, res)
         state = res.usage_state
-        usage, source = self._bounded(
-            ctx, served, res.usage, state, 0 if state == "ok" else response_chars(res.body)
-        )
-        if source != "provider":
-            res.body["usage"] = usage_to_openai(usage)  # the caller sees what is booked
+        usage = res.usage
+        source = "provider"
+        if (
+            state != "ok"
+            or usage.output_tokens > ctx.max_out + MAX_TOKENS_TOLERANCE
+            or usage.reasoning_tokens > usage.output_tokens
+            or usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+            > self._context.get((served.model, served.provider), 0)
+        ):
+            usage, source = self._bounded(
+                ctx, served, usage, state, 0 if state == "ok" else response_chars(res.body)
+            )
+            if source != "provider":
+                res.body["usage"] = usage_to_openai(usage)  # the caller sees what is booked
         try:
             cost = self.prices.cost(served, usage, ctx.start, self.fee_meter)
         except ArithmeticError as e:  # cannot happen for bounded usage; never a traceback
