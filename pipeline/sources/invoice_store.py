@@ -216,7 +216,7 @@ def sync_invoices(
         )
         conn.execute("INSERT INTO raw.invoice_lines SELECT * FROM _inv_new")
         for f, size, mtime, fp, pf in parsed:
-            _record_file(conn, f, size, mtime, fp, "loaded", None, pf.lines, pf.rows, pf, now)
+            _record_file(conn, f, size, mtime, fp, "loaded", None, pf.lines, pf.rows, pf)
             cov = [(str(f.path), d, f.provider, a, "arrived") for d, a in pf.coverage]
             if cov:
                 conn.executemany(
@@ -228,7 +228,7 @@ def sync_invoices(
             if not e.days:  # nothing readable: the days its previous version was about
                 e.days = sorted(touched_days.get(str(f.path), set()))
             reason = refusal_reason(f.path, e)
-            _record_file(conn, f, size, mtime, fp, "refused", reason, lines, 0, None, now, e.days)
+            _record_file(conn, f, size, mtime, fp, "refused", reason, lines, 0, None, e.days)
             if e.days:
                 conn.executemany(
                     "INSERT INTO raw.invoice_file_coverage VALUES (?, ?, ?, NULL, 'unreadable')",
@@ -295,13 +295,12 @@ def _record_file(
     lines: int,
     rows: int,
     pf: ParsedFile | None,
-    now: dt.datetime,
     days: list[dt.date] | None = None,
 ) -> None:
     first = pf.first_day if pf else (min(days) if days else None)
     last = pf.last_day if pf else (max(days) if days else None)
     conn.execute(
-        "INSERT INTO raw.invoice_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+        "INSERT INTO raw.invoice_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
         [
             str(f.path),
             f.provider,
@@ -317,7 +316,6 @@ def _record_file(
             pf.out_of_scope_usd if pf else Decimal(0),
             first,
             last,
-            now,
         ],
     )
 

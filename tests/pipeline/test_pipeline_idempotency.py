@@ -115,24 +115,27 @@ def test_crash_inside_the_split_billing_transaction_keeps_the_previous_state(
     assert after["marts.unattributed_usage"] == before["marts.unattributed_usage"]
 
 
-def test_a_broken_invoice_file_blocks_the_load_and_names_the_file(acme_day: Ledger):
+def test_a_broken_invoice_file_is_refused_named_and_changes_nothing_else(acme_day: Ledger):
     assert materialize(acme_day, day="2026-03-02").success
     before = acme_day.snapshot()
-    broken = acme_day.invoices / "anthropic" / "cost_report_2026-03-03.json"
+    broken = acme_day.invoices / "anthropic" / "cost_report_2026-03-02_b.json"
     broken.write_text(
-        '{"data": [{"starting_at": "2026-03-03T00:00:00Z", "results": [\n'
+        '{"data": [{"starting_at": "2026-03-02T00:00:00Z", "results": [\n'
         '{"amount": "12", "currency": "USD", "model": "m"},\n{"amount": '
     )
     result = materialize(acme_day, day="2026-03-02")
-    assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    assert failure.step_key == "staging__invoice_lines"
-    assert "cost_report_2026-03-03.json: line 3: invalid JSON" in str(failure.event_specific_data)
+    assert result.success  # one unreadable invoice does not stop the run
+    (check,) = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "invoice_files_readable"
+    ]
+    assert not check.passed
+    assert f"truncated at {broken}:3: invalid JSON" in check.metadata["refused"].value
+    assert acme_day.query(
+        "SELECT f.status, lines, CAST(day AS VARCHAR) FROM raw.invoice_files f "
+        "JOIN raw.invoice_file_coverage USING (file) WHERE file = ?",
+        [str(broken)],
+    ) == [("refused", 3, "2026-03-02")]
     after = acme_day.snapshot()
-    for table in (
-        "staging.invoice_lines",
-        "marts.split_billing_daily",
-        "marts.reconciliation_daily",
-        "marts.unattributed_usage",
-    ):
+    # None of its lines counts (not even the complete $0.12 one before the cut).
+    for table in ("staging.invoice_lines", "marts.split_billing_daily"):
         assert after[table] == before[table]
