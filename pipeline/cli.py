@@ -24,7 +24,7 @@ from typing import Any
 
 from pipeline import settings as pipeline_settings
 from pipeline.instance import prepare_instance
-from routing_core.config import LedgerConfig, load_config
+from routing_core.config import LedgerConfig
 from routing_core.money import format_amount
 
 PLANNED_SUBSET_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
@@ -230,7 +230,8 @@ def run_ledger(
     logs) on the config's Dagster instance; print progress, failed checks and a summary.
     `webhook_url` replaces the config's alert webhook for this run (the demo's local one)."""
     config_file = Path(config_file).resolve()
-    cfg = load_config(config_file)  # a ConfigError is reported by byok_ledger.cli.main
+    # Loaded once for the whole run (the resources and settings reuse this load).
+    cfg = pipeline_settings.get_config(config_file)  # ConfigError: byok_ledger.cli.main reports it
     try:
         start, end = _days(cfg, start, end)
         # Days whose invoices changed since they were built are re-run, even outside the range.
@@ -285,7 +286,7 @@ def run_ledger(
         worker.start()
         printer = _StepPrinter(instance, run_id, t0)
         while worker.is_alive():
-            worker.join(0.5)
+            worker.join(1.0)  # each poll opens the run's event store: not too often
             printer.poll()
         printer.poll()
     if "error" in box:
