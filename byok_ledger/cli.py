@@ -30,7 +30,10 @@ HANDLERS = {
 }
 
 # The acme example, found from the package so `demo`/`simulate`/`scenarios` work from any folder.
-DEFAULT_CONFIG = str(Path(__file__).resolve().parents[1] / "examples" / "acme" / "ledger.yaml")
+_CHECKOUT_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "acme" / "ledger.yaml"
+_PACKAGED_EXAMPLE = Path(__file__).resolve().parent / "_examples" / "acme" / "ledger.yaml"
+# The checkout's copy when there is one, else the copy an installed wheel carries (setup.py).
+DEFAULT_CONFIG = str(_CHECKOUT_EXAMPLE if _CHECKOUT_EXAMPLE.is_file() else _PACKAGED_EXAMPLE)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,9 +30,15 @@ def _copy_checkout(dest: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "_sql", "*.egg-info")
     for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
         shutil.copy(REPO / name, dest / name)
+    (dest / "examples" / "acme").mkdir(parents=True)
+    shutil.copy(REPO / "examples" / "acme" / "ledger.yaml", dest / "examples" / "acme")
     for name in [*_packages(), "sql"]:
         if (REPO / name).is_dir():
             shutil.copytree(REPO / name, dest / name, ignore=ignore)
+
+
+def _packaged_example(site: Path) -> str:
+    return str(site / "byok_ledger" / "_examples" / "acme" / "ledger.yaml")
 
 
 def _env() -> dict[str, str]:
@@ -108,7 +114,20 @@ def test_wheel_ships_sql_and_templates_and_runs_the_pipeline(tmp_path: Path):
     assert all(Path(p).is_relative_to(site) for p in where), where
     assert where[1].endswith("pipeline/_sql")
 
+    assert "byok_ledger/_examples/acme/ledger.yaml" in names
     cli = str(fresh / "bin" / "byok-ledger")
+    # Every subcommand's module imports from the wheel, and the default config is found.
+    _run(
+        [
+            str(py),
+            "-c",
+            "import importlib; from byok_ledger.cli import HANDLERS, DEFAULT_CONFIG; "
+            "[importlib.import_module(h.split(':')[0]) for h in HANDLERS.values()]; "
+            "import pathlib; assert pathlib.Path(DEFAULT_CONFIG).is_file(), DEFAULT_CONFIG",
+        ],
+        work,
+    )
+    _run([cli, "check-config", _packaged_example(site)], work)
     config = work / "acme.yaml"
     shutil.copy(REPO / "examples" / "acme" / "ledger.yaml", config)
     _run(
