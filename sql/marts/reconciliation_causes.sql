@@ -23,17 +23,24 @@ CREATE OR REPLACE TEMP MACRO _rc_acct(a) AS
         'sub_account_id=', 'sub-account '), 'billing_account_id=', 'billing account '), 'no account');
 CREATE OR REPLACE TEMP MACRO _rc_pct(r) AS format('{:.1f}', abs(r - 1) * 100) || ' %';
 
+-- Direction of a cell's billed/expected factor: +1 above, -1 below, 0 within 0.5 % of 1 (a
+-- small cell can be matched by the dollar tolerance and still show a drift's direction).
+CREATE OR REPLACE TEMP TABLE _rc_dir AS
+SELECT *, CASE WHEN ratio IS NULL THEN NULL WHEN ratio > 1.005 THEN 1 WHEN ratio < 0.995 THEN -1
+               ELSE 0 END AS dir
+FROM _rc_cells;
+
 CREATE OR REPLACE TEMP TABLE _rc_out AS
 WITH target AS (
-    SELECT * FROM _rc_cells WHERE day BETWEEN $start AND $end
+    SELECT * FROM _rc_dir WHERE day BETWEEN $start AND $end
 ), pattern AS (
-    -- The model on this account across the window: the run of same-direction days around the
-    -- cell, bounded by the nearest matched day on each side.
+    -- The model on this account across the window: the run of days whose factor is off in the
+    -- same direction around the cell, bounded by the nearest day that is not.
     SELECT t.day, t.provider, t.account, t.upstream_model,
-           max(s.day) FILTER (WHERE s.status = 'matched' AND s.day < t.day) AS matched_before,
-           min(s.day) FILTER (WHERE s.status = 'matched' AND s.day > t.day) AS matched_after
+           max(s.day) FILTER (WHERE s.dir IS DISTINCT FROM t.dir AND s.dir IS NOT NULL AND s.day < t.day) AS matched_before,
+           min(s.day) FILTER (WHERE s.dir IS DISTINCT FROM t.dir AND s.dir IS NOT NULL AND s.day > t.day) AS matched_after
     FROM target t
-    JOIN _rc_cells s
+    JOIN _rc_dir s
       ON s.provider = t.provider AND s.account IS NOT DISTINCT FROM t.account
      AND s.upstream_model IS NOT DISTINCT FROM t.upstream_model
      AND s.day BETWEEN t.day - CAST($window AS INTEGER) AND t.day + CAST($window AS INTEGER)
@@ -46,10 +53,9 @@ WITH target AS (
            arg_min(s.ratio, s.day) AS first_ratio
     FROM pattern p
     JOIN target t USING (day, provider, account, upstream_model)
-    JOIN _rc_cells s
+    JOIN _rc_dir s
       ON s.provider = p.provider AND s.account IS NOT DISTINCT FROM p.account
-     AND s.upstream_model IS NOT DISTINCT FROM p.upstream_model AND s.status = t.status
-     AND s.ratio IS NOT NULL
+     AND s.upstream_model IS NOT DISTINCT FROM p.upstream_model AND s.dir = t.dir
      AND s.day BETWEEN p.day - CAST($window AS INTEGER) AND p.day + CAST($window AS INTEGER)
      AND s.day > coalesce(p.matched_before, DATE '0001-01-01')
      AND s.day < coalesce(p.matched_after, DATE '9999-12-31')
@@ -61,8 +67,8 @@ WITH target AS (
            count(DISTINCT s.account) FILTER (
                WHERE s.upstream_model IS NOT DISTINCT FROM t.upstream_model AND abs(s.ratio - t.ratio) <= 0.03) AS n_accounts
     FROM target t
-    JOIN _rc_cells s
-      ON s.day = t.day AND s.provider = t.provider AND s.status = t.status AND s.ratio IS NOT NULL
+    JOIN _rc_dir s
+      ON s.day = t.day AND s.provider = t.provider AND s.dir = t.dir
     WHERE t.ratio IS NOT NULL AND t.status IN ('over_billed', 'under_billed')
     GROUP BY ALL
 ), zero_logged AS (  -- logged cost an arrived invoice bills nothing for

@@ -1,8 +1,10 @@
 -- Hours in which a normally active request-log writer (the log file name, e.g. router-2.jsonl)
--- wrote nothing, for the days [$start, $end]. "Normally active" on a day: lines in at least 12
--- of its 24 UTC hours and a median of at least 3 lines in those hours, so an empty hour is
--- unlikely to be chance. One scan of staging.requests for the run's days, grouped to writer x
--- hour x cell; everything after works on those few aggregated rows.
+-- wrote nothing, for the days [$start, $end]. A gap is a run of empty hours of a writer that
+-- has lines in at least 12 of that day's 24 UTC hours, with the hour just before AND just after
+-- the run both holding at least 5 lines and at least half the writer's median hourly lines:
+-- traffic was flowing on both sides, so an empty stretch is not chance or the quiet of the night.
+-- One scan of staging.requests for the run's days, grouped to writer x hour x cell; everything
+-- after works on those few aggregated rows.
 CREATE OR REPLACE TEMP TABLE _rc_writer_hours AS
 SELECT day, regexp_replace(source_file, '^.*[/\\]', '') AS writer, hour(ts) AS h,
        provider, upstream_model, key_id, credential,
@@ -18,20 +20,27 @@ WITH per_hour AS (
     SELECT day, writer, count(*) AS active_hours,
            CAST(median(lines) AS BIGINT) AS typical_lines_per_hour
     FROM per_hour GROUP BY ALL
-    HAVING count(*) >= 12 AND median(lines) >= 3
+    HAVING count(*) >= 12
 ), empty_hours AS (
     SELECT w.day, w.writer, w.active_hours, w.typical_lines_per_hour, CAST(g.h AS BIGINT) AS h
     FROM writer_day w, (SELECT unnest(range(24)) AS h) g
     WHERE NOT EXISTS (SELECT 1 FROM per_hour p WHERE p.day = w.day AND p.writer = w.writer AND p.h = g.h)
 ), runs AS (
     SELECT *, h - row_number() OVER (PARTITION BY day, writer ORDER BY h) AS grp FROM empty_hours
+), spans AS (
+    SELECT day, writer, grp, min(h) AS h0, max(h) AS h1, count(*) AS hours,
+           any_value(typical_lines_per_hour) AS typical_lines_per_hour,
+           any_value(active_hours) AS active_hours
+    FROM runs GROUP BY day, writer, grp
 )
-SELECT day, writer, CAST(day AS TIMESTAMP) + INTERVAL 1 HOUR * min(h) AS gap_start,
-       CAST(day AS TIMESTAMP) + INTERVAL 1 HOUR * (max(h) + 1) AS gap_end,
-       CAST(count(*) AS INTEGER) AS hours, any_value(typical_lines_per_hour) AS typical_lines_per_hour,
-       CAST(any_value(active_hours) AS INTEGER) AS active_hours
-FROM runs
-GROUP BY day, writer, grp;
+SELECT s.day, s.writer, CAST(s.day AS TIMESTAMP) + INTERVAL 1 HOUR * s.h0 AS gap_start,
+       CAST(s.day AS TIMESTAMP) + INTERVAL 1 HOUR * (s.h1 + 1) AS gap_end,
+       CAST(s.hours AS INTEGER) AS hours, s.typical_lines_per_hour,
+       CAST(s.active_hours AS INTEGER) AS active_hours
+FROM spans s
+JOIN per_hour b ON b.day = s.day AND b.writer = s.writer AND b.h = s.h0 - 1
+JOIN per_hour a ON a.day = s.day AND a.writer = s.writer AND a.h = s.h1 + 1
+WHERE least(b.lines, a.lines) >= greatest(5, s.typical_lines_per_hour / 2);
 
 -- The estimated cost each gap hides, per reconciliation cell: the writer's average hourly
 -- BYOK provider_usd in that cell on that day (over its active hours) times the gap's hours.

@@ -48,7 +48,20 @@ HAIKU = {
     "key_id": "ant-nonprod",
 }
 SONNET = {**SONNET_ON_ANTHROPIC, "key_id": "ant-prod-primary"}
+# Shared-capacity traffic (no provider invoice on your account): it makes each writer's
+# hourly volume realistic (5+ lines) without changing any reconciliation cell.
+SHARED = {
+    "model": "google/gemini-2.5-flash",
+    "provider": "vertex",
+    "upstream_model": "gemini-2.5-flash",
+    "credential": "shared",
+    "key_id": None,
+    "credits": "0.001",
+    "zdr": True,
+}
 CELLS = {
+    "shared-a": (SHARED, D("0"), ("router-1", "router-2")),
+    "shared-b": (SHARED, D("0"), ("router-1", "router-2")),
     "gpt41": ({}, D("0.05"), ("router-1", "router-2")),
     "mini": (STAGING_MINI, D("0.02"), ("router-1",)),
     "sonnet": (SONNET, D("0.03"), ("router-1", "router-2")),
