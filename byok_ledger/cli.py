@@ -1,4 +1,4 @@
-"""`byok-ledger` CLI (SPEC §3). This file only parses arguments; each subcommand's work lives
+"""`byok-ledger` CLI (the commands are listed in README.md). This file only parses arguments; each subcommand's work lives
 in the module that owns the concept and is imported lazily, so `explain` does not pay for
 importing Dagster."""
 

@@ -1,4 +1,4 @@
-"""Spend anomalies (SPEC §9): each day's spend per API key, workload, model and BYOK key
+"""Spend anomalies (docs/reports-alerts.md): each day's spend per API key, workload, model and BYOK key
 against a robust baseline (median and MAD of the trailing `alerts.baseline_days` days, same
 weekday only when there are enough of those), fired only when the dollar impact reaches
 `alerts.min_impact_usd`. Each alert names the likely driver: the model, key, workload, API
