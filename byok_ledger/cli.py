@@ -1,6 +1,6 @@
-"""`byok-ledger` CLI (the commands are listed in README.md). This file only parses arguments; each subcommand's work lives
-in the module that owns the concept and is imported lazily, so `explain` does not pay for
-importing Dagster."""
+"""`byok-ledger` CLI (the commands are listed in README.md). This file only parses arguments;
+each subcommand's work lives in the module that owns the concept and is imported lazily, so
+`explain` does not pay for importing Dagster."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Spend anomalies (docs/reports-alerts.md): each day's spend per API key, workload, model and BYOK key
-against a robust baseline (median and MAD of the trailing `alerts.baseline_days` days, same
+"""Spend anomalies (docs/reports-alerts.md): each day's spend per API key, workload, model and
+BYOK key against a robust baseline (median and MAD of the trailing `alerts.baseline_days` days, same
 weekday only when there are enough of those), fired only when the dollar impact reaches
 `alerts.min_impact_usd`. Each alert names the likely driver: the model, key, workload, API
 key or provider that moved most within that dimension value. Consecutive anomalous days in
