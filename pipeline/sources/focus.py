@@ -109,6 +109,7 @@ _PROBLEMS = {
     "not_a_timestamp": ("bad_timestamp", "is not a timestamp (e.g. 2026-03-02T00:00:00Z)"),
     "timestamp_out_of_range": ("bad_timestamp", "is not a date between 2000 and 2100"),
     "end_before_start": ("bad_timestamp", "is before ChargePeriodStart"),
+    "period_too_long": ("bad_timestamp", "is more than 400 days after ChargePeriodStart"),
     "unknown_charge_category": (
         "bad_category",
         "is not a FOCUS ChargeCategory (Usage, Purchase, Tax, Credit, Adjustment)",

@@ -82,6 +82,8 @@
             WHEN t_end IS NOT NULL AND end_ts IS NULL
                 THEN ['not_a_timestamp', 'ChargePeriodEnd', t_end]
             WHEN end_ts < start_ts THEN ['end_before_start', 'ChargePeriodEnd', t_end]
+            WHEN end_ts > start_ts + INTERVAL 400 DAY
+                THEN ['period_too_long', 'ChargePeriodEnd', t_end]
             WHEN t_bp_start IS NOT NULL AND bp_start_ts IS NULL
                 THEN ['not_a_timestamp', 'BillingPeriodStart', t_bp_start]
             WHEN t_bp_end IS NOT NULL AND bp_end_ts IS NULL

@@ -284,3 +284,8 @@ def test_a_hostile_path_or_header_never_reaches_the_sql(tmp_path: Path):
     conn, res = _load(p)
     assert (res.lines, res.loaded) == (1, 1)
     assert conn.execute("SELECT x_SourceFile FROM _t").fetchone()[0] == str(p)
+
+
+def test_a_period_over_400_days_is_refused(tmp_path: Path):
+    p = _csv(tmp_path, GOOD, _with(ChargePeriodEnd="2027-06-01T00:00:00Z"))
+    _refused(p, "bad_timestamp", 3, "column ChargePeriodEnd", "400 days")
