@@ -540,6 +540,7 @@ class Router:
         `async with`) when done. Exactly one request record is written per call."""
         kw.pop("stream", None)
         kw.pop("stream_options", None)
+        kw["_stream"] = True  # the record says stream: true whatever the outcome
         while True:
             ctx, early = self._begin(**kw)
             if early is None:
@@ -550,7 +551,6 @@ class Router:
                 if early.is_set():
                     break
                 await asyncio.sleep(0.002)  # the same request is in flight
-        ctx.stream = True
         gen = self._loop(ctx)
         client = self.async_http_client
         try:
@@ -660,6 +660,7 @@ class Router:
         provider: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         workflow_id: str | None = None,
+        _stream: bool = False,
         **params: Any,
     ) -> tuple[RequestCtx, Completion | threading.Event | None]:
         """Authenticate, validate, plan and reserve the budget. Raises RouteError (after
@@ -684,6 +685,7 @@ class Router:
             req_models,
             idempotency_key,
             workflow_id,
+            stream=_stream,
         )
 
         if api_key is not None:

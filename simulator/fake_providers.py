@@ -11,7 +11,8 @@ content_block_start, ping, content_block_delta text_delta / input_json_delta,
 content_block_stop, message_delta with usage, message_stop), sent with chunked transfer
 encoding. Mid-stream faults: `stream_drop` (the connection is cut after `after` events),
 `stream_stall` (the stream stops for `delay_s` after `after` events), `stream_error` (an
-error event after `after` events), `stream_omit_usage` (no usage at all). `wire_usage`
+error event after `after` events), `stream_omit_usage` (no usage at all), `stream_no_end`
+(the body ends cleanly without the end marker: no `[DONE]` / `message_stop`). `wire_usage`
 replaces the usage object on the wire (absurd, string or missing usage for bounding tests).
 
 Every request the fake answers is recorded in `served` (timestamp from `clock`, the key's
@@ -44,7 +45,13 @@ from routing_core.schema import Usage
 MAX_STALL_S = 10.0
 SHARED_LABEL = "shared"  # account label of the platform's pooled key in a fleet
 
-STREAM_FAULTS = ("stream_drop", "stream_stall", "stream_error", "stream_omit_usage")
+STREAM_FAULTS = (
+    "stream_drop",
+    "stream_stall",
+    "stream_error",
+    "stream_omit_usage",
+    "stream_no_end",
+)
 FAULT_KINDS = (
     *STREAM_FAULTS,
     "rate_limit",
@@ -874,10 +881,15 @@ class _Handler(BaseHTTPRequestHandler):
         head = [f"HTTP/1.1 {status} OK", "transfer-encoding: chunked", "cache-control: no-cache"]
         head.extend(f"{k}: {v}" for k, v in extra.items())
         fault = sse.fault
-        strike = fault.after if fault is not None and fault.kind != "stream_omit_usage" else -1
+        strike = -1
+        events = sse.events
+        if fault is not None and fault.kind == "stream_no_end":
+            events = events[:-1]  # OpenAI: data: [DONE]; Anthropic: message_stop
+        elif fault is not None and fault.kind != "stream_omit_usage":
+            strike = fault.after
         try:
             self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode())
-            for i, ev in enumerate(sse.events):
+            for i, ev in enumerate(events):
                 if i == strike:
                     assert fault is not None
                     if fault.kind == "stream_drop":

@@ -278,6 +278,7 @@ class AnthropicStreamParser(StreamParser):
 
     def __init__(self) -> None:
         self.done = False
+        self.finished = False
         self.out_chars = 0
         self._start: dict[str, Any] = {}
         self._final: dict[str, Any] = {}
@@ -335,6 +336,7 @@ class AnthropicStreamParser(StreamParser):
                 self._final.update(u)
             reason = (obj.get("delta") or {}).get("stop_reason")
             if isinstance(reason, str) and reason:
+                self.finished = True
                 return [Finish(_STOP_REASONS.get(reason, "stop"))]
             return []
         if etype == "message_stop":

@@ -343,10 +343,11 @@ class SSEDecoder:
 class StreamParser:
     """One wire format's stream events -> neutral events (routing_core.streaming), with
     the usage and the size of the answer seen so far. `done` is set by the wire's end
-    marker; `usage()` is (Usage, state) with state ok | missing | invalid | partial
+    marker, `finished` by the answer's finish reason; `usage()` is (Usage, state) with state ok | missing | invalid | partial
     (partial: input reported, final output not yet)."""
 
     done: bool = False
+    finished: bool = False  # a finish reason arrived (the answer is complete)
     out_chars: int = 0
 
     def feed(self, event: str | None, data: str) -> list[Any]:
@@ -387,7 +388,10 @@ class UpstreamStream:
                 async with asyncio.timeout(timeout):
                     chunk = await self._raw.__anext__()
             except StopAsyncIteration:
-                if self.parser.done:
+                if self.parser.done or self.parser.finished:
+                    # A body that ends cleanly after the answer's finish reason but without
+                    # the end marker (some OpenAI-compatible servers omit `[DONE]`) is done.
+                    self.parser.done = True
                     return None
                 raise stream_error("the stream ended before its end marker") from None
             except TimeoutError:

@@ -139,6 +139,7 @@ class OpenAIStreamParser(StreamParser):
 
     def __init__(self) -> None:
         self.done = False
+        self.finished = False
         self.out_chars = 0
         self._usage: Any = None
 
@@ -193,6 +194,7 @@ class OpenAIStreamParser(StreamParser):
                     )
             reason = ch.get("finish_reason")
             if isinstance(reason, str) and reason:
+                self.finished = True
                 out.append(Finish(reason))
         return out
 

@@ -405,3 +405,79 @@ def test_route_error_passes_through_a_contextmanager():
     with pytest.raises(RouteError) as e, scope():
         raise RouteError(402, "limit")
     assert e.value.code == 402
+
+
+@pytest.mark.parametrize("provider", ["p1", "p2"])
+def test_a_clean_end_without_the_end_marker_is_complete(
+    cfg, small_fleet, make_router, logged, run, provider
+):
+    """Some OpenAI-compatible servers omit `data: [DONE]`: a body that ends cleanly after
+    the finish reason is a finished stream, not an interrupted one."""
+    small_fleet[provider].add_fault("stream_no_end")
+    router = make_router(cfg, small_fleet)
+    stream = run(
+        router.astream(
+            api_key_id="app",
+            model="m/a",
+            messages=MSGS,
+            max_tokens=64,
+            provider={"only": [provider]},
+        )
+    )
+    events, err = run(consume(stream))
+    assert err is None and isinstance(events[-1], StreamUsage)
+    (rec,) = logged(router)
+    assert rec["status"] == "ok" and rec["usage_source"] == "provider"
+
+
+def test_a_body_cut_before_the_finish_is_interrupted(cfg, small_fleet, make_router, logged, run):
+    # events: the role chunk (no content), "This", " is", then the cut: after the first
+    # content reached the consumer, so it is not failed over.
+    small_fleet["p1"].add_fault("stream_drop", after=3)
+    router = make_router(cfg, small_fleet)
+    stream = run(
+        router.astream(
+            api_key_id="app", model="m/a", messages=MSGS, max_tokens=64, provider={"only": ["p1"]}
+        )
+    )
+    events, err = run(consume(stream))
+    assert err is not None and err.code == 502
+    assert [e.text for e in events] == ["This", " is"]
+    (rec,) = logged(router)
+    assert rec["error_reason"] == "upstream_interrupted" and len(rec["attempts"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("kw", "code"),
+    [
+        ({"api_key_id": "nobody"}, 401),
+        ({"api_key_id": "app", "max_tokens": -1}, 400),
+        ({"api_key_id": "app", "max_tokens": 10**9}, 402),  # the hold exceeds the $5 limit
+    ],
+)
+def test_policy_failures_of_a_stream_are_logged_as_streams(
+    cfg, small_fleet, make_router, logged, run, kw, code
+):
+    router = make_router(cfg, small_fleet)
+    with pytest.raises(RouteError) as e:
+        run(router.astream(model="m/a", messages=MSGS, **kw))
+    assert e.value.code == code
+    (rec,) = logged(router)
+    assert rec["error_code"] == code and rec["stream"] is True and rec["attempts"] == []
+    assert not small_fleet["p1"].served and not small_fleet["p2"].served
+
+
+def test_a_cut_before_any_content_fails_over(cfg, small_fleet, make_router, logged, run):
+    """Cut after the role chunk only: nothing reached the consumer, so the next route serves."""
+    small_fleet["p1"].add_fault("stream_drop", key="k1", after=1)
+    router = make_router(cfg, small_fleet)
+    stream = run(
+        router.astream(
+            api_key_id="app", model="m/a", messages=MSGS, max_tokens=64, provider={"only": ["p1"]}
+        )
+    )
+    events, err = run(consume(stream))
+    assert err is None and isinstance(events[-1], StreamUsage)
+    (rec,) = logged(router)
+    assert [a["status"] for a in rec["attempts"]] == ["connect_error", "ok"]
+    assert rec["credential"] == "shared" and rec["status"] == "ok"
