@@ -127,9 +127,14 @@ WITH target AS (
                 WHEN status IN ('missing_invoice', 'invoice_unreadable') THEN status
                 WHEN by_correction THEN 'correction'
                 WHEN other_account IS NOT NULL OR mismatch_keys IS NOT NULL THEN 'account_mismatch'
+                -- An established pattern (3+ days) wins over a gap that day (a drift continues).
+                WHEN n_days >= 3 THEN 'price_mismatch'
                 WHEN status IN ('over_billed', 'unlogged_usage') AND estimated_gap_usd > 0
                      AND estimated_gap_usd * 2 >= variance_usd THEN 'logs_missing'
-                WHEN n_days >= 2 OR n_models >= 2 OR n_accounts >= 2 THEN 'price_mismatch'
+                -- A same-day pattern across models or accounts is what lost logs look like too:
+                -- it counts only when no log gap lies behind the cell.
+                WHEN n_days >= 2 OR (log_gap IS NULL AND (n_models >= 2 OR n_accounts >= 2))
+                    THEN 'price_mismatch'
                 WHEN status IN ('over_billed', 'unlogged_usage') AND log_gap IS NOT NULL THEN 'logs_missing'
                 WHEN status = 'unlogged_usage' THEN 'usage_outside_router'
                 ELSE 'unknown' END AS likely_cause

@@ -42,27 +42,43 @@ JOIN per_hour b ON b.day = s.day AND b.writer = s.writer AND b.h = s.h0 - 1
 JOIN per_hour a ON a.day = s.day AND a.writer = s.writer AND a.h = s.h1 + 1
 WHERE least(b.lines, a.lines) >= greatest(5, s.typical_lines_per_hour / 2);
 
--- The estimated cost each gap hides, per reconciliation cell: the writer's average hourly
--- BYOK provider_usd in that cell on that day (over its active hours) times the gap's hours.
+-- The estimated cost each gap hides, per reconciliation cell: the writer's cost in that cell in
+-- the hour just before and just after the gap, averaged, times the gap's hours (traffic has a
+-- daily rhythm: a day-wide average would underestimate a gap at the busiest hours).
 CREATE OR REPLACE TEMP TABLE _rc_gap_cells AS
 WITH acct AS (
     SELECT DISTINCT day, provider, upstream_model, key_id, account
     FROM intermediate.request_groups
     WHERE day BETWEEN $start AND $end AND credential = 'byok'
-), writer_cell AS (
-    SELECT w.day, w.writer, w.provider, a.account, w.upstream_model, sum(w.provider_usd) AS usd
+), writer_cell_hour AS (
+    SELECT w.day, w.writer, w.provider, a.account, w.upstream_model, w.h, sum(w.provider_usd) AS usd
     FROM _rc_writer_hours w
     JOIN acct a ON a.day = w.day AND a.provider = w.provider AND a.key_id = w.key_id
      AND a.upstream_model IS NOT DISTINCT FROM w.upstream_model
     WHERE w.credential = 'byok'
     GROUP BY ALL
+), cells AS (
+    SELECT DISTINCT day, writer, provider, account, upstream_model FROM writer_cell_hour
+), per_gap AS (
+    SELECT c.day, c.provider, c.account, c.upstream_model, g.writer, g.gap_start, g.gap_end, g.hours,
+           -- Whole nanodollars (money never passes through a float).
+           (coalesce(CAST(b.usd * 1000000000 AS HUGEINT), 0) + coalesce(CAST(a.usd * 1000000000 AS HUGEINT), 0))
+           * g.hours // 2 AS est_nano
+    FROM cells c
+    JOIN _rc_gaps g ON g.day = c.day AND g.writer = c.writer
+    LEFT JOIN writer_cell_hour b
+      ON b.day = c.day AND b.writer = c.writer AND b.provider = c.provider
+     AND b.account IS NOT DISTINCT FROM c.account AND b.upstream_model IS NOT DISTINCT FROM c.upstream_model
+     AND b.h = hour(g.gap_start) - 1
+    LEFT JOIN writer_cell_hour a
+      ON a.day = c.day AND a.writer = c.writer AND a.provider = c.provider
+     AND a.account IS NOT DISTINCT FROM c.account AND a.upstream_model IS NOT DISTINCT FROM c.upstream_model
+     AND a.h = hour(g.gap_end)
 )
-SELECT c.day, c.provider, c.account, c.upstream_model,
-       -- Whole nanodollars (money never passes through a float).
-       CAST(CAST(sum(CAST(c.usd * 1000000000 AS HUGEINT) * g.hours // g.active_hours) AS DECIMAL(38, 0))
-            * CAST(0.000000001 AS DECIMAL(38, 9)) AS DECIMAL(38, 9)) AS estimated_gap_usd,
-       string_agg(g.writer || ' ' || strftime(g.gap_start, '%H:%M') || '–' || strftime(g.gap_end - INTERVAL 1 SECOND, '%H') || ':59'
-                  || ' UTC (' || g.hours || ' h)', '; ' ORDER BY g.writer, g.gap_start) AS log_gap
-FROM writer_cell c
-JOIN _rc_gaps g ON g.day = c.day AND g.writer = c.writer
+SELECT day, provider, account, upstream_model,
+       CAST(CAST(sum(est_nano) AS DECIMAL(38, 0)) * CAST(0.000000001 AS DECIMAL(38, 9)) AS DECIMAL(38, 9))
+           AS estimated_gap_usd,
+       string_agg(writer || ' ' || strftime(gap_start, '%H:%M') || '–' || strftime(gap_end - INTERVAL 1 SECOND, '%H') || ':59'
+                  || ' UTC (' || hours || ' h)', '; ' ORDER BY writer, gap_start) AS log_gap
+FROM per_gap
 GROUP BY ALL;
