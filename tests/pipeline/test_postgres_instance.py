@@ -41,8 +41,8 @@ def pg_url() -> Iterator[str]:
     except psycopg2.OperationalError as e:
         pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is unreachable ({e}); start it to run this test")
     admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
+    # docs/deploy.md's command for it.
+    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True, timeout=60)
     try:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
     finally:
@@ -94,7 +94,8 @@ def test_a_partition_materialized_through_postgres(acme_day: Ledger, pg_url: str
     home.mkdir()
     shutil.copy(REPO / "examples" / "deploy" / "dagster.yaml", home / "dagster.yaml")
     workspace = home / "workspace.yaml"
-    workspace.write_text(workspace_yaml(REPO))
+    shutil.copy(REPO / "examples" / "deploy" / "workspace.yaml", workspace)
+    assert workspace_yaml(REPO).split("      working_directory")[0] in workspace.read_text()
     env = {
         **{k: v for k, v in os.environ.items() if k != "BYOK_LEDGER_CONFIG"},
         "DAGSTER_HOME": str(home),
@@ -226,3 +227,10 @@ def test_a_partition_materialized_through_postgres(acme_day: Ledger, pg_url: str
     dump = home / "dagster.sql"
     sh("pg_dump", "-h", "127.0.0.1", "-U", "postgres", "-f", str(dump), pg_url.rsplit("/", 1)[1])
     assert "CREATE TABLE public.runs" in dump.read_text()
+    # The DuckDB ledger: copied while no run is in progress, the copy opens with every mart.
+    backup = home / "ledger-backup.duckdb"
+    shutil.copy2(acme_day.duckdb, backup)
+    import duckdb
+
+    with duckdb.connect(str(backup), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM marts.split_billing_daily").fetchone()[0] > 0
