@@ -76,6 +76,39 @@ FOCUS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("SubAccountName", "Conditional"),
     ("SkuId", "Conditional"),
     ("Tags", "Conditional"),
+    ("PricingCategory", "Conditional"),
+    ("SkuPriceId", "Conditional"),
+)
+# The other FOCUS 1.2 Cost and Usage columns, present (so the file has the whole 1.2 header a
+# FinOps tool expects) and null: they describe commitments, capacity reservations, regions,
+# resources, virtual currencies and invoice ids, none of which an LLM API bill has here.
+FOCUS_NULL_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("AvailabilityZone", "VARCHAR"),
+    ("BillingAccountType", "VARCHAR"),
+    ("CapacityReservationId", "VARCHAR"),
+    ("CapacityReservationStatus", "VARCHAR"),
+    ("CommitmentDiscountCategory", "VARCHAR"),
+    ("CommitmentDiscountId", "VARCHAR"),
+    ("CommitmentDiscountName", "VARCHAR"),
+    ("CommitmentDiscountQuantity", "DECIMAL(38, 9)"),
+    ("CommitmentDiscountStatus", "VARCHAR"),
+    ("CommitmentDiscountType", "VARCHAR"),
+    ("CommitmentDiscountUnit", "VARCHAR"),
+    ("ContractedUnitPrice", "DECIMAL(38, 9)"),
+    ("InvoiceId", "VARCHAR"),
+    ("ListUnitPrice", "DECIMAL(38, 9)"),
+    ("PricingCurrency", "VARCHAR"),
+    ("PricingCurrencyContractedUnitPrice", "DECIMAL(38, 9)"),
+    ("PricingCurrencyEffectiveCost", "DECIMAL(38, 9)"),
+    ("PricingCurrencyListUnitPrice", "DECIMAL(38, 9)"),
+    ("RegionId", "VARCHAR"),
+    ("RegionName", "VARCHAR"),
+    ("ResourceId", "VARCHAR"),
+    ("ResourceName", "VARCHAR"),
+    ("ResourceType", "VARCHAR"),
+    ("SkuMeter", "VARCHAR"),
+    ("SkuPriceDetails", "VARCHAR"),
+    ("SubAccountType", "VARCHAR"),
 )
 FOCUS_EXTENSIONS: tuple[str, ...] = (
     "x_Day",
@@ -233,7 +266,11 @@ def _export_focus(
         "billing_end": dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC),
         "platform": config.platform.name,
     }
-    query = load_sql("export/focus_rows").rstrip().rstrip(";")
+    rows = load_sql("export/focus_rows").rstrip().rstrip(";")
+    select = [f'"{c}"' for c, _ in FOCUS_COLUMNS]
+    select += [f'CAST(NULL AS {t}) AS "{c}"' for c, t in FOCUS_NULL_COLUMNS]
+    select += [f'"{c}"' for c in FOCUS_EXTENSIONS]
+    query = f"SELECT {', '.join(select)} FROM ({rows})"
     n, total = conn.execute(f"SELECT count(*), sum(BilledCost) FROM ({query})", params).fetchall()[
         0
     ]
@@ -491,4 +528,5 @@ class _DirGuard:
 def iter_focus_columns() -> Iterator[str]:
     """Every column of a FOCUS export, in file order."""
     yield from (name for name, _ in FOCUS_COLUMNS)
+    yield from (name for name, _ in FOCUS_NULL_COLUMNS)
     yield from FOCUS_EXTENSIONS

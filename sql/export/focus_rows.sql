@@ -146,7 +146,11 @@ WITH split AS (
         s.requests AS x_Requests,
         CAST(l.estimated AS DECIMAL(38, 9)) AS x_EstimatedCost,
         CAST(NULL AS VARCHAR) AS x_SourceFile,
-        CAST(NULL AS BIGINT) AS x_SourceLine
+        CAST(NULL AS BIGINT) AS x_SourceLine,
+        CASE WHEN l.charge_class IS NULL THEN 'Standard' END AS PricingCategory,
+        CASE WHEN l.layer = 'platform_fee' THEN 'byok-fee:' || coalesce(s.model, '?')
+             WHEN l.layer = 'platform_credits' THEN 'shared:' || coalesce(s.model, '?')
+             ELSE s.provider || ':' || coalesce(s.upstream_model, s.model, '?') END AS SkuPriceId
     FROM layers l
     JOIN split s USING (row_id)
     LEFT JOIN _export_names pn ON pn.provider = s.provider
@@ -167,7 +171,8 @@ WITH split AS (
         n.day, 'non_usage', 'invoiced', 'account', CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
         n.provider, n.account, CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
         CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR),
-        CAST(NULL AS BIGINT), CAST(NULL AS DECIMAL(38, 9)), n.source_file, n.source_line
+        CAST(NULL AS BIGINT), CAST(NULL AS DECIMAL(38, 9)), n.source_file, n.source_line,
+        CAST(NULL AS VARCHAR), CAST(NULL AS VARCHAR)
     FROM marts.non_usage_charges n
     LEFT JOIN _export_names pn ON pn.provider = n.provider
     WHERE n.day BETWEEN $start AND $end

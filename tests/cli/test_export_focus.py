@@ -25,6 +25,7 @@ from pipeline.export import (
     FOCUS_MONEY,
     ExportError,
     export_month,
+    iter_focus_columns,
 )
 from routing_core.config import load_config
 
@@ -104,8 +105,14 @@ def test_focus_parquet_columns_types_and_allowed_values(ledger: Path, tmp_path: 
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "exported 2026-10 as focus" in proc.stdout
     t = pq.read_table(out)
-    names = [n for n, _ in FOCUS_COLUMNS]
-    assert t.column_names == names + list(FOCUS_EXTENSIONS)
+    assert t.column_names == list(iter_focus_columns())
+    # The whole FOCUS 1.2 Cost and Usage header, as a FOCUS schema detector sees it.
+    from focus_data_toolkit.schema.detection import detect_focus_schema
+
+    found = detect_focus_schema(t.column_names)
+    assert (found.dataset, found.detected_version) == ("Cost and Usage", "1.2")
+    assert found.exact_match and not found.missing_columns and not found.unknown_columns
+    assert set(found.extension_columns) == set(FOCUS_EXTENSIONS)
     mandatory = [n for n, level in FOCUS_COLUMNS if level == "Mandatory"]
     assert {
         "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency",
