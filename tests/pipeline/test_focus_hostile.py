@@ -289,3 +289,64 @@ def test_a_hostile_path_or_header_never_reaches_the_sql(tmp_path: Path):
 def test_a_period_over_400_days_is_refused(tmp_path: Path):
     p = _csv(tmp_path, GOOD, _with(ChargePeriodEnd="2027-06-01T00:00:00Z"))
     _refused(p, "bad_timestamp", 3, "column ChargePeriodEnd", "400 days")
+
+
+def _parquet(path: Path, **cols: object) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(cols), path)
+    return path
+
+
+def test_typed_parquet_columns_load_exactly(tmp_path: Path):
+    import pyarrow as pa
+
+    ist = dt.timezone(dt.timedelta(hours=5, minutes=30))
+    p = _parquet(
+        tmp_path / "typed.parquet",
+        ChargePeriodStart=pa.array(
+            [
+                dt.datetime(2026, 3, 2, 5, 30, tzinfo=ist),
+                dt.datetime(2026, 3, 2, 0, 0, tzinfo=dt.UTC),
+            ],
+            pa.timestamp("us", tz="Asia/Kolkata"),
+        ),
+        ChargePeriodEnd=pa.array([dt.datetime(2026, 3, 3), None], pa.timestamp("us")),
+        ChargeCategory=["Usage", "Usage"],
+        BilledCost=pa.array([Decimal("0.123456789"), Decimal("2")], pa.decimal128(20, 9)),
+        EffectiveCost=pa.array([0.1, None], pa.float64()),
+        BillingCurrency=["USD", "usd"],
+        ServiceName=["Vertex AI", "Compute Engine"],
+        ServiceCategory=["AI and Machine Learning", "Compute"],
+        Tags=pa.array([[("model", "m1")], []], pa.map_(pa.string(), pa.string())),
+    )
+    conn, res = _load(p)
+    assert (res.lines, res.loaded, res.out_of_scope, res.out_of_scope_usd) == (2, 1, 1, Decimal(2))
+    row = conn.execute(
+        "SELECT ChargePeriodStart, BilledCost, EffectiveCost, Tags, x_UpstreamModel, x_SourceLine "
+        "FROM _t"
+    ).fetchone()
+    assert row == (
+        dt.datetime(2026, 3, 2),
+        Decimal("0.123456789"),
+        Decimal("0.1"),
+        '{"model":"m1"}',
+        "m1",
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"), [(float("nan"), "amount_not_finite"), (1e30, "amount_out_of_range")]
+)
+def test_parquet_float_amounts_out_of_range_are_refused(tmp_path: Path, value: float, reason: str):
+    p = _parquet(
+        tmp_path / "f.parquet",
+        ChargePeriodStart=["2026-03-02", "2026-03-02"],
+        ChargeCategory=["Usage", "Usage"],
+        BilledCost=[1.5, value],
+        BillingCurrency=["USD", "USD"],
+        ServiceName=["Vertex AI", "Cloud Storage"],
+    )
+    _refused(p, reason, 2, "column BilledCost")
