@@ -36,6 +36,7 @@ from typing import Protocol
 # period_bounds is defined in routing_core.calendar and re-exported here for existing callers.
 from routing_core.calendar import period_bounds
 from routing_core.config import LedgerConfig
+from routing_core.money import format_usd
 from routing_core.pricing import ByokFeeMeter, utc_day, utc_month
 from routing_core.routes import LIMIT_EXHAUSTED, RouteError
 from routing_core.schema import REQUESTS_DIR, Cost
@@ -276,8 +277,9 @@ class SpendGuard:
             raise RouteError(
                 LIMIT_EXHAUSTED,
                 f"{lim.scope} {lim.scope_id} limit exhausted: "
-                f"{remaining} of {lim.usd} USD left this period "
-                f"({lim.reset}), request may cost up to {amount}",
+                f"{format_usd(remaining, keep_small=True)} of {format_usd(lim.usd)} left this "
+                f"period ({lim.reset}), request may cost up to "
+                f"{format_usd(amount, keep_small=True)}",
                 {
                     "scope": lim.scope,
                     "scope_id": lim.scope_id,
