@@ -11,12 +11,19 @@ other processes) hits both equally:
           API key lookup, plan, budget reservation, adapter, pricing, one JSONL record
           appended to a temp dir.
 
-    .venv/bin/python bench/bench_router_overhead.py [--n 3000] [--batch 100] [--json]
+With `--stream`, both sides stream over one `httpx.AsyncClient` on one event loop:
+  bare:   client.stream("POST", ..., the exact streaming body the router sends), every
+          chunk read to the end
+  router: Router.astream(...) and every neutral event consumed (SSE parsing, usage from
+          the final chunk, bounding, pricing, one record).
+
+    .venv/bin/python bench/bench_router_overhead.py [--n 3000] [--batch 100] [--stream] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -58,6 +65,9 @@ def main() -> int:
         action="store_true",
         help="run the fake provider in this process (its threads then share our GIL)",
     )
+    ap.add_argument(
+        "--stream", action="store_true", help="measure Router.astream against a bare stream"
+    )
     args = ap.parse_args()
 
     config_path = ROOT / "examples" / "acme" / "ledger.yaml"
@@ -80,10 +90,15 @@ def main() -> int:
             base_urls, secrets = info["base_urls"], info["secrets"]
         logs = stack.enter_context(tempfile.TemporaryDirectory())
         client = stack.enter_context(httpx.Client())
+        loop = asyncio.new_event_loop()
+        stack.callback(loop.close)
+        aclient = httpx.AsyncClient()
+        stack.callback(lambda: loop.run_until_complete(aclient.aclose()))
         router = Router(
             cfg,
             log_dir=logs,
             http_client=client,
+            async_http_client=aclient,
             secrets=secrets,
             base_urls=base_urls,
             rng_seed=0,
@@ -106,6 +121,28 @@ def main() -> int:
             router.complete(
                 api_key_id="public-chat-prod", model="openai/gpt-4.1", messages=MESSAGES
             )
+
+        if args.stream:
+            sbody = {**body, "stream": True, "stream_options": {"include_usage": True}}
+
+            async def abare() -> None:
+                async with aclient.stream("POST", url, json=sbody, headers=headers) as r:
+                    async for _ in r.aiter_bytes():
+                        pass
+
+            async def arouted() -> None:
+                stream = await router.astream(
+                    api_key_id="public-chat-prod", model="openai/gpt-4.1", messages=MESSAGES
+                )
+                async with stream:
+                    async for _ in stream:
+                        pass
+
+            def bare() -> None:
+                loop.run_until_complete(abare())
+
+            def routed() -> None:
+                loop.run_until_complete(arouted())
 
         for _ in range(args.warmup):
             bare()
@@ -143,6 +180,7 @@ def main() -> int:
 
     us = 1e6
     res = {
+        "mode": "stream" if args.stream else "complete",
         "n": args.n,
         "bare_p50_us": round(statistics.median(t_bare) * us, 1),
         "bare_p90_us": round(pct(t_bare, 90) * us, 1),
@@ -165,7 +203,10 @@ def main() -> int:
     if args.json:
         print(json.dumps(res))
     else:
-        print(f"calls per side: {args.n} (alternating batches of {args.batch})")
+        print(
+            f"calls per side: {args.n} (alternating batches of {args.batch})"
+            + ("   [streaming: Router.astream vs a bare httpx stream]" if args.stream else "")
+        )
         print(f"bare httpx     p50 {res['bare_p50_us']:8.1f} µs   p90 {res['bare_p90_us']:8.1f} µs")
         print(
             f"Router.complete p50 {res['router_p50_us']:8.1f} µs   p90 {res['router_p90_us']:8.1f} µs"

@@ -174,16 +174,16 @@ class LiveStream(RouterStream):
             return ev
         if self._ended:
             raise StopAsyncIteration
-        from routing_core.providers.base import TIMEOUT, ProviderError
-        from routing_core.routes import RouteError
-
         router, ctx = self._router, self._ctx
         assert ctx.plan is not None
-        remaining = ctx.plan.deadline_s - self._elapsed_ms() / 1000.0
+        remaining = ctx.plan.deadline_s - (router._timer() - ctx.t0 + ctx.slept)
         timeout = min(router._timeouts[self.provider], remaining)
         try:
             ev = await self._up.next_event(timeout)
-        except ProviderError as e:
+        except _ProviderError as e:
+            from routing_core.providers.base import TIMEOUT
+            from routing_core.routes import RouteError
+
             code = 504 if e.kind == TIMEOUT else 502
             self._end(code, UPSTREAM_INTERRUPTED, e.message)
             with contextlib.suppress(Exception):
@@ -389,3 +389,7 @@ __all__ = [
     "TextDelta",
     "ToolCallDelta",
 ]
+
+# At the end on purpose: the adapters import this module's event types, and this import
+# (for LiveStream's error handling) must find them already defined.
+from routing_core.providers.base import ProviderError as _ProviderError  # noqa: E402

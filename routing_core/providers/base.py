@@ -367,11 +367,15 @@ class UpstreamStream:
     its end marker; any failure (connection cut, stall past `timeout`, an error event,
     unparseable data, the body ending before the end marker) raises ProviderError."""
 
-    __slots__ = ("resp", "parser", "_decoder", "_raw", "_pending", "closed")
+    __slots__ = ("resp", "parser", "read_timeout", "_decoder", "_raw", "_pending", "closed")
 
-    def __init__(self, resp: httpx.Response, parser: StreamParser):
+    def __init__(self, resp: httpx.Response, parser: StreamParser, read_timeout: float):
         self.resp = resp
         self.parser = parser
+        # httpx already bounds every read by the timeout the call was opened with; an
+        # asyncio timeout (a timer per chunk) is added only when the caller's time left is
+        # shorter than that.
+        self.read_timeout = read_timeout
         self._decoder = SSEDecoder()
         self._raw = resp.aiter_bytes()
         self._pending: list[Any] = []
@@ -381,12 +385,16 @@ class UpstreamStream:
         pending = self._pending
         while not pending:
             if self.parser.done:
+                await self._drain(timeout)
                 return None
             if timeout <= 0:
                 raise ProviderError(TIMEOUT, "the stream passed its deadline", error_type="stall")
             try:
-                async with asyncio.timeout(timeout):
+                if timeout >= self.read_timeout:
                     chunk = await self._raw.__anext__()
+                else:
+                    async with asyncio.timeout(timeout):
+                        chunk = await self._raw.__anext__()
             except StopAsyncIteration:
                 if self.parser.done or self.parser.finished:
                     # A body that ends cleanly after the answer's finish reason but without
@@ -394,9 +402,11 @@ class UpstreamStream:
                     self.parser.done = True
                     return None
                 raise stream_error("the stream ended before its end marker") from None
-            except TimeoutError:
+            except (TimeoutError, httpx.TimeoutException):
                 raise ProviderError(
-                    TIMEOUT, f"no stream data within {timeout:.3g}s", error_type="stall"
+                    TIMEOUT,
+                    f"no stream data within {min(timeout, self.read_timeout):.3g}s",
+                    error_type="stall",
                 ) from None
             except httpx.HTTPError as e:
                 raise ProviderError(
@@ -410,6 +420,23 @@ class UpstreamStream:
             except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
                 raise stream_error(f"unreadable stream data: {e}") from None
         return pending.pop(0)
+
+    async def _drain(self, timeout: float) -> None:
+        """Read what follows the end marker (normally just the chunked terminator) so the
+        connection goes back to the pool instead of being closed: a new TCP connection per
+        stream would cost more than everything else the router does. Bounded in time and
+        size; anything unexpected just closes the connection."""
+        if self.closed:
+            return
+        left = 1 << 16
+        try:
+            async with asyncio.timeout(max(0.001, min(timeout, 1.0))):
+                async for chunk in self._raw:
+                    left -= len(chunk)
+                    if left < 0:
+                        break
+        except (TimeoutError, httpx.HTTPError):
+            pass
 
     def push_back(self, event: Any) -> None:
         """Put an event read ahead back in front (the router reads the first one early)."""
@@ -462,4 +489,4 @@ async def open_stream(
     except BaseException:
         await resp.aclose()
         raise
-    return UpstreamStream(resp, parser)
+    return UpstreamStream(resp, parser, timeout)
