@@ -28,9 +28,11 @@ quarantined + out_of_scope).
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import hashlib
 import json
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -83,6 +85,12 @@ def _refused_lines(path: Path, fmt: str) -> int:
     """Input lines of a refused file, so its lines are counted quarantined: data rows (CSV),
     items (JSON that parses: results of every bucket, or statement rows), else non-blank
     text lines."""
+    if path.name.lower().endswith(".gz"):
+        try:
+            with gzip.open(path, "rb") as fh:
+                return max(sum(1 for line in fh if line.strip()) - 1, 0)
+        except (OSError, EOFError, zlib.error):
+            return 0
     try:
         data = path.read_bytes()
     except OSError:

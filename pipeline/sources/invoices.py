@@ -1052,15 +1052,20 @@ def _summarise(
         coverage = [(d, None) for d in sorted(days)]
     else:
         # A FOCUS export covers the accounts present in it, on every day of its charge span
-        # (first to last usage day); correction lines cover only their own day.
+        # (first to last day of its lines); correction lines cover only their own day.
         coverage = [
             (d, a)
             for d, a in conn.execute(
                 f"""
                 WITH span AS (SELECT min(day) AS a, max(day) AS b FROM {target}
                               WHERE ChargeClass IS DISTINCT FROM 'Correction'),
-                acc AS (SELECT DISTINCT x_Account AS account FROM {target}
-                        WHERE ChargeClass IS DISTINCT FROM 'Correction'),
+                named AS (SELECT DISTINCT x_Account AS account FROM {target}
+                          WHERE ChargeClass IS DISTINCT FROM 'Correction'
+                            AND x_Account IS NOT NULL),
+                -- lines without any account id (a credit, tax) widen nothing, unless no line
+                -- names an account: then the export covers the whole provider (NULL)
+                acc AS (SELECT account FROM named
+                        UNION ALL SELECT NULL WHERE NOT EXISTS (SELECT 1 FROM named)),
                 days AS (SELECT CAST(unnest(generate_series(a, b, INTERVAL 1 DAY)) AS DATE) AS day
                          FROM span WHERE a IS NOT NULL)
                 SELECT day, account FROM days, acc
