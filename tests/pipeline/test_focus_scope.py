@@ -307,3 +307,43 @@ def test_config_focus_scope_problems_name_the_key(tmp_path: Path, scope: str, me
 def test_config_focus_scope_on_a_non_focus_provider_is_refused(tmp_path: Path):
     with pytest.raises(ConfigError, match=r"providers\[0\].*focus_scope applies to FOCUS"):
         load_config(_config_with(tmp_path, "openai", "{service_names: [x]}"))
+
+
+# Columns FOCUS 1.1 added (1.2 then added the pricing-currency, invoice and account-type ones).
+SINCE_1_1 = {
+    "ServiceSubcategory", "SkuMeter", "SkuPriceDetails", "CommitmentDiscountStatus",
+    "CommitmentDiscountQuantity", "CommitmentDiscountUnit", "CapacityReservationId",
+    "CapacityReservationStatus",
+}  # fmt: skip
+SINCE_1_2 = {
+    "InvoiceId", "BillingAccountType", "SubAccountType", "PricingCurrency",
+    "PricingCurrencyContractedUnitPrice", "PricingCurrencyEffectiveCost",
+    "PricingCurrencyListUnitPrice",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.1"])
+def test_focus_1_0_and_1_1_column_sets_load(tmp_path: Path, version: str):
+    gen = toolkit_export(tmp_path / "gen", "gcp", "1.2")
+    header, generated = read_rows(gen)
+    drop = SINCE_1_2 | (SINCE_1_1 if version == "1.0" else set())
+    old = [c for c in header if c not in drop]
+    t = generated[0]
+    llm = _injected(t, "gcp")
+    sagemaker_like = llm_row(
+        t, "gcp", ServiceName="Vertex AI Workbench", ServiceSubcategory="Machine Learning"
+    )
+    rows = [{c: r.get(c, "") for c in old} for r in [*generated, *llm, sagemaker_like]]
+    res, loaded = _load(write(tmp_path / f"focus_{version}.csv", old, rows))
+    # 1.0 has no ServiceSubcategory: the whole 'AI and Machine Learning' category is in scope
+    # there, so the ML notebook line is kept; from 1.1 on its subcategory keeps it out.
+    n_llm = len(llm) + (1 if version == "1.0" else 0)
+    assert (res.lines, res.loaded) == (len(rows), n_llm)
+    assert res.out_of_scope_usd == billed_total(generated) + (
+        0 if version == "1.0" else nano("0.123456789")
+    )
+    assert sum(r["BilledCost"] for r in loaded[:5]) == Decimal("1.883456781")
+    # 1.0 has no SkuMeter either: the token type is unknown there.
+    want_tokens = [None] * 5 if version == "1.0" else ["input", "output", "input", None, None]
+    assert [r["x_TokenType"] for r in loaded[:5]] == want_tokens
+    assert ("ServiceSubcategory" in res.columns) is (version == "1.1")
