@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 # The product's one minus sign and rounding rule (routing_core.money), also for % and changes.
-from routing_core.money import MINUS, format_usd
+from routing_core.money import MINUS, format_pct, format_usd
 
 
 def usd(value: Decimal | int | None, places: int = 2) -> str:
@@ -28,10 +28,8 @@ def usd_short(value: Decimal) -> str:
 
 
 def pct(value: Decimal | float | None, places: int = 1) -> str:
-    if value is None:
-        return "\u2014"
-    d = Decimal(str(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    return f"{MINUS if d < 0 else ''}{abs(d)}%"
+    """12.3% (routing_core.money.format_pct; a float is read from its shortest repr)."""
+    return format_pct(None if value is None else Decimal(str(value)), places, missing="\u2014")
 
 
 def share(part: Decimal | int, whole: Decimal | int) -> Decimal | None:

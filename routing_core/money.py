@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
-__all__ = ["MINUS", "ROUNDING", "format_amount", "format_usd", "round_display"]
+__all__ = ["MINUS", "ROUNDING", "format_amount", "format_pct", "format_usd", "round_display"]
 
 MINUS = "-"
 ROUNDING = ROUND_HALF_UP
@@ -57,3 +57,11 @@ def format_usd(
         places = 4
     q = round_display(d, places)
     return f"{MINUS if q < 0 else ''}${abs(q):,.{places}f}"
+
+
+def format_pct(value: Decimal | int | str | None, places: int = 1, *, missing: str = "-") -> str:
+    """12.3% / -4.0% / 0.0%: a percentage (already x100) with the same rounding and minus."""
+    if value is None:
+        return missing
+    q = round_display(value, places)
+    return f"{MINUS if q < 0 else ''}{abs(q):.{places}f}%"

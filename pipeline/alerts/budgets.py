@@ -15,6 +15,7 @@ from pipeline.alerts.model import Alert, alert_id, money
 from pipeline.alerts.periods import period_bounds, periods_between
 from pipeline.alerts.queries import sql
 from routing_core.config import Budget, LedgerConfig
+from routing_core.money import format_pct
 
 # A forecast from a single day of a week/month is mostly noise: wait for this many days.
 FORECAST_MIN_DAYS = 2
@@ -141,7 +142,7 @@ def alerts_for_status(budget: Budget, st: BudgetStatus) -> list[Alert]:
                 message=(
                     f"Budget {budget.id} ({budget.scope} {budget.match}) reached {t}%: "
                     f"{money(st.spent_usd)} of {money(st.limit_usd)} "
-                    f"({st.pct.quantize(Decimal('0.1'))}%) spent in the {budget.period} period "
+                    f"({format_pct(st.pct)}) spent in the {budget.period} period "
                     f"{span} (data through {st.as_of.isoformat()})."
                 ),
                 payload={**base, "threshold_pct": t},
@@ -168,7 +169,7 @@ def alerts_for_status(budget: Budget, st: BudgetStatus) -> list[Alert]:
                     f"Budget {budget.id} ({budget.scope} {budget.match}) is forecast to reach "
                     f"{money(st.forecast_usd)} by {st.period_end.isoformat()} ({fpct}% of "
                     f"{money(st.limit_usd)}) at the current run rate of {money(rate)}/day; "
-                    f"{money(st.spent_usd)} ({st.pct.quantize(Decimal('0.1'))}%) spent so far."
+                    f"{money(st.spent_usd)} ({format_pct(st.pct)}) spent so far."
                 ),
                 payload={**base, "run_rate_usd_per_day": rate.quantize(Decimal("0.000000001"))},
             )

@@ -19,7 +19,7 @@ from routing_core.calendar import (
     period_bounds,
     periods_between,
 )
-from routing_core.money import format_amount, format_usd, round_display
+from routing_core.money import format_amount, format_pct, format_usd, round_display
 
 D = dt.date
 
@@ -80,6 +80,20 @@ def test_format_amount(value, expected):
 def test_non_finite_or_garbage_refused(bad):
     with pytest.raises((ValueError, ArithmeticError)):
         format_usd(bad)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (Decimal("12.25"), "12.3%"),
+        (Decimal("-4.05"), "-4.1%"),
+        (Decimal("-0.04"), "0.0%"),
+        (Decimal("118.9375"), "118.9%"),
+        (None, "-"),
+    ],
+)
+def test_format_pct(value, expected):
+    assert format_pct(value) == expected
 
 
 def test_places_bounds():
