@@ -50,6 +50,7 @@ from .invoices import (
     parse_file,
 )
 
+UNREADABLE = "unreadable"  # fingerprint of a file that could not be read
 CHARGE_KEY = (
     "x_Provider, x_Account, ChargePeriodStart, ChargePeriodEnd, ChargeCategory, ChargeClass, "
     "SkuMeter, x_TokenType, x_UpstreamModel, x_Model, x_StatementProvider, ResourceId, "
@@ -159,7 +160,7 @@ def sync_invoices(
     prev = {
         r[0]: r
         for r in conn.execute(
-            "SELECT file, bytes, mtime_ns, fingerprint, status FROM raw.invoice_files"
+            "SELECT file, bytes, mtime_ns, fingerprint, status, source FROM raw.invoice_files"
         ).fetchall()
     }
     res = SyncResult(files=len(found))
@@ -182,10 +183,13 @@ def sync_invoices(
                 "copy the file into the folder instead",
             )
         p = prev.get(name)
-        if p and p[1] == st.st_size and p[2] == st.st_mtime_ns:
+        if p and p[1] == st.st_size and p[2] == st.st_mtime_ns and p[3] != UNREADABLE:
             res.unchanged += 1
             continue
-        fp = _sha256(f.path) if f.path.exists() else ""
+        try:
+            fp = _sha256(f.path)
+        except OSError:  # e.g. no permission: refused by the parse below, retried every run
+            fp = UNREADABLE
         if p and p[3] == fp:
             res.unchanged += 1
             touched.append((f, st.st_size, st.st_mtime_ns, fp))
@@ -444,7 +448,7 @@ def _manifest(
                 (
                     run_id,
                     now,
-                    "invoices",
+                    prev[f][5],
                     f,
                     prev[f][3],
                     "the file is gone: its lines stop counting",

@@ -262,3 +262,23 @@ def test_a_symlink_leading_outside_the_invoices_folder_is_refused(ledger: Ledger
     stats = load(ledger, MAR)
     assert (stats["refused"], stats["rows"]) == (1, 0)
     assert latest_manifest(ledger)["costs.json"][1].startswith("unknown_file at ")
+
+
+def test_a_file_that_could_not_be_hashed_is_retried_on_the_next_load(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+):
+    # Root (the test machine) reads every file, so the permission error is injected.
+    import pipeline.sources.invoice_store as store
+
+    write(ledger, "costs.json", oai_page(bucket()))
+
+    def denied(path: Path) -> str:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    with monkeypatch.context() as m:
+        m.setattr(store, "_sha256", denied)
+        load(ledger, MAR)
+    assert ledger.query("SELECT fingerprint FROM raw.invoice_files") == [("unreadable",)]
+    assert load(ledger, MAR)["parsed"] == 1  # size and mtime unchanged, but retried
+    assert ledger.query("SELECT length(fingerprint) FROM raw.invoice_files") == [(64,)]
+    assert load(ledger, MAR)["parsed"] == 0
