@@ -1,7 +1,7 @@
 -- Hours in which a normally active request-log writer (the log file name, e.g. router-2.jsonl)
 -- wrote nothing, for the days [$start, $end]. A gap is a run of empty hours of a writer that
 -- has lines in at least 12 of that day's 24 UTC hours, with the hour just before AND just after
--- the run both holding at least 5 lines and at least half the writer's median hourly lines:
+-- the run both holding at least 5 lines and at least the writer's median hourly lines:
 -- traffic was flowing on both sides, so an empty stretch is not chance or the quiet of the night.
 -- One scan of staging.requests for the run's days, grouped to writer x hour x cell; everything
 -- after works on those few aggregated rows.
@@ -40,7 +40,7 @@ SELECT s.day, s.writer, CAST(s.day AS TIMESTAMP) + INTERVAL 1 HOUR * s.h0 AS gap
 FROM spans s
 JOIN per_hour b ON b.day = s.day AND b.writer = s.writer AND b.h = s.h0 - 1
 JOIN per_hour a ON a.day = s.day AND a.writer = s.writer AND a.h = s.h1 + 1
-WHERE least(b.lines, a.lines) >= greatest(5, s.typical_lines_per_hour / 2);
+WHERE least(b.lines, a.lines) >= greatest(5, s.typical_lines_per_hour);
 
 -- The estimated cost each gap hides, per reconciliation cell: the writer's cost in that cell in
 -- the hour just before and just after the gap, averaged, times the gap's hours (traffic has a
