@@ -374,8 +374,22 @@ def _csv_problem(path: Path, err: duckdb.Error) -> InvoiceError:
         )
     if "unicode" in low or "utf-8" in low:
         return _error(path, "not_utf8", "not UTF-8 text", line, raw)
-    first = text.splitlines()[0] if text else type(err).__name__
-    return _error(path, "invalid_csv", f"unreadable CSV: {first}", line, raw)
+    if "maximum line size" in low:
+        return _error(
+            path,
+            "line_too_long",
+            "a row is over 2 MB, which no billing line is (a broken or hostile export)",
+            line,
+            raw,
+        )
+    # DuckDB's first lines are the position and the row itself; the reason follows.
+    detail = [
+        ln.strip()
+        for ln in text.splitlines()
+        if ln.strip() and not ln.startswith(("Invalid Input Error", "Original Line"))
+    ]
+    why = detail[0][:300] if detail else type(err).__name__
+    return _error(path, "invalid_csv", f"unreadable CSV: {why}", line, raw)
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -350,3 +350,21 @@ def test_parquet_float_amounts_out_of_range_are_refused(tmp_path: Path, value: f
         ServiceName=["Vertex AI", "Cloud Storage"],
     )
     _refused(p, reason, 2, "column BilledCost")
+
+
+def test_bom_and_header_case_are_tolerated(tmp_path: Path):
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + (HEADER.lower() + "\n" + GOOD + "\n").encode())
+    conn, res = _load(p)
+    assert (res.lines, res.loaded) == (1, 1)
+    assert conn.execute("SELECT BilledCost, x_SourceLine FROM _t").fetchone() == (
+        Decimal("0.770769"),
+        2,
+    )
+
+
+def test_a_giant_line_is_refused_not_loaded(tmp_path: Path):
+    huge = '"{""k"":""' + "x" * 3_000_000 + '""}"'
+    p = _csv(tmp_path, GOOD, _with(Tags=huge), GOOD)
+    err = _refused(p, "line_too_long", 3, "over 2 MB")
+    assert len(str(err)) < 2_000  # the message never carries the 3 MB value
