@@ -1,4 +1,4 @@
-"""`byok-ledger check-config` and `byok-ledger explain` (SPEC §3): validate a `ledger.yaml`
+"""`byok-ledger check-config` and `byok-ledger explain` (README.md, docs/routing.md): validate a `ledger.yaml`
 with every problem named by file, key path and line; dry-run the routing plan of a request.
 """
 
@@ -149,7 +149,7 @@ def _money(value: str | None) -> Decimal | None:
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
-    """Exactly the SPEC §3 `explain --json` shape (no extra keys)."""
+    """Exactly the documented `explain --json` shape (docs/routing.md; no extra keys)."""
     return plan.to_dict()
 
 

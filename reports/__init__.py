@@ -1,4 +1,4 @@
-"""Finance reports (SPEC §9): self-contained HTML per month and a rolling last-N-days view,
+"""Finance reports (docs/reports-alerts.md): self-contained HTML per month and a rolling last-N-days view,
 rendered from the marts. `render_month(config, "2026-11")` and `render_last_days(config)`
 return the written file's path; `byok-ledger report` is `reports.cli:report`."""
 

@@ -138,7 +138,7 @@ def attempt_loop(
 
 
 def exhausted(ctx: RequestCtx, last: ProviderError | None, n: int, late: bool) -> RouteError:
-    """The §5 error of a plan that ran out of attempts, routes or time."""
+    """The caller-facing error (docs/routing.md) of a plan that ran out of attempts, routes or time."""
     kinds = ctx.kinds
     meta = error_meta(ctx)
     if not kinds:

@@ -1,4 +1,4 @@
-"""Spend limits enforced before any provider is called (SPEC §5 step 4): API key limits
+"""Spend limits enforced before any provider is called (docs/routing.md, budgets): API key limits
 (`api_keys[].limit`) and guardrail budgets (of the API key's guardrail, the member's
 guardrail and the `default` guardrail), per UTC calendar period.
 
@@ -361,7 +361,7 @@ class SpendGuard:
         fee_meter: ByokFeeMeter | None = None,
         ceiling: Callable[[dict, dt.datetime], Cost | None] | None = None,
     ) -> int:
-        """Count the request logs of the current periods (SPEC §6 layout) so limits survive
+        """Count the request logs of the current periods (the docs/log-contract.md layout) so limits survive
         a restart; with `fee_meter`, also seed this month's list-price BYOK spend. A torn
         or unreadable line is skipped; a money field that is not a finite, non-negative
         decimal counts 0. `ceiling(record, ts)` gives the most one request on that record's

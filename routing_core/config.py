@@ -1,4 +1,4 @@
-"""The `ledger.yaml` configuration (SPEC §4): pydantic models, a Decimal-safe YAML loader,
+"""The `ledger.yaml` configuration (docs/config.md): pydantic models, a Decimal-safe YAML loader,
 and the cross-reference checks that turn a typo into an error instead of a silent policy hole.
 
 `load_config(path)` returns a validated, frozen `LedgerConfig` or raises `ConfigError`
@@ -819,7 +819,7 @@ def parse_config(data: Any, source: str | Path = "<memory>") -> LedgerConfig:
         )
     data = _floats_for_non_money(data)
     # `source` is a field only so load_config can remember the file; as a YAML key it is
-    # unknown like any other (SPEC §4), not a way to move where relative paths resolve.
+    # unknown like any other (docs/config.md), not a way to move where relative paths resolve.
     internal = [ConfigProblem(path=k, message=_UNKNOWN_KEY) for k in _INTERNAL_FIELDS if k in data]
     data = {k: v for k, v in data.items() if k not in _INTERNAL_FIELDS}
     try:

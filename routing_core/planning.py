@@ -1,4 +1,4 @@
-"""Route planning (SPEC §5): for one request, the ordered attempts (prioritized BYOK keys →
+"""Route planning (docs/routing.md): for one request, the ordered attempts (prioritized BYOK keys →
 shared capacity → fallback-tier BYOK keys, model by model) and every excluded candidate
 with its reason code.
 
@@ -186,7 +186,7 @@ class _Policy:
 
 @dataclass(frozen=True, slots=True)
 class ResolvedRequest:
-    """Who is asking, as the router logs it (SPEC §6 fields)."""
+    """Who is asking, as the router logs it (docs/log-contract.md fields)."""
 
     api_key_id: str
     environment: str

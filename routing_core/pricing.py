@@ -1,4 +1,4 @@
-"""Money for one request (SPEC §4, §6): list prices with `effective_from` changes, the
+"""Money for one request (docs/config.md prices, docs/log-contract.md cost fields): list prices with `effective_from` changes, the
 provider's estimated charge on a BYOK account, the platform's BYOK fee above the monthly
 free allowance, and shared-capacity credits with markup. Decimal end to end; every `Cost`
 field is quantized to 9 decimal places (DuckDB DECIMAL(38,9)) with ROUND_HALF_EVEN.
@@ -135,7 +135,7 @@ class PriceBook:
         return prices[bisect.bisect_right(dates, day) - 1]
 
     def list_usd(self, model: str, provider: str, usage: Usage, day: dt.date) -> Decimal:
-        """Unquantized list price of `usage` (disjoint buckets, SPEC §6)."""
+        """Unquantized list price of `usage` (disjoint buckets, docs/log-contract.md)."""
         p = self.price(model, provider, day)
         return (
             usage.input_tokens * p.input

@@ -1,4 +1,4 @@
-"""Append-only JSONL request records and outcome events (SPEC §6).
+"""Append-only JSONL request records and outcome events (docs/log-contract.md).
 
 Layout: `<logs>/requests/dt=YYYY-MM-DD/<writer>.jsonl` and `<logs>/outcomes/dt=.../<writer>.jsonl`
 (UTC day of the record's `ts`). Each process writes its own file (writer id default

@@ -1,6 +1,6 @@
 """The `Router`: construction, admission and the drivers. It authenticates and plans a
 request (routing_core.planning), holds its budget (routing_core.budgets), runs the attempt
-loop (routing_core.attempts, failover as in SPEC §5) over the provider adapters, bounds
+loop (routing_core.attempts, failover as in docs/routing.md) over the provider adapters, bounds
 and prices what was served (routing_core.usage, routing_core.pricing) and appends exactly
 one request record per call (routing_core.record, routing_core.request_log).
 
@@ -452,7 +452,7 @@ class Router:
         `max_price` {prompt, completion} USD per 1M tokens, `zdr`). `idempotency_key`
         replays a stored result for the same API key within `router.idempotency_ttl_s`;
         `workflow_id` groups requests for outcome events. Returns a `Completion` or raises
-        `RouteError` (SPEC §5 codes and shape); writes exactly one request record."""
+        `RouteError` (the caller-facing codes and shape of docs/routing.md); writes exactly one request record."""
         kw = dict(
             api_key=api_key,
             api_key_id=api_key_id,

@@ -1,6 +1,6 @@
 """Value types of a routing decision: the request as the planner sees it, the ordered
 attempts, the excluded candidates with reason codes, and the caller-facing error.
-`Plan.to_dict()` is the `explain --json` shape of SPEC §3.
+`Plan.to_dict()` is the documented `explain --json` shape (docs/routing.md).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-# Reason codes (SPEC §3). Extra codes beyond SPEC's minimum are ours to add.
+# Reason codes (docs/routing.md lists them all).
 MODEL_NOT_ALLOWED = "model_not_allowed"
 MODEL_UNKNOWN = "model_unknown"
 PROVIDER_NOT_ALLOWED = "provider_not_allowed"
@@ -82,7 +82,7 @@ class Exclusion:
     detail: str = ""
 
     def to_dict(self, *, with_detail: bool = False) -> dict[str, Any]:
-        """SPEC §3 shape; `with_detail` adds the human-readable detail (error metadata)."""
+        """The documented `explain --json` shape; `with_detail` adds the human-readable detail (error metadata)."""
         d = {
             "model": self.model,
             "provider": self.provider,
@@ -97,7 +97,7 @@ class Exclusion:
 
 @dataclass(slots=True)
 class RouteError(Exception):
-    """Caller-facing error (SPEC §5): `{"error": {"code", "message", "metadata"}}`.
+    """Caller-facing error (docs/routing.md): `{"error": {"code", "message", "metadata"}}`.
 
     Not a frozen dataclass: Python sets `__traceback__` on an exception that passes
     through a `contextlib.contextmanager`, and a frozen slots dataclass's `__setattr__`
@@ -117,7 +117,7 @@ class RouteError(Exception):
         return {"error": {"code": self.code, "message": self.message, "metadata": self.metadata}}
 
 
-# Caller-facing codes (SPEC §5).
+# Caller-facing codes (docs/routing.md).
 BAD_REQUEST = 400
 UNKNOWN_API_KEY = 401
 LIMIT_EXHAUSTED = 402

@@ -1,4 +1,4 @@
-"""The log contract between router and pipeline (SPEC §6): request records and outcome
+"""The log contract between router and pipeline (docs/log-contract.md): request records and outcome
 events, shared by `routing_core` (writer), `simulator` (fast synthesizer) and `pipeline`
 (reader). Changing a field here is changing a contract.
 

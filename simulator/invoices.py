@@ -1,6 +1,6 @@
 """Provider ground truth: what each provider account served, metered per UTC day and
 token type, billed with the provider's own price book and rounding, and written in the
-provider's native export format (SPEC §7):
+provider's native export format (docs/pipeline.md):
 
 - `openai_costs`: `<invoices>/<provider>/costs_page_NNN.json` (OpenAI Costs API pages,
   daily buckets, dollars as JSON numbers, model inside `line_item`); the first bucket starts

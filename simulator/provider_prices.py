@@ -2,7 +2,7 @@
 router estimates. Starts from the config's endpoint prices (with `effective_from` changes)
 and the BYOK keys' negotiated discounts, then applies deliberate differences: a price
 change the router's config does not know about ("price drift"). Token types here are the
-disjoint buckets of SPEC §6."""
+disjoint buckets of docs/log-contract.md."""
 
 from __future__ import annotations
 

@@ -387,7 +387,7 @@ def _totals_by_day(
     providers: dict[str, Any], stmt_by_day: dict[str, Decimal]
 ) -> dict[str, dict[str, Decimal]]:
     """Per day: invoice usage before corrections, corrections (by ChargePeriod day), usage
-    with corrections, the statement, and the sum SPEC §8 says split billing adds up to."""
+    with corrections, the statement, and the sum split billing adds up to (docs/marts.md)."""
     zero = Decimal(0)
     days = set(stmt_by_day)
     for p in providers.values():
@@ -436,7 +436,7 @@ def build_manifest(
         lines = [ln for ln in invoices.lines if ln.provider == pid]
         usage = [ln for ln in lines if ln.category == "Usage" and ln.charge_class is None]
         by_day = _sum_by_day(usage)
-        # Corrections are Usage lines too (SPEC §7/§8): they count for their ChargePeriod
+        # Corrections are Usage lines too: they count for their ChargePeriod
         # day, so the pipeline's billed usage for a day includes them.
         corr_by_day = _sum_by_day(
             ln for ln in lines if ln.category == "Usage" and ln.charge_class == "Correction"

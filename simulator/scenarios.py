@@ -1,10 +1,10 @@
-"""The production-testing checklist (SPEC §5a) as runnable scenarios: each one starts fake
+"""The production-testing checklist (docs/simulator.md) as runnable scenarios: each one starts fake
 providers on loopback, a real `Router` on the given config (simulated time, temp log
 folder), injects its fault, sends a short burst and checks what the router did — in its
 answers and in the request log — against what the config's policy requires.
 
 Expectations are read from the config *and* from the posture its data classes imply
-(SPEC §5a: legal/regulated traffic is strict BYOK; legal, financial, confidential and
+(the postures of docs/config.md: legal/regulated traffic is strict BYOK; legal, financial, confidential and
 regulated traffic is ZDR-only), so a config edited into an unsafe state is reported
 rather than silently re-baselined. A scenario whose ingredients the config lacks (no
 strict workload, no model fallbacks, ...) says N/A and why.

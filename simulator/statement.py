@@ -72,7 +72,7 @@ class StatementMeter:
             r.byok_requests += n
 
     def add_record(self, rec: dict) -> None:
-        """A request record (SPEC §6 dict) that was served (status ok)."""
+        """A request record (docs/log-contract.md dict) that was served (status ok)."""
         if rec.get("status") != "ok" or not rec.get("model"):
             return
         c, u = rec["cost"], rec["usage"]

@@ -1,4 +1,4 @@
-"""Budget and anomaly alerts over the marts (SPEC §9): evaluate, record in `marts.alerts`, and
+"""Budget and anomaly alerts over the marts (docs/reports-alerts.md): evaluate, record in `marts.alerts`, and
 deliver each alert once to `alerts.webhook_url`.
 
 Entry point: `evaluate_alerts(config, as_of=None, dry_run=False)`; the CLI handler is

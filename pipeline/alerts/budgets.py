@@ -1,4 +1,4 @@
-"""Budget evaluation (SPEC §4 `budgets`, §9): spend per calendar-aligned UTC period from
+"""Budget evaluation (`budgets` in docs/config.md, docs/reports-alerts.md): spend per calendar-aligned UTC period from
 `marts.split_billing_daily`, threshold alerts (each once per period per budget) and a
 forecast alert when the run rate says the limit will be crossed before the period ends."""
 

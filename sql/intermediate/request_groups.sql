@@ -1,5 +1,5 @@
 -- Requests of [$start, $end] aggregated to the allocation grain, each BYOK group tied to the
--- invoice account it reconciles against (SPEC §7 matching: every identifier present on both
+-- invoice account it reconciles against (account matching: every identifier present on both
 -- sides equal, at least one present on both; the most specific invoice account wins).
 -- Needs TEMP ref_byok_keys. Runs inside the asset's transaction.
 DELETE FROM intermediate.request_groups WHERE day BETWEEN $start AND $end;

@@ -1,4 +1,4 @@
-"""Insight marts built from the requests and split billing (SPEC §8)."""
+"""Insight marts built from the requests and split billing (docs/marts.md)."""
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource

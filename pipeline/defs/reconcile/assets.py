@@ -1,4 +1,4 @@
-"""Reconciliation and split-billing assets (SPEC §8)."""
+"""Reconciliation and split-billing assets (the marts are described in docs/marts.md)."""
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -20,7 +20,7 @@ def request_groups(
     context: dg.AssetExecutionContext, ledger: LedgerConfigResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     """Requests aggregated to the allocation grain, each BYOK group tied to the invoice account
-    it reconciles against (SPEC §7 account matching)."""
+    it reconciles against (account matching: every identifier on both sides agrees)."""
     return rebuild_table(
         context, ledger, duckdb, "intermediate.request_groups", loads.build_request_groups
     )
