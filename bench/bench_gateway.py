@@ -138,6 +138,13 @@ class Procs:
                     p.kill()
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process (and its reaped children) used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks
+
+
 def sequential(targets: dict[str, tuple[str, dict, dict]], n: int, batch: int, warmup: int):
     clients = {k: httpx.Client(timeout=30.0) for k in targets}
     lat: dict[str, list[float]] = {k: [] for k in targets}
@@ -224,8 +231,17 @@ def main() -> int:
     out: dict[str, Any] = {"cores": os.cpu_count(), "loadavg_before": os.getloadavg()[0]}
     try:
         cfg = config(folder)
+        # The fake's listening backlog is raised from the stdlib's 5 so 256 concurrent
+        # clients are not turned into SYN retransmits (which would measure the kernel).
         fake = procs.start(
-            [PY, "-m", "simulator.fake_providers", str(cfg)],
+            [
+                PY,
+                "-c",
+                "import http.server, sys; "
+                "http.server.ThreadingHTTPServer.request_queue_size = 1024; "
+                "from simulator.fake_providers import main; sys.exit(main(sys.argv[1:]))",
+                str(cfg),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -308,7 +324,15 @@ def main() -> int:
         else:
             out["litellm"] = "skipped (no litellm virtualenv given)"
 
+        pids = {"gateway": gw.pid, "fake": fake.pid}
+        if "litellm" in targets:
+            pids["litellm"] = ll.pid
+        cpu0 = {k: cpu_s(p) for k, p in pids.items()}
         lat, errors = sequential(targets, args.n, args.batch, args.warmup)
+        total = args.n + args.warmup
+        cpu = {k: (cpu_s(p) - cpu0[k]) * 1000 / total for k, p in pids.items()}
+        # The fake served every side's requests: its CPU per request of any one side.
+        cpu["fake"] /= len(targets)
         p50 = {k: statistics.median(v) * 1000 for k, v in lat.items()}
         p99 = {k: pct(v, 99) * 1000 for k, v in lat.items()}
         seq: dict[str, Any] = {
@@ -319,6 +343,11 @@ def main() -> int:
         }
         added = {k: p50[k] - p50["direct"] for k in p50 if k != "direct"}
         seq["added_p50_ms"] = {k: round(v, 4) for k, v in added.items()}
+        # CPU per request is what a loaded machine cannot inflate the way it inflates
+        # latency (every hop waits for a core): the cost the gateway itself adds.
+        seq["cpu_ms_per_request"] = {k: round(v, 4) for k, v in cpu.items()}
+        if "litellm" in cpu and cpu["gateway"] > 0:
+            seq["litellm_cpu_over_gateway_cpu"] = round(cpu["litellm"] / cpu["gateway"], 1)
         if "litellm" in added and added["gateway"] > 0:
             seq["litellm_added_over_gateway_added"] = round(added["litellm"] / added["gateway"], 1)
         out["sequential"] = seq

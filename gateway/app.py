@@ -41,6 +41,7 @@ from gateway import wire_anthropic, wire_openai
 from gateway.auth import KeyTable, presented_key
 from gateway.errors import GatewayError, anthropic_error, http_status, openai_error
 from gateway.metrics import CONTENT_TYPE, GatewayMetrics
+from gateway.transport import make_client
 from routing_core.config import LedgerConfig, load_config
 from routing_core.request_log import default_writer_id
 from routing_core.router import Router
@@ -94,10 +95,7 @@ class Gateway:
 
     async def start(self) -> None:
         pool = max(16, min(1024, self.settings.max_concurrent_per_key * 4))
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-            timeout=httpx.Timeout(60.0),
-        )
+        self._client = make_client(pool)
         # Building the router seeds the budget counters from the logs (blocking file reads,
         # and with Redis possibly waiting for another replica's seeding): off the loop.
         self.router = await asyncio.to_thread(

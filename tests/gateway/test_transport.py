@@ -1,0 +1,156 @@
+"""The gateway's upstream transport (gateway/transport.py) against real loopback servers
+that misbehave on purpose: keep-alive reuse, a stale pooled connection, a server that never
+answers, a refused port, a body cut short, garbage instead of HTTP, and a streamed body
+that must arrive piece by piece."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+
+from gateway.transport import FastTransport
+
+OK = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}'
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    n = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            n = int(line.split(b":")[1])
+    return head + (await reader.readexactly(n) if n else b"")
+
+
+def run(handler: Handler, body: Callable[[httpx.AsyncClient, str], Awaitable[None]]) -> None:
+    async def main() -> None:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport = FastTransport(max_connections=8)
+        async with httpx.AsyncClient(transport=transport, timeout=2.0) as client:
+            client.transport_ref = transport  # type: ignore[attr-defined]
+            await body(client, f"http://127.0.0.1:{port}")
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+
+
+def test_keep_alive_reuses_one_connection():
+    conns = []
+
+    async def handler(reader, writer):
+        conns.append(writer)
+        while True:
+            try:
+                req = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            assert b"POST /v1/x?q=1 HTTP/1.1" in req and b'{"a":1}' in req
+            writer.write(OK)
+
+    async def body(client, url):
+        for _ in range(3):
+            r = await client.post(url + "/v1/x?q=1", json={"a": 1})
+            assert r.status_code == 200 and r.json() == {"ok": True}
+
+    run(handler, body)
+    assert len(conns) == 1
+
+
+def test_a_stale_pooled_connection_is_retried_on_a_fresh_one():
+    seen = []
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        seen.append(1)
+        writer.write(OK)  # keep-alive by default ... then closes anyway
+        await writer.drain()
+        writer.close()
+
+    async def body(client, url):
+        assert (await client.post(url, json={})).status_code == 200
+        await asyncio.sleep(0.05)  # the close reaches the pool
+        assert (await client.post(url, json={})).status_code == 200
+
+    run(handler, body)
+    assert len(seen) == 2
+
+
+def test_no_answer_is_a_read_timeout():
+    async def handler(reader, writer):
+        await read_request(reader)
+        await asyncio.sleep(5)
+
+    async def body(client, url):
+        t = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(url, json={}, timeout=0.3)
+        assert time.monotonic() - t < 1.5
+
+    run(handler, body)
+
+
+def test_refused_port_is_a_connect_error():
+    async def main():
+        async with httpx.AsyncClient(transport=FastTransport()) as c:
+            with pytest.raises(httpx.ConnectError):
+                await c.post("http://127.0.0.1:9/x", json={})
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"cut',  # body cut short
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n",  # no last chunk
+        b"",  # closed without an answer
+        b"garbage that is not http\r\n\r\n",
+    ],
+)
+def test_broken_answers_are_protocol_errors(answer):
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    async def body(client, url):
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.post(url, json={})
+        assert client.transport_ref._slots._value == 8  # the slot came back
+
+    run(handler, body)
+
+
+def test_a_streamed_body_arrives_piece_by_piece():
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
+        for i in range(3):
+            data = f"data: {i}\n\n".encode()
+            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.3)
+        writer.write(b"0\r\n\r\n")
+
+    async def body(client, url):
+        t = time.monotonic()
+        got = []
+        async with client.stream("POST", url, json={}) as r:
+            async for part in r.aiter_bytes():
+                got.append((round(time.monotonic() - t, 1), part))
+        assert b"".join(p for _, p in got) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+        assert got[0][0] < 0.2  # the first event did not wait for the rest
+
+    run(handler, body)
