@@ -1,4 +1,4 @@
-"""Pipeline benchmark (SPEC §10): one day of N requests through the whole Dagster graph.
+"""Pipeline benchmark (targets in README.md, Benchmarks): one day of N requests through the whole Dagster graph.
 
 Reports wall time and peak RSS of the run, the ratio to a bare DuckDB scan-and-aggregate of
 the same log files measured side by side, and the cost of day 1 (empty ledger) vs day 30

@@ -1,4 +1,4 @@
-"""Routing-plan latency (SPEC §10: p50 <= 20 us on 300 models, 200 BYOK keys, 50 API keys).
+"""Routing-plan latency (target: p50 <= 20 us on 300 models, 200 BYOK keys, 50 API keys).
 
 Generates that config in memory (seeded), builds a `Planner`, and times single-model
 `plan()` calls with time.perf_counter_ns: once on the memoised path (what a router sees for

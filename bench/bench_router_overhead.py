@@ -1,4 +1,4 @@
-"""Router overhead benchmark (SPEC §10: <= 150 µs p50 over a bare httpx call, log write
+"""Router overhead benchmark (target: <= 150 µs p50 over a bare httpx call, log write
 included).
 
 One loopback fake OpenAI provider (in its own process, like a real provider: its threads
