@@ -97,6 +97,17 @@ def test_user_facing_strings_cite_no_spec():
     assert not hits, "user-facing strings cite the spec:\n" + "\n".join(hits)
 
 
+def test_example_configs_and_benchmarks_cite_no_spec():
+    files = sorted((REPO / "examples").rglob("*.yaml")) + sorted((REPO / "bench").glob("*.py"))
+    hits = [
+        f"{path.relative_to(REPO)}:{n}"
+        for path in files
+        for n, line in _lines(path)
+        if SPEC_REF.search(line)
+    ]
+    assert not hits, "cites the spec: " + ", ".join(hits)
+
+
 def test_marts_doc_covers_every_mart():
     created = set()
     for path in (REPO / "sql").rglob("*.sql"):
