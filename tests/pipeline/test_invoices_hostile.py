@@ -322,6 +322,39 @@ HOSTILE = [
         [],
     ),
     (
+        "focus_csv_cut_mid_row",  # issue 8: the partial row used to load as a $0.77 line
+        "bedrock",
+        "focus_2026-03.csv",
+        (
+            "BillingAccountId,SubAccountId,ChargePeriodStart,ChargePeriodEnd,ChargeCategory,"
+            "BilledCost,BillingCurrency,ServiceName,ServiceCategory,ResourceId,SkuMeter\n"
+            "998877665544,412938475610,2026-03-02T00:00:00Z,2026-03-03T00:00:00Z,Usage,0.60,USD,"
+            "Amazon Bedrock,AI and Machine Learning,arn:aws:bedrock:us-east-1::foundation-model/"
+            "m,Input Tokens\n"
+            "998877665544,412938475610,2026-03-02T00:00:00Z,2026-03-03T00:00:00Z,Usage,0.770769"
+        ),
+        "short_row",
+        3,
+        "0.770769",
+        ["2026-03-02", "2026-03-03"],  # the dates in the text (nothing of it counts)
+    ),
+    (
+        "statement_amount_1e30_string",
+        "_platform",
+        "activity.json",
+        dumps(
+            {
+                "data": [
+                    {"date": "2026-03-02", "model": "m", "provider_name": "OpenAI", "usage": "1e30"}
+                ]
+            }
+        ),
+        "amount_out_of_range",
+        1,
+        "1e30",
+        ["2026-03-02"],
+    ),
+    (
         "json_number_too_long",
         "openai",
         "costs_digits.json",
