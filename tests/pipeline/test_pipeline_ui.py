@@ -23,6 +23,7 @@ QUERY = """
   runsOrError { ... on Runs { results { runId status } } }
   assetNodes { assetKey { path } }
   assetNodeOrError(assetKey: {path: ["staging", "requests"]}) { ... on AssetNode { partitionKeys } }
+  instance { daemonHealth { daemonStatus(daemonType: "SCHEDULER") { healthy } } }
   schedulesOrError(repositorySelector: {repositoryLocationName: "byok_ledger",
                                         repositoryName: "__repository__"}) {
     ... on Schedules { results { name } }
@@ -74,7 +75,7 @@ def test_ui_serves_the_runs_history_and_assets_of_the_config(acme_day: Ledger) -
     log = acme_day.root / "ui.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            _cli("ui", "--config", str(acme_day.config), "--port", str(port)),
+            _cli("ui", "--config", str(acme_day.config), "--port", str(port), "--daemon"),
             stdout=out,
             stderr=subprocess.STDOUT,
             env=_env(),
@@ -87,12 +88,15 @@ def test_ui_serves_the_runs_history_and_assets_of_the_config(acme_day: Ledger) -
             assert proc.poll() is None, log.read_text()
             try:
                 data = _graphql(port)
-                if data["assetNodes"]:
+                scheduler = data["instance"]["daemonHealth"]["daemonStatus"]["healthy"]
+                if data["assetNodes"] and scheduler:
                     break
             except OSError:
                 pass
             time.sleep(1)
         assert data and data["assetNodes"], log.read_text()
+        # --daemon: the scheduler daemon runs beside the UI, on the same instance.
+        assert data["instance"]["daemonHealth"]["daemonStatus"]["healthy"], log.read_text()
         [repo] = data["repositoriesOrError"]["nodes"]
         assert repo["location"]["name"] == "byok_ledger"
         keys = {"/".join(n["assetKey"]["path"]) for n in data["assetNodes"]}
@@ -113,7 +117,7 @@ def test_ui_serves_the_runs_history_and_assets_of_the_config(acme_day: Ledger) -
             proc.kill()
             raise
     assert code == 0, log.read_text()
-    # The code server the UI started is gone too (no process still serves the port).
+    # The UI, its code server and the daemon are gone too (nothing serves the port).
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0
 
