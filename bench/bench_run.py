@@ -28,6 +28,7 @@ import datetime as dt
 import importlib.util
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,7 @@ def _bench_pipeline():
 
 def _child(cmd: list[str], code: Path, env: dict[str, str] | None = None) -> dict:
     """Run a child process; its wall time, peak RSS (MB) and exit status."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd,
@@ -66,12 +68,22 @@ def _child(cmd: list[str], code: Path, env: dict[str, str] | None = None) -> dic
     )
     out, _ = proc.communicate()
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU seconds of this child alone (children run one at a time): on a shared machine the
+    # wall time includes waiting for a core, the CPU time does not.
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     # The child reports its own peak RSS (RUSAGE_CHILDREN would mix all earlier children).
     rss = None
     for line in out.splitlines():
         if line.startswith("BENCH_RSS_MB "):
             rss = float(line.split()[1])
-    return {"wall_s": round(wall, 2), "rss_mb": rss, "rc": proc.returncode, "out": out}
+    return {
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
+        "rss_mb": rss,
+        "rc": proc.returncode,
+        "out": out,
+    }
 
 
 RUN_WRAPPER = (
@@ -133,13 +145,20 @@ def bench_code(code: Path, logs: Path, day: dt.date, n: int, bp, fallback: list[
             wall = json.loads(bare["out"].strip().splitlines()[-1])["wall_s"]
         except (ValueError, IndexError, KeyError):
             continue
-        out["bare_scan"] = {"wall_s": round(wall, 2), "rss_mb": None, "tree": tree.name}
+        out["bare_scan"] = {
+            "wall_s": round(wall, 2),
+            "cpu_s": bare["cpu_s"],
+            "rss_mb": None,
+            "tree": tree.name,
+        }
         break
     else:
         raise SystemExit("no tree's bench/bench_pipeline.py could run the bare scan")
     for k, v in out.items():
+        rss = f"{v['rss_mb']:.0f} MB" if v.get("rss_mb") else ""
         print(
-            f"  {code.name}: {k:<12} {v['wall_s']:>7.2f}s  {v.get('rss_mb') or '':>8}", flush=True
+            f"  {code.name}: {k:<12} wall {v['wall_s']:>7.2f}s  cpu {v['cpu_s']:>7.2f}s  {rss}",
+            flush=True,
         )
     return out
 
@@ -179,15 +198,15 @@ def main() -> int:
                     best[k] = v
         results[str(code)] = best
     names = ["first_run", "fixed_start", "day", "rerun", "bare_scan"]
-    head = f"{'':<14}" + "".join(f"{Path(c).name[:22]:>24}" for c in results)
+    head = f"{'':<14}" + "".join(f"{Path(c).name[:28]:>30}" for c in results)
     print(head)
     for k in names:
         cells = []
         for r in results.values():
             v = r[k]
             rss = f" {v['rss_mb']:.0f}MB" if v.get("rss_mb") else ""
-            cells.append(f"{v['wall_s']:>8.2f}s{rss:>8}")
-        print(f"{k:<14}" + "".join(f"{c:>24}" for c in cells))
+            cells.append(f"{v['wall_s']:.2f}s/{v['cpu_s']:.2f}s cpu{rss}")
+        print(f"{k:<14}" + "".join(f"{c:>30}" for c in cells))
     for code, r in results.items():
         beyond = r["day"]["wall_s"] - r["fixed_start"]["wall_s"]
         ratio = beyond / r["bare_scan"]["wall_s"] if r["bare_scan"]["wall_s"] else float("nan")
