@@ -275,3 +275,21 @@ def test_reconciliation_alert_once_per_day_over_min_impact(month):
     assert fired[0].payload["unexplained_usd"] == D("0.48")
     assert "claude-3-5-haiku-20241022" in fired[0].message
     assert [a.alert_id for a in again] == [a.alert_id for a in fired]
+
+
+def test_rerunning_one_day_reports_only_that_day_and_changes_nothing(month):
+    led, _, _, _ = month
+    before = led.query("SELECT * FROM marts.reconciliation_daily ORDER BY ALL")
+    again = materialize(led, day="2026-10-05")
+    assert again.success
+    evs = [
+        (e.check_name, e.partition)
+        for e in again.get_asset_check_evaluations()
+        if e.check_name in ("variance_within_tolerance", "split_billing_adds_up")
+    ]
+    # The re-run's results are keyed to its own day: the other 19 days' results stand.
+    assert sorted(evs) == [
+        ("split_billing_adds_up", "2026-10-05"),
+        ("variance_within_tolerance", "2026-10-05"),
+    ]
+    assert led.query("SELECT * FROM marts.reconciliation_daily ORDER BY ALL") == before

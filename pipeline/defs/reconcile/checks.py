@@ -88,25 +88,33 @@ def variance_within_tolerance(
     yield dg.Output(None)
 
 
+SPLIT = dg.AssetKey(["marts", "split_billing_daily"])
+
+
 @dg.asset_check(
-    asset=dg.AssetKey(["marts", "split_billing_daily"]),
+    asset=SPLIT,
     blocking=True,
-    description="Split billing = invoice Usage lines + statement, per invoiced day",
+    partitions_def=daily_partitions,
+    description="Per day: split billing = invoice Usage lines + statement, to the cent",
 )
 def split_billing_adds_up(
     context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource
-) -> dg.AssetCheckResult:
+) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+    """One evaluation per day of the run, blocking: a day whose money does not add up stops
+    what depends on it, and re-running another day cannot mark it passed."""
     days = run_days(context)
     with duckdb.get_connection() as conn:
         cur = conn.execute(load_sql("checks/split_totals"), days.params)
         cols = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-    off = [r for r in rows if r[-1]]
-    return dg.AssetCheckResult(
-        passed=not off,
-        metadata={
-            "days_checked": len(rows),
-            "days_off": len(off),
-            "totals": _md(rows[:31], cols),
-        },
-    )
+        by_day = {r[0]: r for r in cur.fetchall()}
+    for key in days.days:
+        row = by_day.get(dt.date.fromisoformat(key))
+        yield dg.AssetCheckEvaluation(
+            asset_key=SPLIT,
+            check_name="split_billing_adds_up",
+            passed=not (row and row[-1]),
+            partition=key,
+            blocking=True,
+            metadata={"day": key, "totals": _md([row] if row else [], cols)},
+        )
+    yield dg.Output(None)
