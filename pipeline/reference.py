@@ -5,6 +5,8 @@ secret) is persisted by this module."""
 
 from __future__ import annotations
 
+import hashlib
+
 import duckdb
 
 from routing_core.config import LedgerConfig
@@ -84,9 +86,22 @@ def _rows(cfg: LedgerConfig) -> dict[str, list[tuple]]:
 
 
 def create_reference_tables(conn: duckdb.DuckDBPyConnection, cfg: LedgerConfig) -> None:
-    """(Re)create the `ref_*` TEMP tables from the config on this connection."""
-    for name, rows in _rows(cfg).items():
+    """(Re)create the `ref_*` TEMP tables from the config on this connection. A run's steps
+    share one connection (pipeline/defs/resources.py): when the tables already hold this
+    config's rows (a fingerprint beside them says so), they are kept as they are."""
+    tables = _rows(cfg)
+    fingerprint = hashlib.sha256(repr(sorted(tables.items())).encode()).hexdigest()
+    # Looked up in the catalog, not by selecting from a missing table: an error would abort
+    # the caller's open transaction.
+    exists = conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'ref_fingerprint'"
+    ).fetchone()[0]
+    if exists and conn.execute("SELECT fp FROM ref_fingerprint").fetchone() == (fingerprint,):
+        return
+    for name, rows in tables.items():
         conn.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({_TABLES[name]})")
         if rows:
             marks = ", ".join("?" * len(rows[0]))
             conn.executemany(f"INSERT INTO {name} VALUES ({marks})", rows)
+    conn.execute("CREATE OR REPLACE TEMP TABLE ref_fingerprint (fp VARCHAR)")
+    conn.execute("INSERT INTO ref_fingerprint VALUES (?)", [fingerprint])
