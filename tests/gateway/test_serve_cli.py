@@ -1,0 +1,109 @@
+"""`byok-ledger serve` as a command: refusals that exit 2, graceful shutdown (a request in
+flight when SIGTERM arrives still finishes and is logged), and --workers N with Redis state
+(every worker writes its own log file)."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import subprocess
+import threading
+import time
+
+import httpx
+import redis
+from gatewaykit import PY, ROOT, SECRETS, Server, records, write_config
+
+from simulator.fake_providers import start_fleet
+
+
+def serve_cmd(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PY, "-m", "byok_ledger.cli", "serve", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_refusals_exit_2_with_a_plain_message(tmp_path):
+    path, _ = write_config(tmp_path, {})
+    r = serve_cmd("--config", str(path), "--workers", "3")
+    assert r.returncode == 2 and "router.state" in r.stderr and "Traceback" not in r.stderr
+    r = serve_cmd("--config", str(tmp_path / "missing.yaml"))
+    assert r.returncode == 2 and "not found" in r.stderr
+    bad = tmp_path / "bad" / "ledger.yaml"
+    bad.parent.mkdir()
+    bad.write_text(path.read_text() + "\nrouter: {state: 'redis://:hunter2@h:6379/0'}\n")
+    r = serve_cmd("--config", str(bad))
+    assert r.returncode == 2 and "BYOK_LEDGER_STATE_PASSWORD" in r.stderr
+    assert "hunter2" not in r.stderr
+    r = serve_cmd("--config", str(path), "--workers", "0")
+    assert r.returncode == 2 and "--workers" in r.stderr
+
+
+def test_sigterm_lets_the_request_in_flight_finish(tmp_path):
+    _, cfg = write_config(tmp_path, {})
+    with start_fleet(cfg) as fleet:
+        path, _ = write_config(tmp_path, fleet.base_urls)
+        server = Server(path, fleet.secrets)
+        fleet["p1"].add_fault("stream_stall", after=2, delay_s=1.0)  # under the 2 s timeout
+        lines: list[str] = []
+
+        def client() -> None:
+            with httpx.stream(
+                "POST",
+                server.url + "/v1/chat/completions",
+                json={
+                    "model": "m/b",
+                    "messages": [{"role": "user", "content": "x"}],
+                    "stream": True,
+                },
+                headers={"authorization": "Bearer " + SECRETS["app"]},
+                timeout=10,
+            ) as r:
+                lines.extend(r.iter_lines())
+
+        t = threading.Thread(target=client)
+        t.start()
+        time.sleep(0.5)  # the stream is stalled upstream now
+        server.proc.send_signal(signal.SIGTERM)
+        t.join(timeout=15)
+        code = server.stop()
+        assert "data: [DONE]" in lines  # finished, not cut
+        assert code in (0, -signal.SIGTERM)
+        recs = records(tmp_path / "logs")
+        assert [r["status"] for r in recs] == ["ok"] and recs[0]["stream"] is True
+
+
+def test_workers_share_redis_and_write_their_own_files(tmp_path):
+    prefix = "test-gw-workers-" + secrets.token_hex(6)
+    router = {"state": "redis://127.0.0.1:6379/0", "state_prefix": prefix}
+    _, cfg = write_config(tmp_path, {}, router=router)
+    try:
+        with start_fleet(cfg) as fleet:
+            path, _ = write_config(tmp_path, fleet.base_urls, router=router)
+            server = Server(path, fleet.secrets, workers=2)
+            try:
+                with httpx.Client(timeout=10) as c:
+                    # new connections spread over both workers
+                    for _ in range(40):
+                        r = c.post(
+                            server.url + "/v1/chat/completions",
+                            json={"model": "m/b", "messages": [{"role": "user", "content": "x"}]},
+                            headers={
+                                "authorization": "Bearer " + SECRETS["app"],
+                                "connection": "close",
+                            },
+                        )
+                        assert r.status_code == 200
+            finally:
+                server.stop()
+        files = list((tmp_path / "logs" / "requests").rglob("*.jsonl"))
+        assert len(files) == 2 and all(f.name.startswith("gateway-") for f in files)
+        assert len(records(tmp_path / "logs")) == 40
+    finally:
+        r = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        for k in r.scan_iter(prefix + ":*"):
+            r.delete(k)
