@@ -416,6 +416,31 @@ def _raw_line(path: Path, line: int) -> str | None:
     return None
 
 
+def is_contract_commitment_dataset(header: Sequence[str]) -> bool:
+    """FOCUS 1.3's Contract Commitment dataset (the terms of each commitment, no charges), which
+    exports write beside the cost-and-usage file: ContractCommitment* columns, no BilledCost."""
+    names = {h.strip().lower() for h in header}
+    return "contractcommitmentid" in names and "billedcost" not in names
+
+
+def _count_contract_commitments(conn: duckdb.DuckDBPyConnection, path: Path) -> FocusResult:
+    """Its rows, all out of scope at $0: the ledger takes commitments from the cost-and-usage
+    file (Purchase lines and commitment-covered usage), never from their terms."""
+    source = (
+        "read_parquet($path)"
+        if _is_parquet(path)
+        else "read_csv($path, all_varchar = true, header = true, strict_mode = true, "
+        "null_padding = false)"
+    )
+    try:
+        (n,) = conn.execute(f"SELECT count(*) FROM {source}", {"path": str(path)}).fetchone()
+    except duckdb.InvalidInputException as e:
+        if _is_parquet(path):
+            raise _error(path, "unreadable_parquet", "unreadable Parquet data") from None
+        raise _csv_problem(path, e) from None
+    return FocusResult(lines=int(n), out_of_scope=int(n), out_of_scope_usd=Decimal(0))
+
+
 def _bind(sql: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The `$name` parameters the statement uses (outside `--` comments), from `params`."""
     code = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
@@ -440,6 +465,11 @@ def parse_focus_file(
     create_target(conn, target)
     run_sql(conn, "staging/focus_macros")
     params = {"path": str(path), **FocusScope.of(provider_cfg).params()}
+    header = (
+        [n for n, _ in _parquet_columns(conn, path)] if _is_parquet(path) else _csv_header(path)
+    )
+    if is_contract_commitment_dataset(header):
+        return _count_contract_commitments(conn, path)
     src, found = _src_sql(conn, path)
     sql = f"CREATE OR REPLACE TEMP TABLE _focus_rows AS {src}\n{load_sql('staging/focus_rows')}"
     try:

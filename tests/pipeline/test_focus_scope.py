@@ -347,3 +347,30 @@ def test_focus_1_0_and_1_1_column_sets_load(tmp_path: Path, version: str):
     want_tokens = [None] * 5 if version == "1.0" else ["input", "output", "input", None, None]
     assert [r["x_TokenType"] for r in loaded[:5]] == want_tokens
     assert ("ServiceSubcategory" in res.columns) is (version == "1.1")
+
+
+def test_the_1_3_contract_commitment_dataset_is_counted_not_refused(tmp_path: Path):
+    toolkit_export(tmp_path / "gen", "azure", "1.3")
+    (terms,) = (tmp_path / "gen").glob("focus_1_3_contract_commitment_azure.csv")
+    _, rows = read_rows(terms)
+    assert rows and "ContractCommitmentCost" in rows[0]
+    res, loaded = _load(terms)
+    assert (res.lines, res.loaded, res.out_of_scope, res.out_of_scope_usd) == (
+        len(rows),
+        0,
+        len(rows),
+        Decimal(0),
+    )
+    assert loaded == []
+
+
+def test_check_config_exits_2_naming_the_focus_scope_key(tmp_path: Path):
+    import subprocess
+    import sys
+
+    cfg = _config_with(tmp_path, "bedrock", "{service_names: []}")
+    cli = Path(sys.executable).with_name("byok-ledger")
+    r = subprocess.run([str(cli), "check-config", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "providers[2].focus_scope.service_names" in r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
