@@ -293,3 +293,31 @@ def test_rerunning_one_day_reports_only_that_day_and_changes_nothing(month):
         ("variance_within_tolerance", "2026-10-05"),
     ]
     assert led.query("SELECT * FROM marts.reconciliation_daily ORDER BY ALL") == before
+
+
+def test_reconciliation_alert_is_recorded_and_delivered_once(month):
+    import yaml
+
+    from pipeline.alerts import evaluate_alerts
+    from pipeline.alerts.receiver import WebhookReceiver
+    from routing_core.config import load_config
+
+    led, _, _, _ = month
+    doc = yaml.safe_load(led.config.read_text())
+    doc.setdefault("alerts", {})["min_impact_usd"] = "0.40"
+    low = led.root / "ledger-low-impact.yaml"  # same folder: same data paths
+    low.write_text(yaml.safe_dump(doc, sort_keys=False))
+    cfg = load_config(low)
+    with WebhookReceiver() as hook:
+        first = evaluate_alerts(
+            cfg, as_of=dt.date(2026, 10, 20), window_days=31, webhook_url=hook.url
+        )
+        second = evaluate_alerts(
+            cfg, as_of=dt.date(2026, 10, 20), window_days=31, webhook_url=hook.url
+        )
+    sent = [b for b in hook.received if b.get("kind") == "reconciliation"]
+    assert len(sent) == 1
+    assert "2026-10-17" in sent[0]["text"] and "$0.48" in sent[0]["text"]
+    assert [a.kind for a in first.delivered if a.kind == "reconciliation"] == ["reconciliation"]
+    assert not [a for a in second.delivered if a.kind == "reconciliation"]
+    assert led.query("SELECT count(*) FROM marts.alerts WHERE kind = 'reconciliation'") == [(1,)]
