@@ -25,7 +25,7 @@ from .sources.jsonl import paths_inside
 from .sources.logs import OUTCOME_SPEC, REQUEST_SPEC, day_files, outcome_files, request_files
 from .sources.openrouter import SUBDIR as GENERATIONS_DIR
 from .sources.openrouter import read_generations
-from .sql import run_sql
+from .sql import load_sql, run_sql
 
 
 @dataclass(frozen=True)
@@ -175,13 +175,15 @@ def load_invoices(
     (`invoice_store.sync_invoices`); a file that cannot be read is refused whole (named in
     raw.load_manifest and raw.rejected_records, its days covered `unreadable`) and the others
     still load: no invoice file stops the load. The days are rebuilt, in one transaction,
-    from the persisted lines of the current files."""
-    ensure_tables(conn)
-    sync = sync_invoices(conn, cfg, run_id)
-    with transaction(conn):
-        run_sql(conn, "staging/invoice_lines_replace", days.params)
-        run_sql(conn, "staging/invoice_coverage_replace", days.params)
-        run_sql(conn, "staging/invoice_days_staged", days.params)
+    from the persisted lines of the current files, unless every one of them is already built
+    and no invoice file touching them changed since (then there is nothing to do)."""
+    sync = sync_invoices(conn, cfg, run_id)  # creates the tables first
+    stale = _count(conn, load_sql("staging/invoice_days_stale"), days.params)
+    if stale or sync.parsed or sync.refused or sync.removed:
+        with transaction(conn):
+            run_sql(conn, "staging/invoice_lines_replace", days.params)
+            run_sql(conn, "staging/invoice_coverage_replace", days.params)
+            run_sql(conn, "staging/invoice_days_staged", days.params)
     refused_now = _count(conn, "SELECT count(*) FROM raw.invoice_files WHERE status = 'refused'")
     return {
         "files": sync.files,

@@ -209,7 +209,8 @@ def sync_invoices(
             continue
         conn.execute("INSERT INTO _inv_new BY NAME SELECT * FROM _inv_one")
         parsed.append((f, size, mtime, fp, pf))
-    create_target(conn, "_inv_one")  # free the last file's rows
+    if todo:
+        create_target(conn, "_inv_one")  # free the last file's rows
 
     now = _now()
     names = [str(f.path) for f, *_ in todo] + removed
