@@ -214,3 +214,27 @@ def test_record_encoding_round_trips_awkward_caller_strings(
     [rec] = logged(router)  # parsed with json and validated with RequestRecord
     assert rec["idempotency_key"] == odd and rec["workflow_id"] == odd + "-wf"
     assert rec["ts"].endswith("Z") and len(rec["ts"]) == 24
+
+
+def test_made_up_member_ids_do_not_grow_the_caller_cache(small_cfg, small_fleet, make_router):
+    """Caches keyed by caller input are bounded: one made-up member_id per request (each an
+    error the router remembers) keeps the resolved-caller cache at its LRU size."""
+    from routing_core.router import RESOLVED_CACHE_SIZE
+
+    router = make_router(small_cfg(), small_fleet)
+    codes = set()
+    for i in range(RESOLVED_CACHE_SIZE + 500):
+        try:
+            router.complete(
+                api_key_id="app",
+                model="m/a",
+                member_id=f"made-up-{i}",
+                messages=[{"role": "user", "content": "x"}],
+            )
+        except RouteError as e:
+            codes.add(e.code)
+    assert codes  # an unknown member is refused (and the refusal is what gets cached)
+    assert len(router._resolved) == RESOLVED_CACHE_SIZE
+    # The most recent callers are the ones kept.
+    assert ("app", f"made-up-{RESOLVED_CACHE_SIZE + 499}", None) in router._resolved
+    assert ("app", "made-up-0", None) not in router._resolved
