@@ -132,6 +132,7 @@ FOCUS_EXTENSIONS: tuple[str, ...] = (
     "x_SourceLine",
 )
 FOCUS_MONEY = ("BilledCost", "ContractedCost", "EffectiveCost", "ListCost", "x_EstimatedCost")
+FOCUS_QUANTITIES = ("PricingQuantity", "ConsumedQuantity")
 FOCUS_TIMES = ("BillingPeriodEnd", "BillingPeriodStart", "ChargePeriodEnd", "ChargePeriodStart")
 CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
 
@@ -280,9 +281,15 @@ def _export_focus(
             "with data or run the pipeline for it"
         )
     if suffix == ".csv":
-        # ISO 8601 UTC text for the FOCUS date/time columns; decimals stay exact decimal text.
-        times = ", ".join(f"strftime({c}, '%Y-%m-%dT%H:%M:%SZ') AS {c}" for c in FOCUS_TIMES)
-        query = f"SELECT * REPLACE ({times}) FROM ({query})"
+        # ISO 8601 UTC text for the FOCUS date/time columns, and decimals as plain decimal text
+        # (DuckDB's 0.000000000; Arrow's CSV writer would print 0E-9).
+        times = [f"strftime({c}, '%Y-%m-%dT%H:%M:%SZ') AS {c}" for c in FOCUS_TIMES]
+        decimals = [
+            f'CAST("{c}" AS VARCHAR) AS "{c}"'
+            for c in (*FOCUS_MONEY, *FOCUS_QUANTITIES)
+            + tuple(c for c, t in FOCUS_NULL_COLUMNS if t.startswith("DECIMAL"))
+        ]
+        query = f"SELECT * REPLACE ({', '.join(times + decimals)}) FROM ({query})"
     reader = conn.sql(query, params=params).to_arrow_reader(BATCH_ROWS)
     guard = _FileGuard(out, "focus", month)
     with guard.writing() as tmp:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 from decimal import Decimal
@@ -186,7 +187,15 @@ def test_focus_totals_equal_the_marts_to_the_cent(ledger: Path, tmp_path: Path, 
     assert exact == result.billed_cost_usd
     assert exact.quantize(CENT) == marts.quantize(CENT)
     assert abs(exact - marts) < Decimal("0.000000001") * len(t) + Decimal("0.000000001")
-    # CSV date/times are ISO 8601 UTC.
+    # CSV decimals are plain decimal text (never 0E-9), date/times ISO 8601 UTC.
+    assert not any(re.search(r"\d+(\.\d+)?E-?\d+", row) for row in text_rows)
+    assert all(
+        re.fullmatch(r"-?\d+\.\d{9}", r["BilledCost"])
+        for r in pa_csv.read_csv(
+            tmp_path / f"{month}.csv",
+            convert_options=pa_csv.ConvertOptions(column_types={"BilledCost": pa.string()}),
+        ).to_pylist()
+    )
     first = text_rows[1]
     assert f'"{month}-01T00:00:00Z"' in first
 

@@ -61,6 +61,7 @@ def cfg(tmp_path):
         ),  # fmt: skip
         _split(D(2026, 11, 4), None, "0.5", status="estimated"),
         _split(D(2026, 11, 4), "0", "0", credential="shared", credits="0.25", requests=4),
+        _split(D(2026, 11, 6), "0", "0.2", api="chat-prod", requests=2),  # logged, billed $0
         _split(D(2026, 12, 1), "9", "9"),  # another month
     ]
     with duckdb.connect(str(cfg.duckdb_path)) as c:
@@ -150,3 +151,6 @@ def test_another_time_zone_changes_nothing(cfg, tmp_path, monkeypatch):
     a = (tmp_path / "a.csv").read_text()
     assert a == (tmp_path / "b.csv").read_text()
     assert '"2026-11-03T00:00:00Z"' in a and "T00:00:00Z" in a.splitlines()[1]
+    # The $0 BYOK row: exact decimal text (quoted like every text field; CSV readers such as
+    # DuckDB, polars and pyarrow read it back as a number), not Arrow's 0E-9.
+    assert '"0.000000000"' in a and "E-9" not in a
