@@ -178,7 +178,9 @@ def decode_messages(body: Any) -> tuple[dict[str, Any], bool]:
         raise GatewayError(400, "the request body must be a JSON object")
     unknown = set(body) - KNOWN
     if unknown:
-        raise GatewayError(400, f"unknown request field(s) {sorted(unknown)[:10]}")
+        raise GatewayError(
+            400, f"unknown request field(s) {[u[:64] for u in sorted(unknown)[:10]]}"
+        )
     model = body.get("model")
     if not isinstance(model, str) or not model or len(model) > 256:
         raise GatewayError(400, "model must be a non-empty string")

@@ -97,7 +97,8 @@ def decode_chat(body: Any) -> tuple[dict[str, Any], bool, bool]:
     if unknown:
         raise GatewayError(
             400,
-            f"unknown request field(s) {sorted(unknown)[:10]}; the gateway forwards only the "
+            f"unknown request field(s) {[u[:64] for u in sorted(unknown)[:10]]}; the gateway "
+            "forwards only the "
             "Chat Completions parameters it knows",
         )
     model = _str_field(body, "model")

@@ -107,3 +107,49 @@ def test_workers_share_redis_and_write_their_own_files(tmp_path):
         r = redis.Redis.from_url("redis://127.0.0.1:6379/0")
         for k in r.scan_iter(prefix + ":*"):
             r.delete(k)
+
+
+def test_per_key_concurrency_bound_answers_429_and_logs_it(tmp_path):
+    router = {"max_concurrent_per_key": 1}
+    _, cfg = write_config(tmp_path, {}, router=router)
+    with start_fleet(cfg) as fleet:
+        path, _ = write_config(tmp_path, fleet.base_urls, router=router)
+        server = Server(path, fleet.secrets)
+        try:
+            fleet["p1"].add_fault("stream_stall", after=2, delay_s=1.5)
+            h = {"authorization": "Bearer " + SECRETS["app"]}
+            body = {"model": "m/b", "messages": [{"role": "user", "content": "x"}]}
+            done: list[int] = []
+
+            def slow() -> None:
+                with httpx.stream(
+                    "POST",
+                    server.url + "/v1/chat/completions",
+                    json={**body, "stream": True},
+                    headers=h,
+                    timeout=10,
+                ) as r:
+                    r.read()
+                    done.append(r.status_code)
+
+            t = threading.Thread(target=slow)
+            t.start()
+            time.sleep(0.5)
+            r = httpx.post(server.url + "/v1/chat/completions", json=body, headers=h)
+            assert r.status_code == 429 and r.headers["retry-after"] == "1"
+            err = r.json()["error"]
+            assert "max_concurrent_per_key" in err["message"]
+            other = httpx.post(  # another key is not held back by this one
+                server.url + "/v1/chat/completions",
+                json=body,
+                headers={"authorization": "Bearer " + SECRETS["guard"]},
+            )
+            assert other.status_code == 200
+            t.join(timeout=10)
+            assert done == [200]
+            again = httpx.post(server.url + "/v1/chat/completions", json=body, headers=h)
+            assert again.status_code == 200  # the slot came back when the stream ended
+            recs = {x["request_id"]: x for x in records(tmp_path / "logs")}
+            assert recs[err["metadata"]["request_id"]]["error_code"] == 429
+        finally:
+            server.stop()
