@@ -271,3 +271,54 @@ def test_the_limit_still_holds_for_real_spend_after_a_restart(
     with pytest.raises(RouteError) as e:
         router.complete(api_key_id="app", model="m/a", messages=MSGS, max_tokens=MAX_TOKENS)
     assert e.value.code == 402
+
+
+STREAM_HOSTILE = [
+    ({"prompt_tokens": 1e20, "completion_tokens": 5}, "p1", "clamped"),
+    ({"prompt_tokens": 10, "completion_tokens": math.inf}, "p1", "clamped"),
+    ({"prompt_tokens": "10", "completion_tokens": -4}, "p1", "clamped"),
+    ({"input_tokens": 1e20, "output_tokens": 5}, "p2", "clamped"),
+    ({"input_tokens": 10, "output_tokens": "many"}, "p2", "clamped"),
+    ({"input_tokens": -1, "output_tokens": 10**15}, "p2", "clamped"),
+]
+
+
+@pytest.mark.parametrize(("wire", "provider", "source"), STREAM_HOSTILE)
+def test_hostile_usage_in_a_stream_is_bounded(
+    small_cfg, small_fleet, make_router, logged, wire, provider, source
+):
+    import asyncio
+
+    cfg = small_cfg(api_keys=API_KEYS)
+    small_fleet[provider].wire_usage = lambda body: wire
+    router = make_router(cfg, small_fleet, clock=None, sleep=None)
+
+    async def go() -> list:
+        stream = await router.astream(
+            api_key_id="app",
+            model="m/a",
+            messages=MSGS,
+            max_tokens=MAX_TOKENS,
+            provider={"only": [provider]},
+        )
+        async with stream:
+            events = [ev async for ev in stream]
+        await router.aclose()
+        return events
+
+    loop = asyncio.new_event_loop()
+    try:
+        events = loop.run_until_complete(go())
+    finally:
+        loop.close()
+    assert events[-1].usage_source == source
+    (rec,) = logged(router)
+    assert rec["status"] == "ok" and rec["usage_source"] == source and rec["stream"] is True
+    u = rec["usage"]
+    assert u["output_tokens"] <= MAX_TOKENS + 16 and u["input_tokens"] <= 128_000
+    assert all(isinstance(v, int) and v >= 0 for v in u.values())
+    cost = rec["cost"]
+    total = sum(
+        Decimal(cost[k]) for k in ("provider_usd", "platform_fee_usd", "platform_credits_usd")
+    )
+    assert 0 < total < Decimal("0.01") and _spent(router) == total
