@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pipeline_testkit import Ledger
 from test_invoices_hostile import MAR_2, bucket, dumps, latest_manifest, load, oai_page, oai_result
@@ -282,3 +282,54 @@ def test_a_file_that_could_not_be_hashed_is_retried_on_the_next_load(
     assert load(ledger, MAR)["parsed"] == 1  # size and mtime unchanged, but retried
     assert ledger.query("SELECT length(fingerprint) FROM raw.invoice_files") == [(64,)]
     assert load(ledger, MAR)["parsed"] == 0
+
+
+# --------------------------------------------------------------------------- property
+
+CORRUPTIONS = {
+    "cut": lambda text: text[: len(text) // 2],
+    "nan": lambda text: text.replace('"value": ', '"value": NaN, "x": ', 1),
+    "eur": lambda text: text.replace('"usd"', '"eur"', 1),
+    "bool": lambda text: text.replace('"value": ', '"value": true, "x": ', 1),
+}
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    files=st.lists(
+        st.tuples(
+            st.integers(0, 3),  # day offset from 2026-03-01
+            st.lists(st.integers(-(10**12), 10**14), min_size=1, max_size=4),  # nanodollars
+            st.sampled_from([None, *CORRUPTIONS]),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_random_mixes_of_good_and_hostile_pages_load_exactly_the_good_ones(
+    tmp_path_factory: pytest.TempPathFactory, files
+):
+    led = Ledger(tmp_path_factory.mktemp("mix"))
+    (led.invoices / "openai").mkdir()
+    expected = Decimal(0)
+    for i, (day, amounts, corruption) in enumerate(files):
+        start = MAR_2 + (day - 1) * DAY
+        results = [
+            oai_result("@", project_id=f"p{i}", line_item=f"gpt-4.1-2025-04-14, t{j}")
+            for j in range(len(amounts))
+        ]
+        text = dumps(oai_page(bucket(start, start + DAY, results=results)))
+        for n in amounts:
+            text = text.replace('"@"', str(Decimal(n).scaleb(-9)), 1)
+        if corruption:
+            text = CORRUPTIONS[corruption](text)
+        else:
+            expected += sum(Decimal(n).scaleb(-9) for n in amounts)
+        (led.invoices / "openai" / f"costs_{i}.json").write_text(text)
+    stats = load(led, MAR)
+    assert stats["refused"] == sum(1 for *_, c in files if c)
+    assert (billed(led) or Decimal(0)) == expected
+    assert identity_holds(led)
+    assert load(led, MAR)["parsed"] == 0
