@@ -233,7 +233,7 @@ SELECT day, provider, account, upstream_model, expected_usd, billed_usd, varianc
            END
        END AS explanation,
        tolerance_usd,
-       CASE WHEN likely_cause = 'price_mismatch' OR likely_cause = 'unknown'
+       CASE WHEN (likely_cause = 'price_mismatch' OR likely_cause = 'unknown') AND ratio < 1e11
             THEN CAST(round(ratio, 6) AS DECIMAL(18, 6)) END AS implied_factor,
        CASE WHEN likely_cause = 'price_mismatch' THEN coalesce(first_day, day) END AS cause_first_day,
        CASE WHEN likely_cause = 'account_mismatch' THEN coalesce(other_account, account) END AS suggested_account,

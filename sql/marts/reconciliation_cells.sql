@@ -67,8 +67,10 @@ WITH billed AS (
            CASE WHEN j.invoice_lines > 0 THEN j.billed_usd
                 WHEN coalesce(v.unreadable, false) THEN NULL
                 WHEN coalesce(v.arrived, false) THEN CAST(0 AS DECIMAL(38, 9)) END AS billed,
+           -- Decimal arithmetic only (a DECIMAL division would go through DOUBLE).
            greatest(CAST($tol_usd AS DECIMAL(38, 9)),
-                    CAST(abs(j.expected_usd) * $tol_pct / 100 AS DECIMAL(38, 9))) AS tolerance_usd
+                    CAST(abs(j.expected_usd) * CAST($tol_pct AS DECIMAL(18, 6))
+                         * CAST(0.01 AS DECIMAL(4, 2)) AS DECIMAL(38, 9))) AS tolerance_usd
     FROM joined j
     LEFT JOIN covered v
       ON v.day = j.day AND v.provider = j.provider AND v.account IS NOT DISTINCT FROM j.account
@@ -76,7 +78,10 @@ WITH billed AS (
 )
 SELECT day, provider, account, upstream_model, expected_usd, billed AS billed_usd,
        billed - expected_usd AS variance_usd,
+       -- A percentage too large for DECIMAL(18, 4) (a $1,000 bill on a $0.000000001 estimate)
+       -- is NULL rather than an error that would stop the day.
        CASE WHEN expected_usd <> 0 AND billed IS NOT NULL
+             AND abs(100 * CAST(billed - expected_usd AS DOUBLE) / CAST(expected_usd AS DOUBLE)) < 1e13
             THEN CAST(round(100 * CAST(billed - expected_usd AS DOUBLE) / CAST(expected_usd AS DOUBLE), 4)
                       AS DECIMAL(18, 4)) END AS variance_pct,
        CASE WHEN billed IS NULL AND unreadable THEN 'invoice_unreadable'

@@ -136,3 +136,16 @@ def test_no_export_at_all_is_missing_invoice(ledger):
     assert materialize(ledger, day=DAY).success
     [row] = _status(ledger)
     assert (row[2], row[4], row[5]) == (None, "missing_invoice", "missing_invoice")
+
+
+def test_an_absurd_bill_on_a_tiny_estimate_is_reported_not_a_crash(ledger):
+    ledger.write_requests(DAY, [request("r1", f"{DAY}T10:00:00.000Z", provider_usd="0.000000001")])
+    _write_openai(ledger, json.dumps(_costs_page("1000000")))
+    assert materialize(ledger, day=DAY).success
+    [(status, variance, pct, cause, factor)] = ledger.query(
+        "SELECT status, variance_usd, variance_pct, likely_cause, implied_factor "
+        "FROM marts.reconciliation_daily"
+    )
+    assert (status, cause) == ("over_billed", "unknown")
+    assert variance == D("999999.999999999")
+    assert pct is None and factor is None  # too large for their columns: shown as none
