@@ -25,6 +25,7 @@ marker; the others wait for the marker instead of counting the logs again.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import secrets
 import time
@@ -34,6 +35,10 @@ from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 import redis
 
 from routing_core.budgets import CounterKey, period_bounds
+from routing_core.routes import UNAVAILABLE, RouteError
+
+log = logging.getLogger("byok_ledger.budgets")
+_FINISH_TRIES = 3
 
 _NANO = Decimal("0.000000001")
 _ZERO = Decimal(0)
@@ -196,7 +201,16 @@ class RedisState:
             argv.extend(
                 (to_nanos(limit), to_nanos(amount, up=True), period_expiry_ms(reset, ck[2]))
             )
-        bad, used = self._reserve(keys=keys, args=argv)
+        try:
+            bad, used = self._reserve(keys=keys, args=argv)
+        except redis.RedisError as e:
+            # Fail closed: without the shared counters no limit can be enforced.
+            raise RouteError(
+                UNAVAILABLE,
+                f"budget store unreachable ({type(e).__name__}); the request was not sent to "
+                "any provider, retry shortly",
+                {"budget_state": _safe_url(self.url)},
+            ) from None
         if int(bad):
             return "", int(bad) - 1, from_nanos(used)
         return rid, -1, _ZERO
@@ -213,7 +227,26 @@ class RedisState:
         argv: list[str | int] = [res_id, len(holds), "1" if actual is not None else "0"]
         if actual is not None:
             argv.extend(to_nanos(a) for a in actual)
-        self._finish(keys=keys, args=argv)
+        for attempt in range(_FINISH_TRIES):
+            try:
+                self._finish(keys=keys, args=argv)
+                return
+            except redis.RedisError as e:
+                if attempt + 1 == _FINISH_TRIES:
+                    # The request is served and its record is written (the logs are the
+                    # source of truth); the hold expires by its TTL. Counted spend lags
+                    # until the store is re-seeded, so say so loudly instead of failing
+                    # the request after the provider was paid.
+                    log.error(
+                        "budget store %s unreachable (%s): could not settle reservation %s "
+                        "(%s); its hold expires by TTL, the request log has the cost",
+                        _safe_url(self.url),
+                        type(e).__name__,
+                        res_id,
+                        ", ".join(f"{'|'.join(ck)}={a}" for ck, a in holds),
+                    )
+                    return
+                time.sleep(0.05 * (attempt + 1))
 
     def add(self, items: list[tuple[CounterKey, Decimal, str]]) -> None:
         """Add already-spent amounts (log replay) to settled counters, in one pipeline."""

@@ -15,6 +15,8 @@ from decimal import Decimal
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from routing_core.budgets import SpendGuard
 from routing_core.config import parse_config
@@ -184,3 +186,25 @@ def test_reseed_from_logs_happens_once_across_processes(prefix, tmp_path):
     again = SpendGuard(cfg(prefix))
     again.seed_from_logs(tmp_path / "logs", NOW)
     assert again.spent("api_key", "app", NOW) == Decimal("0.5")
+
+
+def _down(state: RedisState) -> None:
+    """Point a live store at a closed port: what a Redis outage looks like to it."""
+    state.r.close()
+    state.r = redis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
+    state._reserve = state.r.register_script(state._reserve.script)
+    state._finish = state.r.register_script(state._finish.script)
+
+
+def test_redis_outage_refuses_new_requests_and_never_loses_a_served_one(prefix, caplog):
+    g = SpendGuard(cfg(prefix))
+    held = g.reserve("app", None, Decimal("0.1"), "byok", NOW)
+    _down(g.state)
+    with pytest.raises(RouteError) as e:
+        g.reserve("app", None, Decimal("0.1"), "byok", NOW)
+    assert e.value.code == 503 and "budget store unreachable" in e.value.message
+    g.settle(held, cost("0.05"))  # served before the outage: no exception for the caller
+    assert "could not settle reservation" in caplog.text
+    assert "0.05" not in e.value.message
