@@ -25,6 +25,8 @@ PERIODS = ("daily", "weekly", "monthly")
 def add_months(day: dt.date, months: int) -> dt.date:
     """The first day of the month `months` after (negative: before) the month of `day`."""
     index = day.year * 12 + (day.month - 1) + months
+    if not dt.MINYEAR * 12 <= index < (dt.MAXYEAR + 1) * 12:
+        raise ValueError(f"{months} month(s) from {day.isoformat()} is outside years 1..9999")
     return dt.date(index // 12, index % 12 + 1, 1)
 
 

@@ -156,6 +156,15 @@ def test_period_bounds(period, day, bounds):
     assert period_bounds(period, day) == bounds
 
 
+def test_calendar_edges():
+    assert month_bounds("9999-12") == (D(9999, 12, 1), D(9999, 12, 31))
+    assert month_bounds("0001-01") == (D(1, 1, 1), D(1, 1, 31))
+    with pytest.raises(ValueError, match="outside years"):
+        add_months(D(9999, 12, 1), 1)
+    with pytest.raises(ValueError, match="outside years"):
+        add_months(D(1, 1, 1), -1)
+
+
 def test_period_bounds_refuses_unknown_period():
     with pytest.raises(ValueError, match="daily, weekly or monthly"):
         period_bounds("yearly", D(2026, 1, 1))
