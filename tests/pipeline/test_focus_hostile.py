@@ -368,3 +368,24 @@ def test_a_giant_line_is_refused_not_loaded(tmp_path: Path):
     p = _csv(tmp_path, GOOD, _with(Tags=huge), GOOD)
     err = _refused(p, "line_too_long", 3, "over 2 MB")
     assert len(str(err)) < 2_000  # the message never carries the 3 MB value
+
+
+def test_line_numbers_stay_exact_on_a_parallel_unordered_read(tmp_path: Path):
+    # The ledger's connection reads with preserve_insertion_order = false on several threads;
+    # x_SourceLine must still be each row's own line.
+    p = tmp_path / "big.csv"
+    pad = "x" * 200
+    with p.open("w", encoding="utf-8") as fh:
+        fh.write("ChargePeriodStart,ChargeCategory,BilledCost,BillingCurrency,ServiceName,"
+                 "ChargeDescription,Pad\n")  # fmt: skip
+        for n in range(2, 250_002):
+            svc = "Amazon Bedrock" if n % 7 == 0 else "AmazonEC2"
+            fh.write(f"2026-03-02T00:00:00Z,Usage,0.{n:09d},USD,{svc},line {n},{pad}\n")
+    conn = duckdb.connect(config={"threads": 4, "preserve_insertion_order": False})
+    res = parse_focus_file(conn, p, "bedrock", None, set(), "_t")
+    assert res.loaded == len([n for n in range(2, 250_002) if n % 7 == 0])
+    wrong = conn.execute(
+        "SELECT count(*) FROM _t WHERE ChargeDescription <> 'line ' || x_SourceLine "
+        "OR BilledCost <> x_SourceLine * 0.000000001"
+    ).fetchone()[0]
+    assert wrong == 0
