@@ -65,7 +65,7 @@ def parse_month(text: str) -> dt.date:
     except (TypeError, ValueError):
         start = None
     # strptime alone accepts "2026-9"; file names and keys need the one canonical spelling.
-    if start is None or start.strftime("%Y-%m") != text:
+    if start is None or month_of(start) != text:  # (strftime's %Y drops 0001's zeros)
         raise ValueError(f"{text!r} is not a month written YYYY-MM (e.g. 2026-11)")
     return start
 
