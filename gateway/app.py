@@ -110,6 +110,8 @@ class Gateway:
         self.metrics = GatewayMetrics(self.router.guard, [m.id for m in self.config.models])
 
     async def stop(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
         if self.router is not None:
             await self.router.aclose()
             with contextlib.suppress(Exception):

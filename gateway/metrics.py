@@ -11,6 +11,7 @@ Redis every replica reports the same shared headroom.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -28,6 +30,7 @@ from prometheus_client.registry import Collector
 from routing_core.budgets import SpendGuard
 
 disable_created_metrics()  # the *_created series double the exposition for no use here
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (
     0.0005,
@@ -146,9 +149,15 @@ class GatewayMetrics:
             "byok_gateway_tokens", "Tokens by bucket and model", ["bucket", "model"], registry=r
         )
         self.in_flight = Gauge(
-            "byok_gateway_requests_in_flight", "Requests being served", registry=r
+            "byok_gateway_requests_in_flight",
+            "Requests being served",
+            registry=r,
+            multiprocess_mode="livesum",
         )
-        r.register(_Headroom(guard))
+        self._headroom = _Headroom(guard)
+        self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        if not self.multiprocess:
+            r.register(self._headroom)
 
     def model_label(self, model: str | None) -> str:
         return model if model in self._models else "other"
@@ -172,4 +181,17 @@ class GatewayMetrics:
             self.fallbacks.labels(fallback_reason).inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The exposition. With several worker processes (`serve --workers N` sets
+        PROMETHEUS_MULTIPROC_DIR) every worker's counters are summed, whichever worker
+        answers the scrape."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        reg = CollectorRegistry()
+        multiprocess.MultiProcessCollector(reg)
+        reg.register(self._headroom)
+        return generate_latest(reg)
+
+    def close(self) -> None:
+        """A worker leaving: drop its live gauges from the shared files."""
+        if self.multiprocess:
+            multiprocess.mark_process_dead(os.getpid())

@@ -12,7 +12,10 @@ limit N-fold. SIGINT/SIGTERM stop accepting connections, let requests in flight 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from routing_core.config import load_config
 
@@ -28,6 +31,7 @@ def serve(config: str | os.PathLike[str], host: str, port: int, workers: int) ->
     import uvicorn
 
     from gateway.app import CONFIG_ENV
+    from gateway.metrics import MULTIPROC_ENV
 
     path = Path(config).resolve()
     cfg = load_config(path)  # a ConfigError is reported by the CLI (exit 2)
@@ -41,6 +45,21 @@ def serve(config: str | os.PathLike[str], host: str, port: int, workers: int) ->
             f"(e.g. redis://127.0.0.1:6379/0) in {path}, or run one worker"
         )
     os.environ[CONFIG_ENV] = str(path)
+    metrics_dir = None
+    if workers > 1:
+        # Workers sum their Prometheus counters through files in one folder, so any
+        # worker answering /metrics reports the whole server (removed at exit).
+        metrics_dir = tempfile.mkdtemp(prefix="byok-gateway-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
+    try:
+        _run(uvicorn, host, port, workers)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _run(uvicorn: Any, host: str, port: int, workers: int) -> None:
     uvicorn.run(
         "gateway.app:app_from_env",
         factory=True,
@@ -56,7 +75,6 @@ def serve(config: str | os.PathLike[str], host: str, port: int, workers: int) ->
         server_header=False,
         date_header=False,
     )
-    return 0
 
 
 def serve_command(args: object) -> int:

@@ -98,6 +98,20 @@ def test_workers_share_redis_and_write_their_own_files(tmp_path):
                             },
                         )
                         assert r.status_code == 200
+                    # whichever worker answers, /metrics sums both workers' counters
+                    for _ in range(4):
+                        text = c.get(server.url + "/metrics", headers={"connection": "close"}).text
+                        line = next(
+                            x
+                            for x in text.splitlines()
+                            if x.startswith("byok_gateway_requests_total{")
+                            and 'endpoint="/v1/chat/completions"' in x
+                            and 'status="200"' in x
+                        )
+                        assert float(line.rsplit(" ", 1)[1]) == 40.0, line
+                    assert (
+                        'byok_gateway_budget_headroom_usd{scope="api_key",scope_id="pool"}' in text
+                    )
             finally:
                 server.stop()
         files = list((tmp_path / "logs" / "requests").rglob("*.jsonl"))
