@@ -242,3 +242,37 @@ def test_credit_is_a_non_usage_charge_not_usage(chain):
     )[0][0]
     assert abs(billed - usage.get(credit["day"], Decimal(0))) < CENT
     assert billed >= 0
+
+
+def test_simulated_frictions_get_their_cause(chain):
+    """The simulator's own frictions, explained: its late correction as `correction`, its
+    direct key use as `usage_outside_router` (in the reconciliation cell and the unattributed
+    row), and no other cell of those days blamed on them."""
+    corr = _friction(chain, "late_correction")
+    rows = chain.rows(
+        """SELECT status, likely_cause, explanation FROM marts.reconciliation_daily
+           WHERE CAST(day AS VARCHAR) = ? AND provider = ? AND upstream_model = ?
+             AND corrections_usd <> 0""",
+        [corr["charge_day"], corr["provider"], corr["upstream_model"]],
+    )
+    [(status, cause, why)] = rows
+    assert status != "matched" and cause == "correction"
+    assert "A correction of" in why
+    du = _friction(chain, "direct_usage")
+    [(cause, why)] = chain.rows(
+        """SELECT likely_cause, explanation FROM marts.reconciliation_daily
+           WHERE CAST(day AS VARCHAR) = ? AND provider = ? AND upstream_model = ?
+             AND status = 'unlogged_usage'""",
+        [du["day"], du["provider"], du["upstream_model"]],
+    )
+    assert cause == "usage_outside_router" and "outside the router" in why
+    assert chain.rows(
+        """SELECT DISTINCT likely_cause FROM marts.unattributed_usage
+           WHERE CAST(day AS VARCHAR) = ? AND provider = ? AND upstream_model = ?""",
+        [du["day"], du["provider"], du["upstream_model"]],
+    ) == [("usage_outside_router",)]
+    # Every cell that did not match carries a cause and a sentence.
+    assert chain.rows(
+        "SELECT count(*) FROM marts.reconciliation_daily WHERE status <> 'matched' "
+        "AND (likely_cause IS NULL OR explanation IS NULL)"
+    ) == [(0,)]
