@@ -196,7 +196,10 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     try:
         conn = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as e:
-        raise ExportError(f"cannot open the ledger database {path}: {e}") from None
+        raise ExportError(
+            f"cannot open the ledger database {path} read-only ({e}); if a pipeline run is "
+            "writing it, export when the run has finished"
+        ) from None
     conn.execute(
         "SET TimeZone = 'UTC'"
     ).fetchall()  # FOCUS times are UTC whatever the machine's zone
