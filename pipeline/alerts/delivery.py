@@ -26,6 +26,9 @@ class Delivery:
     ok: bool
     attempts: int
     error: str | None
+    # The receiver is down or overloaded (transport error, 408/425/429/5xx after the retries):
+    # the next alert would fail the same way. False for a refusal of this alert (other 4xx).
+    receiver_down: bool = False
 
 
 def webhook_body(alert: Alert) -> dict:
@@ -75,10 +78,10 @@ def deliver(
             error = redact(f"HTTP {resp.status_code}: {resp.text[:200]}", url)
             retry = resp.status_code in RETRY_STATUS
         if not retry:
-            return Delivery(ok=False, attempts=attempt, error=error)
+            return Delivery(ok=False, attempts=attempt, error=error, receiver_down=False)
         if attempt < max_attempts:
             sleep(min(backoff_max_s, backoff_base_s * (2 ** (attempt - 1))))
-    return Delivery(ok=False, attempts=max_attempts, error=error)
+    return Delivery(ok=False, attempts=max_attempts, error=error, receiver_down=True)
 
 
 def redact(text: str, url: str) -> str:

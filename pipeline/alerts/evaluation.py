@@ -192,12 +192,13 @@ def _evaluate(
     own_client = client is None
     client = client or httpx.Client(timeout=httpx.Timeout(10.0))
     try:
-        # Critical first (ledger.pending orders by severity): a failing info alert must never
+        # Critical first (ledger.pending orders by severity): a failing info alert can never
         # hold back a critical one.
+        receiver_down = False
         for alert in ledger.pending(conn):
-            if result.failed and alert.severity != "critical":
-                # The receiver is down or refusing: don't spend every alert's retries on it.
-                # Critical alerts are still tried, each with its own retries.
+            if receiver_down:
+                # Unreachable or overloaded after its retries: don't spend every alert's
+                # retries on it; the next run tries again, critical first.
                 result.deferred.append(alert)
                 continue
             d = deliver(
@@ -208,7 +209,9 @@ def _evaluate(
             if d.ok:
                 result.delivered.append(alert)
             else:
+                # A refusal of this one alert (a 4xx) does not stop the others.
                 result.failed.append((alert, d.error or "unknown error"))
+                receiver_down = d.receiver_down
     finally:
         if own_client:
             client.close()

@@ -118,12 +118,14 @@ def marts(tmp_path: Path) -> Marts:
 
 
 class Receiver:
-    """A real webhook receiver on 127.0.0.1. `fail_next` makes the next N POSTs answer 500."""
+    """A real webhook receiver on 127.0.0.1. `fail_next` makes the next N POSTs answer
+    `fail_status` (500 unless set)."""
 
     def __init__(self) -> None:
         self.received: list[dict] = []
         self.headers: list[dict] = []
         self.fail_next = 0
+        self.fail_status = 500
         self.lock = threading.Lock()
         receiver = self
 
@@ -133,7 +135,7 @@ class Receiver:
                 with receiver.lock:
                     if receiver.fail_next > 0:
                         receiver.fail_next -= 1
-                        self.send_response(500)
+                        self.send_response(receiver.fail_status)
                         self.end_headers()
                         self.wfile.write(b"receiver down")
                         return
