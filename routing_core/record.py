@@ -12,12 +12,21 @@ provider-supplied string is quoted by the json module's own C encoder. Key order
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from json.encoder import encode_basestring_ascii
+from typing import TYPE_CHECKING, Any
 
-from routing_core.schema import SCHEMA_VERSION, Cost, Usage
+from routing_core.schema import REQUESTS_DIR, SCHEMA_VERSION, Cost, Usage, format_ts
+
+if TYPE_CHECKING:
+    from routing_core.request import RequestCtx
+    from routing_core.request_log import RequestLog
+    from routing_core.routes import Attempt
+
+FRAGMENT_CACHE_SIZE = 10_000  # per cache; cleared when full (a few distinct values in practice)
 
 # C-implemented JSON string quoting (what json.dumps does for a str, minus its Python-level
 # wrapper: ~0.3 µs instead of ~3 µs on the hot path).
@@ -197,3 +206,112 @@ def request_line(
         f'"zdr":{"null" if zdr is None else ("true" if zdr else "false")},'
         f'"usage":{usage},"cost":{cost}{tail}}}'
     )
+
+
+class RecordWriter:
+    """The router's record writer: one JSON line per request through `request_line`, with
+    the caller, served-route and attempt-route fragments cached (each cache bounded)."""
+
+    def __init__(self, log: RequestLog, accounts: Mapping[str, Mapping[str, str]]):
+        self.log = log
+        self._accounts = accounts
+        self._who: dict[tuple, tuple[Any, str]] = {}
+        self._routes: dict[int, tuple[Attempt, str]] = {}
+        self._heads: dict[tuple, str] = {}
+
+    def write(
+        self,
+        ctx: RequestCtx,
+        served: Attempt | None,
+        usage: Usage | None,
+        cost: Cost | None,
+        error_code: int | None,
+        fallback_used: bool,
+        fallback_reason: str | None,
+        duration_ms: float,
+        *,
+        usage_source: str | None = None,
+        ttfb_ms: float | None = None,
+        error_reason: str | None = None,
+    ) -> None:
+        start = ctx.start
+        if start.tzinfo is dt.UTC:
+            ts = start.isoformat(timespec="milliseconds")[:23] + "Z"
+        else:
+            ts = format_ts(start)
+        heads = self._heads
+        atts = []
+        for a in ctx.attempts:
+            rk = (a["model"], a["provider"], a["credential"], a["key_id"])
+            head = heads.get(rk)
+            if head is None:
+                head = attempt_head(*rk)
+                if len(heads) > FRAGMENT_CACHE_SIZE:
+                    heads.clear()
+                heads[rk] = head
+            atts.append(
+                attempt_json(head, a["status"], a["http_status"], a["error_type"], a["latency_ms"])
+            )
+        line = request_line(
+            request_id=ctx.request_id,
+            ts=ts,
+            duration_ms=duration_ms,
+            who=self.who(ctx),
+            workflow_id=ctx.workflow_id,
+            idempotency_key=ctx.idempotency_key,
+            requested_models=ctx.requested,
+            route=None if served is None else self.route(served),
+            attempts=atts,
+            fallback_used=fallback_used,
+            fallback_reason=fallback_reason,
+            error_code=error_code,
+            zdr=None if served is None else served.zdr,
+            usage=usage_json(usage),
+            cost=cost_json(cost),
+            usage_source=usage_source,
+            stream=True if ctx.stream else None,
+            ttfb_ms=ttfb_ms,
+            error_reason=error_reason,
+        )
+        self.log.write_line(REQUESTS_DIR, ts[:10], line)
+
+    def who(self, ctx: RequestCtx) -> str:
+        """`"api_key_id":...,"data_class":...` for this caller (cached)."""
+        r = ctx.resolved
+        # Keyed by object identity (resolved callers are cached objects and hashing the
+        # dataclass costs more than the lookup); the stored object guards against id reuse.
+        key = (ctx.api_key_id, id(r))
+        hit = self._who.get(key)
+        if hit is not None and hit[0] is r:
+            return hit[1]
+        frag = who_fragment(
+            ctx.api_key_id,
+            r.environment if r else None,
+            r.app if r else None,
+            r.member_id if r else None,
+            r.workload if r else None,
+            r.data_class if r else None,
+        )
+        if len(self._who) > FRAGMENT_CACHE_SIZE:
+            self._who.clear()
+        self._who[key] = (r, frag)
+        return frag
+
+    def route(self, a: Attempt) -> str:
+        """`"model":...,"account":{...}` for a served route (cached by identity: plans
+        are cached, so their attempts are the same objects request after request)."""
+        hit = self._routes.get(id(a))
+        if hit is not None and hit[0] is a:
+            return hit[1]
+        frag = route_fragment(
+            a.model,
+            a.provider,
+            a.upstream_model,
+            a.credential,
+            a.key_id,
+            self._accounts.get(a.key_id, {}) if a.key_id else {},
+        )
+        if len(self._routes) > FRAGMENT_CACHE_SIZE:
+            self._routes.clear()
+        self._routes[id(a)] = (a, frag)
+        return frag

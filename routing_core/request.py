@@ -1,17 +1,20 @@
 """One routed request: `RequestCtx`, built once when a call enters the router and carried
-through admission, the attempt loop and the record, and `Completion`, what a served
-non-streaming request returns to its caller."""
+through admission, the attempt loop and the record; `Completion`, what a served
+non-streaming request returns to its caller; and `route_request`, the caller's routing
+keywords turned into the planner's `RouteRequest`."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from routing_core.budgets import Reservation
 from routing_core.planning import ResolvedRequest
-from routing_core.routes import Plan
+from routing_core.routes import BAD_REQUEST, Plan, RouteError, RouteRequest
 from routing_core.schema import Cost, Usage
 
 
@@ -76,3 +79,76 @@ class RequestCtx:
     prompt_chars: int = 0  # prompt size, for usage estimates
     n_messages: int = 0
     stream: bool = False
+
+
+PROVIDER_PREFS = frozenset(
+    {
+        "only",
+        "order",
+        "ignore",
+        "allow_fallbacks",
+        "data_collection",
+        "max_price",
+        "zdr",
+        "sort",
+        "require_parameters",
+    }
+)
+
+
+def route_request(
+    api_key_id: str,
+    models: tuple[str, ...],
+    workload: str | None,
+    member_id: str | None,
+    zdr: bool,
+    provider: Mapping[str, Any] | None,
+    tools: Any,
+    at: dt.datetime | None,
+) -> RouteRequest:
+    """The planner's `RouteRequest` from `complete` keywords; OpenRouter-style `provider`
+    preferences are checked here (400 for an unknown one or a bad `max_price`)."""
+    kw: dict[str, Any] = {}
+    if provider:
+        unknown = set(provider) - PROVIDER_PREFS
+        if unknown:
+            raise RouteError(
+                BAD_REQUEST,
+                f"unknown provider preference(s) {sorted(unknown)}; known: "
+                f"{sorted(PROVIDER_PREFS)}",
+            )
+        if provider.get("only") is not None:
+            kw["provider_only"] = tuple(provider["only"])
+        if provider.get("order") is not None:
+            kw["provider_order"] = tuple(provider["order"])
+        if provider.get("ignore"):
+            kw["provider_ignore"] = tuple(provider["ignore"])
+        if provider.get("allow_fallbacks") is False:
+            kw["allow_fallbacks"] = False
+        if provider.get("data_collection") is not None:
+            kw["data_collection"] = provider["data_collection"]
+        if provider.get("zdr"):
+            zdr = True
+        mp = provider.get("max_price")
+        if mp:
+            try:
+                if mp.get("prompt") is not None:
+                    kw["max_price_input"] = Decimal(str(mp["prompt"]))
+                if mp.get("completion") is not None:
+                    kw["max_price_output"] = Decimal(str(mp["completion"]))
+            except (ArithmeticError, AttributeError, ValueError):
+                raise RouteError(
+                    BAD_REQUEST,
+                    "provider.max_price needs decimal prompt/completion prices (USD per 1M tokens)",
+                ) from None
+    if tools:
+        kw["requires"] = ("tools",)
+    return RouteRequest(
+        api_key_id=api_key_id,
+        models=models,
+        workload=workload,
+        member_id=member_id,
+        zdr=bool(zdr),
+        at=at,
+        **kw,
+    )

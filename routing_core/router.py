@@ -32,7 +32,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -53,16 +52,8 @@ from routing_core.providers import (
 )
 from routing_core.providers.base import UpstreamStream
 from routing_core.providers.openai import usage_to_openai
-from routing_core.record import (
-    attempt_head,
-    attempt_json,
-    cost_json,
-    request_line,
-    route_fragment,
-    usage_json,
-    who_fragment,
-)
-from routing_core.request import Completion, RequestCtx
+from routing_core.record import RecordWriter
+from routing_core.request import Completion, RequestCtx, route_request
 from routing_core.request_log import RequestLog
 from routing_core.routes import BAD_REQUEST as HTTP_BAD_REQUEST
 from routing_core.routes import (
@@ -73,10 +64,11 @@ from routing_core.routes import (
     RouteError,
     RouteRequest,
 )
-from routing_core.schema import REQUESTS_DIR, SCHEMA_VERSION, Cost, Usage, format_ts
+from routing_core.schema import SCHEMA_VERSION, Cost, Usage, format_ts
 from routing_core.streaming import LiveStream, ReplayStream, RouterStream
 from routing_core.usage import (
     MAX_TOKENS_TOLERANCE,
+    SeedCeiling,
     bound_usage,
     estimate_prompt_tokens,
     prompt_chars,
@@ -86,19 +78,6 @@ from routing_core.usage import (
 
 __all__ = ["Completion", "Router"]
 
-_PROVIDER_PREFS = frozenset(
-    {
-        "only",
-        "order",
-        "ignore",
-        "allow_fallbacks",
-        "data_collection",
-        "max_price",
-        "zdr",
-        "sort",
-        "require_parameters",
-    }
-)
 _IDEM_WAIT_S = 600.0  # a duplicate waits at most this long for the in-flight original
 CLIENT_CLOSED = 499  # logged when the caller abandons a request (nginx's convention)
 RESOLVED_CACHE_SIZE = 4096  # callers (api key, member, workload) remembered, least recent out
@@ -201,53 +180,22 @@ class Router:
             (m.id, ep.provider): ep.context_length for m in config.models for ep in m.endpoints
         }
         self._timeouts = {pid: p.timeout_s for pid, p in self._providers.items()}
-        self._ceilings: dict[tuple, Cost] = {}
         self._cool_until: dict[str, float] = {}
         self._cooling: frozenset[str] = frozenset()
         self._cool_next = float("inf")
         self._idem: dict[tuple[str | None, str], tuple[float, Completion, ResolvedRequest]] = {}
         self._idem_inflight: dict[tuple[str | None, str], threading.Event] = {}
         self._bounds: dict[tuple, tuple[Plan, Cost]] = {}
-        self._who_frags: dict[tuple, tuple[Any, str]] = {}
         self._shapes: dict[tuple, tuple] = {}
-        self._route_frags: dict[int, tuple[Attempt, str]] = {}
-        self._attempt_frags: dict[tuple, str] = {}
+        self._writer = RecordWriter(self.log, self._account)
 
         if seed_spend_from_logs:
             self.guard.seed_from_logs(
-                self.log_dir, self._clock(), fee_meter=self.fee_meter, ceiling=self._seed_ceiling
+                self.log_dir,
+                self._clock(),
+                fee_meter=self.fee_meter,
+                ceiling=SeedCeiling(self.prices, self._context),
             )
-
-    def _seed_ceiling(self, rec: dict, ts: dt.datetime) -> Cost:
-        """The most one request on a logged record's route can cost (a full context window
-        of input at the dearest input rate and as much output, the full fee): what one
-        re-read record may count at most. A route the config no longer knows gets the
-        dearest ceiling of any endpoint."""
-        cred = "byok" if rec.get("credential") == "byok" else "shared"
-        key_id = rec.get("key_id") if cred == "byok" else None
-        model, provider = rec.get("model"), rec.get("provider")
-        key = (
-            model if isinstance(model, str) else "",
-            provider if isinstance(provider, str) else "",
-        )
-        ck = (key, cred, key_id if isinstance(key_id, str) else None, ts.date())
-        hit = self._ceilings.get(ck)
-        if hit is not None:
-            return hit
-        ctx_len = self._context.get(key)
-        if ctx_len is not None:
-            a = Attempt(key[0], key[1], cred, ck[2], "")
-            top = self.prices.max_cost_breakdown(a, ctx_len, ctx_len, ts)
-        else:
-            top = Cost()
-            for (model, provider), n in self._context.items():
-                a = Attempt(model, provider, cred, None, "")
-                c = self.prices.max_cost_breakdown(a, n, n, ts)
-                top = Cost(*(max(x, y) for x, y in zip(_layers(top), _layers(c), strict=True)))
-        if len(self._ceilings) > 10_000:
-            self._ceilings.clear()
-        self._ceilings[ck] = top
-        return top
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -330,51 +278,7 @@ class Router:
         tools: Any,
         at: dt.datetime | None,
     ) -> RouteRequest:
-        kw: dict[str, Any] = {}
-        if provider:
-            unknown = set(provider) - _PROVIDER_PREFS
-            if unknown:
-                raise RouteError(
-                    HTTP_BAD_REQUEST,
-                    f"unknown provider preference(s) {sorted(unknown)}; known: "
-                    f"{sorted(_PROVIDER_PREFS)}",
-                )
-            if provider.get("only") is not None:
-                kw["provider_only"] = tuple(provider["only"])
-            if provider.get("order") is not None:
-                kw["provider_order"] = tuple(provider["order"])
-            if provider.get("ignore"):
-                kw["provider_ignore"] = tuple(provider["ignore"])
-            if provider.get("allow_fallbacks") is False:
-                kw["allow_fallbacks"] = False
-            if provider.get("data_collection") is not None:
-                kw["data_collection"] = provider["data_collection"]
-            if provider.get("zdr"):
-                zdr = True
-            mp = provider.get("max_price")
-            if mp:
-                try:
-                    if mp.get("prompt") is not None:
-                        kw["max_price_input"] = Decimal(str(mp["prompt"]))
-                    if mp.get("completion") is not None:
-                        kw["max_price_output"] = Decimal(str(mp["completion"]))
-                except (ArithmeticError, AttributeError, ValueError):
-                    raise RouteError(
-                        HTTP_BAD_REQUEST,
-                        "provider.max_price needs decimal prompt/completion "
-                        "prices (USD per 1M tokens)",
-                    ) from None
-        if tools:
-            kw["requires"] = ("tools",)
-        return RouteRequest(
-            api_key_id=api_key_id,
-            models=models,
-            workload=workload,
-            member_id=member_id,
-            zdr=bool(zdr),
-            at=at,
-            **kw,
-        )
+        return route_request(api_key_id, models, workload, member_id, zdr, provider, tools, at)
 
     def plan(self, req: RouteRequest | None = None, /, **kw: Any) -> Plan:
         """The ordered attempt plan and every exclusion (what `explain` shows), for a
@@ -961,92 +865,22 @@ class Router:
         error_reason: str | None = None,
     ) -> tuple[bool, str | None]:
         """Append the request record (routing_core.record, the one encoder); returns
-        (fallback_used, fallback_reason). Fragments are cached per caller identity,
-        served route and attempt route."""
+        (fallback_used, fallback_reason)."""
         fb, reason = fallback_of(ctx, served)
-        start = ctx.start
-        if start.tzinfo is dt.UTC:
-            ts = start.isoformat(timespec="milliseconds")[:23] + "Z"
-        else:
-            ts = format_ts(start)
-        frags = self._attempt_frags
-        atts = []
-        for a in ctx.attempts:
-            rk = (a["model"], a["provider"], a["credential"], a["key_id"])
-            head = frags.get(rk)
-            if head is None:
-                head = attempt_head(*rk)
-                if len(frags) > 10_000:
-                    frags.clear()
-                frags[rk] = head
-            atts.append(
-                attempt_json(head, a["status"], a["http_status"], a["error_type"], a["latency_ms"])
-            )
-        duration = round((self._timer() - ctx.t0 + ctx.slept) * 1000.0, 3)
-        line = request_line(
-            request_id=ctx.request_id,
-            ts=ts,
-            duration_ms=duration,
-            who=self._who_json(ctx),
-            workflow_id=ctx.workflow_id,
-            idempotency_key=ctx.idempotency_key,
-            requested_models=ctx.requested,
-            route=None if served is None else self._route_json(served),
-            attempts=atts,
-            fallback_used=fb,
-            fallback_reason=reason,
-            error_code=error.code if error else None,
-            zdr=None if served is None else served.zdr,
-            usage=usage_json(usage),
-            cost=cost_json(cost),
+        self._writer.write(
+            ctx,
+            served,
+            usage,
+            cost,
+            None if error is None else error.code,
+            fb,
+            reason,
+            round((self._timer() - ctx.t0 + ctx.slept) * 1000.0, 3),
             usage_source=usage_source,
-            stream=True if ctx.stream else None,
             ttfb_ms=ttfb_ms,
             error_reason=error_reason,
         )
-        self.log.write_line(REQUESTS_DIR, ts[:10], line)
         return fb, reason
-
-    def _who_json(self, ctx: RequestCtx) -> str:
-        """`"api_key_id":...,"data_class":...` for this caller (cached)."""
-        r = ctx.resolved
-        # Keyed by object identity (resolved callers are cached objects and hashing the
-        # dataclass costs more than the lookup); the stored object guards against id reuse.
-        key = (ctx.api_key_id, id(r))
-        hit = self._who_frags.get(key)
-        if hit is not None and hit[0] is r:
-            return hit[1]
-        frag = who_fragment(
-            ctx.api_key_id,
-            r.environment if r else None,
-            r.app if r else None,
-            r.member_id if r else None,
-            r.workload if r else None,
-            r.data_class if r else None,
-        )
-        if len(self._who_frags) > 10_000:
-            self._who_frags.clear()
-        self._who_frags[key] = (r, frag)
-        return frag
-
-    def _route_json(self, a: Attempt) -> str:
-        """`"model":...,"account":{...}` for a served route (cached by identity: plans
-        are cached, so their attempts are the same objects request after request)."""
-        hit = self._route_frags.get(id(a))
-        if hit is not None and hit[0] is a:
-            return hit[1]
-        frag = route_fragment(
-            a.model,
-            a.provider,
-            a.upstream_model,
-            a.credential,
-            a.key_id,
-            self._account.get(a.key_id, {}) if a.key_id else {},
-        )
-        if len(self._route_frags) > 10_000:
-            self._route_frags.clear()
-        self._route_frags[id(a)] = (a, frag)
-        return frag
 
     def _fail(self, ctx: RequestCtx, err: RouteError) -> NoReturn:
         """Log an error record and raise the error (a copy carrying this request's id:
@@ -1170,10 +1004,6 @@ class Router:
             zdr=stored.zdr,
             replayed=True,
         )
-
-
-def _layers(c: Cost) -> tuple:
-    return (c.list_usd, c.provider_usd, c.platform_fee_usd, c.platform_credits_usd)
 
 
 def _random_id() -> str:

@@ -24,11 +24,16 @@ The same rules bound what a restarted router re-reads from the request logs
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from routing_core.schema import Cost, Usage
+
+if TYPE_CHECKING:
+    from routing_core.pricing import PriceBook
 
 USAGE_PROVIDER = "provider"
 USAGE_ESTIMATED = "estimated"
@@ -175,3 +180,46 @@ def bound_seeded_cost(cost: Cost, ceiling: Cost) -> Cost:
         platform_fee_usd=min(cost.platform_fee_usd, ceiling.platform_fee_usd),
         platform_credits_usd=min(cost.platform_credits_usd, ceiling.platform_credits_usd),
     )
+
+
+class SeedCeiling:
+    """`ceiling(record, ts)` for `SpendGuard.seed_from_logs`: the most one request on a
+    logged record's route can cost (a full context window of input at the dearest input
+    rate and as much output, the full fee). A route the config no longer knows gets the
+    dearest ceiling of any endpoint. Cached per route and UTC day."""
+
+    def __init__(self, prices: PriceBook, context: Mapping[tuple[str, str], int]):
+        self.prices = prices
+        self.context = context
+        self._cache: dict[tuple, Cost] = {}
+
+    def __call__(self, rec: dict, ts: dt.datetime) -> Cost:
+        from routing_core.routes import Attempt
+
+        cred = "byok" if rec.get("credential") == "byok" else "shared"
+        key_id = rec.get("key_id") if cred == "byok" else None
+        model, provider = rec.get("model"), rec.get("provider")
+        key = (
+            model if isinstance(model, str) else "",
+            provider if isinstance(provider, str) else "",
+        )
+        ck = (key, cred, key_id if isinstance(key_id, str) else None, ts.date())
+        hit = self._cache.get(ck)
+        if hit is not None:
+            return hit
+        n = self.context.get(key)
+        if n is not None:
+            top = self.prices.max_cost_breakdown(Attempt(key[0], key[1], cred, ck[2], ""), n, n, ts)
+        else:
+            top = Cost()
+            for (m, p), n in self.context.items():
+                c = self.prices.max_cost_breakdown(Attempt(m, p, cred, None, ""), n, n, ts)
+                top = Cost(*(max(x, y) for x, y in zip(_layers(top), _layers(c), strict=True)))
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[ck] = top
+        return top
+
+
+def _layers(c: Cost) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    return (c.list_usd, c.provider_usd, c.platform_fee_usd, c.platform_credits_usd)
