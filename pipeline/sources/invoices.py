@@ -10,7 +10,7 @@ The seam is `parse_file(conn, invoice_file, cfg, target) -> ParsedFile`: it fill
 TEMP table `target` (the `staging.invoice_lines` columns) with every line of ONE file, or raises
 `InvoiceError` carrying the reason code, the file, the line and the raw text, and then nothing
 of that file may be used (all or nothing per file). FOCUS files go to
-`pipeline.sources.focus.parse_focus_file` when that module provides it.
+`pipeline.sources.focus.parse_focus_file` (one streaming DuckDB pass).
 
 Money is parsed from the file's text as Decimal (JSON via `parse_float=Decimal`, CSV as
 strings), never through a float, and refused when not finite or beyond `MAX_AMOUNT`. A bucket
@@ -26,7 +26,7 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -91,7 +91,6 @@ INVOICE_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("x_UsageCost", pa.decimal128(38, 9)),
 ]
 INVOICE_SCHEMA = pa.schema(INVOICE_COLUMNS)
-CATEGORIES = {c.lower(): c for c in ("Usage", "Purchase", "Tax", "Credit", "Adjustment")}
 
 
 class InvoiceError(ValueError):
@@ -691,137 +690,6 @@ def csv_records(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         ) from None
 
 
-# --------------------------------------------------------------------------- focus
-
-_FOCUS_TOKEN = {
-    "input tokens": "input",
-    "output tokens": "output",
-    "cache read input tokens": "cache_read",
-    "cache write input tokens": "cache_write",
-}
-_FOCUS_REQUIRED = ("BilledCost", "BillingCurrency", "ChargePeriodStart", "ChargeCategory")
-
-
-def focus_model(resource_id: str | None, known: set[str]) -> str | None:
-    """Upstream model from a FOCUS ResourceId: what follows `foundation-model/` or `models/`
-    (model names may hold a `/`), else the last path segment."""
-    if not resource_id:
-        return None
-    del known  # the caller falls back to x_Model / Tags.model when this is not a known model
-    for marker in ("foundation-model/", "models/"):
-        if marker in resource_id:
-            return resource_id.rsplit(marker, 1)[1].rstrip("/") or None
-    return resource_id.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _focus_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(path)
-        except Exception as e:  # pyarrow raises several types for a broken file
-            raise InvoiceError(
-                f"{path}: not a readable Parquet file: {e}", reason="unreadable_parquet"
-            ) from None
-        yield from enumerate(table.to_pylist(), start=1)
-        return
-    yield from csv_records(path)
-
-
-def parse_focus(path: Path, provider: str, known_models: set[str]) -> Iterator[dict[str, Any]]:
-    """FOCUS 1.0–1.3 rows (CSV or Parquet), in Python: the fallback behind `parse_file` until
-    `pipeline.sources.focus.parse_focus_file` exists."""
-    first = True
-    for line, rec in _focus_records(path):
-        loc = f"{path}: line {line}"
-        try:
-            yield _focus_row(rec, loc, line, path, provider, known_models, first)
-        except InvoiceError as e:
-            e.line = e.line or line
-            e.raw_text = e.raw_text or _item_text(rec)
-            raise
-        first = False
-
-
-def _focus_row(
-    rec: dict[str, Any],
-    loc: str,
-    line: int,
-    path: Path,
-    provider: str,
-    known_models: set[str],
-    first: bool,
-) -> dict[str, Any]:
-    if first:
-        missing = [c for c in _FOCUS_REQUIRED if c not in rec]
-        if missing:
-            raise InvoiceError(
-                f"{path}: not a FOCUS export: missing column(s) {missing}", reason="bad_header"
-            )
-    cost = _money(rec.get("BilledCost"), loc, "BilledCost")
-    if cost is None:
-        raise InvoiceError(f"{loc}: BilledCost is empty", reason="missing_amount")
-    start = _ts(rec.get("ChargePeriodStart"), loc, "ChargePeriodStart")
-    if start is None:
-        raise InvoiceError(f"{loc}: ChargePeriodStart is empty", reason="missing_field")
-    cat_raw = _null(rec.get("ChargeCategory"))
-    category = CATEGORIES.get(str(cat_raw).lower()) if cat_raw else None
-    if category is None:
-        raise InvoiceError(f"{loc}: unknown ChargeCategory {cat_raw!r}", reason="bad_category")
-    cls = _null(rec.get("ChargeClass"))
-    tags_raw = _null(rec.get("Tags"))
-    tags: dict[str, Any] = {}
-    if isinstance(tags_raw, dict):
-        tags = tags_raw
-    elif tags_raw:
-        try:
-            parsed = json.loads(tags_raw)
-            tags = parsed if isinstance(parsed, dict) else {}
-        except ValueError:
-            raise InvoiceError(
-                f"{loc}: Tags is not a JSON object: {tags_raw!r}", reason="bad_tags"
-            ) from None
-    resource = _null(rec.get("ResourceId"))
-    fallback = _null(rec.get("x_Model")) or _null(tags.get("model"))
-    model = focus_model(resource, known_models)
-    if model is None or (model not in known_models and fallback in known_models):
-        model = fallback
-    sub = _null(rec.get("SubAccountId"))
-    billing = _null(rec.get("BillingAccountId"))
-    meter = _null(rec.get("SkuMeter"))
-    return _row(
-        BilledCost=cost,
-        EffectiveCost=_money(rec.get("EffectiveCost"), loc, "EffectiveCost"),
-        ListCost=_money(rec.get("ListCost"), loc, "ListCost"),
-        BillingCurrency=_usd(rec.get("BillingCurrency"), loc),
-        ChargePeriodStart=start,
-        ChargePeriodEnd=_ts(rec.get("ChargePeriodEnd"), loc, "ChargePeriodEnd"),
-        BillingPeriodStart=_ts(rec.get("BillingPeriodStart"), loc, "BillingPeriodStart"),
-        BillingPeriodEnd=_ts(rec.get("BillingPeriodEnd"), loc, "BillingPeriodEnd"),
-        ChargeCategory=category,
-        ChargeClass="Correction" if cls and str(cls).lower() == "correction" else cls,
-        ChargeDescription=_null(rec.get("ChargeDescription")),
-        ProviderName=_null(rec.get("ProviderName")) or _null(rec.get("ServiceProviderName")),
-        BillingAccountId=billing,
-        SubAccountId=sub,
-        ResourceId=resource,
-        ServiceName=_null(rec.get("ServiceName")),
-        SkuMeter=meter,
-        ConsumedQuantity=_money(rec.get("ConsumedQuantity"), loc, "ConsumedQuantity"),
-        ConsumedUnit=_null(rec.get("ConsumedUnit")),
-        Tags=json.dumps(tags, sort_keys=True) if tags else None,
-        x_Provider=provider,
-        # SubAccountId identifies the account; BillingAccountId only without it.
-        x_SubAccountId=sub,
-        x_BillingAccountId=billing if sub is None else None,
-        x_UpstreamModel=model if category == "Usage" else None,
-        x_TokenType=_FOCUS_TOKEN.get(str(meter).lower(), "other") if meter else None,
-        x_SourceFile=str(path),
-        x_SourceLine=line,
-    )
-
-
 # --------------------------------------------------------------------------- statement
 
 _STATEMENT_REQUIRED = ("date", "model", "provider_name", "usage")
@@ -964,17 +832,7 @@ def _row_parser(f: InvoiceFile, cfg: LedgerConfig, page: _Page) -> Iterator[dict
         return parse_openai_costs(f.path, f.provider, page)
     if f.fmt == "anthropic_cost_report":
         return parse_anthropic_cost_report(f.path, f.provider, page)
-    if f.fmt == "focus":
-        return parse_focus(f.path, f.provider, known_models(cfg))
     return parse_openrouter_activity(f.path, cfg)
-
-
-def _focus_seam() -> Callable[..., FileCounts] | None:
-    try:
-        from pipeline.sources import focus  # written by the FOCUS work; optional until then
-    except ImportError:
-        return None
-    return getattr(focus, "parse_focus_file", None)
 
 
 def create_target(conn: duckdb.DuckDBPyConnection, target: str) -> None:
@@ -993,15 +851,18 @@ def parse_file(
     must not be used.
 
     FOCUS files go to `pipeline.sources.focus.parse_focus_file(conn, path, provider_id,
-    provider_cfg, known_models, target) -> FileCounts` when it exists: it inserts into
-    `target` and raises `InvoiceError` the same way."""
+    provider_cfg, known_models, target) -> FileCounts` (one streaming DuckDB pass; the one
+    FOCUS validation): it fills `target` and raises `InvoiceError` the same way."""
     create_target(conn, target)
     page = _Page()
     rows: list[dict[str, Any]] = []
-    seam = _focus_seam() if f.fmt == "focus" and not f.problem else None
     try:
-        if seam is not None:
-            counts = seam(conn, f.path, f.provider, f.provider_cfg, known_models(cfg), target)
+        if f.fmt == "focus" and not f.problem:
+            from .focus import parse_focus_file  # focus.py imports this module
+
+            counts = parse_focus_file(
+                conn, f.path, f.provider, f.provider_cfg, known_models(cfg), target
+            )
         else:
             for row in _row_parser(f, cfg, page):
                 rows.append(row)
@@ -1015,7 +876,7 @@ def parse_file(
                 tbl = invoice_table(rows)
                 conn.register("_inv_arrow", tbl)
                 try:
-                    conn.execute(f"INSERT INTO {target} SELECT * FROM _inv_arrow")
+                    conn.execute(f"INSERT INTO {target} BY NAME SELECT * FROM _inv_arrow")
                 finally:
                     conn.unregister("_inv_arrow")
     except InvoiceError as e:
@@ -1127,12 +988,19 @@ def _suppress() -> contextlib.suppress:
 
 
 def read_invoices(cfg: LedgerConfig, invoices_dir: Path) -> list[dict[str, Any]]:
-    """Every invoice and statement line under `invoices_dir` (all days), in Python, raising
-    `InvoiceError` at the first file that cannot be read (tests and quick looks; the loader
-    goes file by file through `parse_file`)."""
+    """Every invoice and statement line under `invoices_dir` (all days) as dicts, through the
+    same `parse_file` the loader uses, raising `InvoiceError` at the first file that cannot
+    be read (tests and quick looks; the loader refuses that file and goes on)."""
+    from pipeline.sql import run_sql
+
     rows: list[dict[str, Any]] = []
-    for f in discover(cfg, invoices_dir):
-        rows.extend(_row_parser(f, cfg, _Page()))
+    with duckdb.connect() as conn:
+        run_sql(conn, "schema/create_tables")
+        for f in discover(cfg, invoices_dir):
+            parse_file(conn, f, cfg, "_read_one")
+            cur = conn.execute("SELECT * FROM _read_one ORDER BY x_SourceLine, ChargePeriodStart")
+            cols = [d[0] for d in cur.description]
+            rows.extend(dict(zip(cols, r, strict=True)) for r in cur.fetchall())
     return rows
 
 

@@ -12,9 +12,7 @@ import pytest
 
 from pipeline.sources.invoices import (
     InvoiceError,
-    focus_model,
     parse_anthropic_cost_report,
-    parse_focus,
     parse_openai_costs,
     parse_openrouter_activity,
     read_invoices,
@@ -24,11 +22,6 @@ from routing_core.config import load_config
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "invoices"
 DAY = FIX / "acme_2026-03-02"
 ACME = Path(__file__).resolve().parents[2] / "examples" / "acme" / "ledger.yaml"
-KNOWN = {
-    "anthropic.claude-sonnet-4-20250514-v1:0",
-    "meta-llama/Llama-3.3-70B-Instruct",
-    "gemini-2.5-flash",
-}
 
 
 def test_openai_partial_first_bucket_goes_to_its_utc_day_and_amounts_stay_exact():
@@ -108,8 +101,16 @@ def test_anthropic_amount_as_a_number_is_refused(tmp_path: Path):
         list(parse_anthropic_cost_report(f, "anthropic"))
 
 
-def test_focus_null_spellings_timestamps_credit_and_tax():
-    rows = list(parse_focus(DAY / "bedrock" / "focus_2026-03.csv", "bedrock", KNOWN))
+def focus_rows(path: Path, provider: str, tmp_path: Path) -> list[dict]:
+    """The lines of one FOCUS file, through the loader's own parse (the FOCUS reader)."""
+    folder = tmp_path / "inv" / provider
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / path.name).write_bytes(path.read_bytes())
+    return read_invoices(load_config(ACME), tmp_path / "inv")
+
+
+def test_focus_null_spellings_timestamps_credit_and_tax(tmp_path: Path):
+    rows = focus_rows(DAY / "bedrock" / "focus_2026-03.csv", "bedrock", tmp_path)
     assert [(r["ChargeCategory"], r["BilledCost"]) for r in rows] == [
         ("Usage", Decimal("0.60")),
         ("Usage", Decimal("0.35")),
@@ -119,7 +120,7 @@ def test_focus_null_spellings_timestamps_credit_and_tax():
     # "2026-03-02 00:00:00" (no T, no Z) and "2026-03-02T00:00:00Z" are the same instant.
     assert rows[0]["ChargePeriodStart"] == rows[1]["ChargePeriodStart"] == dt.datetime(2026, 3, 2)
     assert rows[0]["ChargeClass"] is None and rows[0]["Tags"] is None  # literal NULL
-    assert rows[1]["Tags"] == '{"team": "legal"}'
+    assert json.loads(rows[1]["Tags"]) == {"team": "legal"}
     assert rows[0]["x_UpstreamModel"] == "anthropic.claude-sonnet-4-20250514-v1:0"
     assert [r["x_TokenType"] for r in rows[:2]] == ["input", "output"]
     assert rows[0]["x_Account"] == "sub_account_id=412938475610"  # SubAccountId wins
@@ -127,9 +128,9 @@ def test_focus_null_spellings_timestamps_credit_and_tax():
     assert [r["x_SourceLine"] for r in rows] == [2, 3, 4, 5]
 
 
-def test_focus_correction_keeps_its_charge_period_not_the_billing_period():
-    (row,) = parse_focus(
-        FIX / "late_corrections" / "bedrock" / "focus_2026-04_corrections.csv", "bedrock", KNOWN
+def test_focus_correction_keeps_its_charge_period_not_the_billing_period(tmp_path: Path):
+    (row,) = focus_rows(
+        FIX / "late_corrections" / "bedrock" / "focus_2026-04_corrections.csv", "bedrock", tmp_path
     )
     assert row["ChargeClass"] == "Correction"
     assert row["day"] == dt.date(2026, 3, 2)  # BillingPeriodStart is 2026-04-01
@@ -140,11 +141,12 @@ def test_focus_correction_keeps_its_charge_period_not_the_billing_period():
 def test_focus_non_usd_is_rejected_with_file_and_line(tmp_path: Path):
     f = tmp_path / "eur.csv"
     f.write_text(
-        "BilledCost,BillingCurrency,ChargePeriodStart,ChargeCategory\n"
-        "1.00,USD,2026-03-02,Usage\n2.00,EUR,2026-03-02,Usage\n"
+        "BilledCost,BillingCurrency,ChargePeriodStart,ChargeCategory,ServiceName\n"
+        "1.00,USD,2026-03-02,Usage,Vertex AI\n2.00,EUR,2026-03-02,Usage,Vertex AI\n"
     )
-    with pytest.raises(InvoiceError, match=r"eur\.csv: line 3: currency EUR is not USD"):
-        list(parse_focus(f, "vertex", KNOWN))
+    with pytest.raises(InvoiceError, match=r"eur\.csv: line 3: .*EUR") as e:
+        focus_rows(f, "vertex", tmp_path)
+    assert (e.value.reason, e.value.line) == ("unknown_currency", 3)
 
 
 def test_focus_parquet_with_decimal_columns(tmp_path: Path):
@@ -157,6 +159,7 @@ def test_focus_parquet_with_decimal_columns(tmp_path: Path):
             "BillingCurrency": ["USD", "USD"],
             "ChargePeriodStart": [dt.datetime(2026, 3, 2), dt.datetime(2026, 3, 2, 0, 0)],
             "ChargeCategory": ["Usage", "Usage"],
+            "ServiceName": ["Vertex AI", "Vertex AI"],
             "SubAccountId": ["acme-code-prod", None],
             "BillingAccountId": ["ba-1", "ba-1"],
             "ResourceId": [
@@ -167,7 +170,7 @@ def test_focus_parquet_with_decimal_columns(tmp_path: Path):
         }
     )
     pq.write_table(table, tmp_path / "v.parquet")
-    rows = list(parse_focus(tmp_path / "v.parquet", "vertex", KNOWN))
+    rows = focus_rows(tmp_path / "v.parquet", "vertex", tmp_path)
     assert [r["BilledCost"] for r in rows] == [Decimal("0.123456789"), Decimal("2")]
     assert [r["x_UpstreamModel"] for r in rows] == [
         "gemini-2.5-flash",
@@ -178,22 +181,6 @@ def test_focus_parquet_with_decimal_columns(tmp_path: Path):
         "billing_account_id=ba-1",
     ]
     assert [r["x_TokenType"] for r in rows] == ["output", "cache_read"]
-
-
-@pytest.mark.parametrize(
-    ("rid", "expected"),
-    [
-        (
-            "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-5-haiku-20241022-v1:0",
-            "anthropic.claude-3-5-haiku-20241022-v1:0",
-        ),
-        ("projects/p/locations/l/publishers/google/models/gemini-2.5-pro", "gemini-2.5-pro"),
-        ("/subscriptions/s/resourceGroups/g/providers/x/deployments/gpt-4o", "gpt-4o"),
-        (None, None),
-    ],
-)
-def test_focus_model_from_resource_id(rid, expected):
-    assert focus_model(rid, set()) == expected
 
 
 def test_statement_json_and_csv_agree(tmp_path: Path):
