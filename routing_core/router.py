@@ -21,6 +21,7 @@ Retry-After waits), `rng_seed` (jitter), `id_factory` (request/event ids) and `t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 import inspect
@@ -516,6 +517,50 @@ class Router:
             raise
         self._note(ctx, a, t, ProviderResult({}, Usage()))
         return up
+
+    def log_refused(
+        self,
+        code: int,
+        message: str = "",
+        *,
+        api_key_id: str | None = None,
+        workload: str | None = None,
+        workflow_id: str | None = None,
+        idempotency_key: str | None = None,
+        start: dt.datetime | None = None,
+        t0: float | None = None,
+        stream: bool = False,
+    ) -> str:
+        """Log a request refused before it reached the router (a server's own checks:
+        authentication, body size, concurrency bounds) as one error record through the
+        same encoder; returns its request id. `start`/`t0` are the request's arrival
+        (router clock / timer readings; default now). The caller fields come from the API
+        key (and the workload, if it resolves); nothing else of the request is logged."""
+        ctx = RequestCtx(
+            "req_" + self._new_id(),
+            self._timer() if t0 is None else t0,
+            self._clock() if start is None else start,
+            api_key_id if api_key_id in self._api_ids else None,
+            [],
+            idempotency_key if isinstance(idempotency_key, str) else None,
+            workflow_id if isinstance(workflow_id, str) else None,
+            stream=stream,
+        )
+        if ctx.api_key_id is not None:
+            req = RouteRequest(
+                api_key_id=ctx.api_key_id,
+                models=(),
+                workload=workload if isinstance(workload, str) else None,
+                member_id=None,
+                zdr=False,
+                at=ctx.start,
+            )
+            r = self._resolve(req)
+            if isinstance(r, RouteError) and req.workload is not None:
+                r = self._resolve(dataclasses.replace(req, workload=None))
+            ctx.resolved = None if isinstance(r, RouteError) else r
+        self._record(ctx, None, None, None, RouteError(int(code), message))
+        return ctx.request_id
 
     def record_outcome(
         self,

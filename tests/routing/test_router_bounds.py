@@ -238,3 +238,29 @@ def test_made_up_member_ids_do_not_grow_the_caller_cache(small_cfg, small_fleet,
     # The most recent callers are the ones kept.
     assert ("app", f"made-up-{RESOLVED_CACHE_SIZE + 499}", None) in router._resolved
     assert ("app", "made-up-0", None) not in router._resolved
+
+
+def test_log_refused_writes_one_record_through_the_encoder(small_cfg, small_fleet, make_router):
+    """A server's own refusals (bad auth, body too big, too many in flight) are logged with
+    the same encoder: the API key's fields when it is known, nothing else of the request."""
+    from routing_core.request_log import read_records
+    from routing_core.schema import RequestRecord
+
+    cfg = small_cfg(
+        api_keys=[
+            {"id": "app", "secret_sha256": "0" * 64, "environment": "prod", "app": "t",
+             "default_workload": "w"}
+        ]
+    )  # fmt: skip
+    router = make_router(cfg, small_fleet)
+    a = router.log_refused(413, "body too large", api_key_id="app", workload="nope", stream=True)
+    b = router.log_refused(401, "unknown API key", api_key_id="forged\\n", workflow_id="wf")
+    recs = {r["request_id"]: r for r in read_records(router.log_dir)}
+    for r in recs.values():
+        RequestRecord.model_validate(r)
+    ra, rb = recs[a], recs[b]
+    assert (ra["error_code"], ra["status"], ra["api_key_id"]) == (413, "error", "app")
+    assert ra["environment"] == "prod" and ra["workload"] == "w"  # the bogus one is not logged
+    assert ra["stream"] is True and ra["attempts"] == [] and ra["model"] is None
+    assert rb["api_key_id"] is None and rb["environment"] is None and rb["workflow_id"] == "wf"
+    assert not small_fleet["p1"].served and not small_fleet["p2"].served
