@@ -327,7 +327,7 @@ class LiveStream(RouterStream):
 
     def __del__(self) -> None:
         # Dropped without aclose(): still exactly one record, and no budget left held.
-        if not self._ended:
+        if not getattr(self, "_ended", True):
             with contextlib.suppress(Exception):
                 self._end(499, CLIENT_CLOSED, "stream dropped by the consumer")
 
