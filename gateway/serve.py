@@ -44,6 +44,15 @@ def serve(config: str | os.PathLike[str], host: str, port: int, workers: int) ->
             f"--workers {workers} needs shared budget state: set router.state to a Redis URL "
             f"(e.g. redis://127.0.0.1:6379/0) in {path}, or run one worker"
         )
+    if cfg.router.state != "memory":
+        # Reach the budget store before starting workers: a plain message instead of a
+        # startup traceback from every worker.
+        from routing_core.state_redis import RedisState
+
+        try:
+            RedisState(cfg.router.state, prefix=cfg.router.state_prefix).close()
+        except ConnectionError as e:
+            raise ServeError(str(e)) from None
     os.environ[CONFIG_ENV] = str(path)
     metrics_dir = None
     if workers > 1:

@@ -41,6 +41,12 @@ def test_refusals_exit_2_with_a_plain_message(tmp_path):
     assert "hunter2" not in r.stderr
     r = serve_cmd("--config", str(path), "--workers", "0")
     assert r.returncode == 2 and "--workers" in r.stderr
+    down = tmp_path / "down" / "ledger.yaml"
+    down.parent.mkdir()
+    down.write_text(path.read_text() + "\nrouter: {state: 'redis://127.0.0.1:1/0'}\n")
+    r = serve_cmd("--config", str(down))
+    assert r.returncode == 2 and "cannot reach Redis" in r.stderr
+    assert "Traceback" not in r.stderr
 
 
 def test_sigterm_lets_the_request_in_flight_finish(tmp_path):
