@@ -494,14 +494,13 @@ def widen_for_invoices(
 ) -> tuple[dt.date, dt.date, list[dt.date]]:
     """The day range to run so that it also holds every day whose invoices changed since it was
     built (`pending_invoice_days`), kept within [first, last] (the partitions that exist):
-    (start, end, the days outside the given range that were added). The range is widened to
-    cover them, since a run is one contiguous range of days."""
+    (start, end, every such day, inside the given range or not). The range is widened to cover
+    them, since a run is one contiguous range of days."""
     pending = [
         d
         for d in pending_invoice_days(cfg)
         if (first is None or d >= first) and (last is None or d <= last)
     ]
-    outside = [d for d in pending if d < start or d > end]
-    if not outside:
+    if not pending:
         return start, end, []
-    return min(start, outside[0]), max(end, outside[-1]), outside
+    return min(start, pending[0]), max(end, pending[-1]), pending

@@ -221,6 +221,12 @@ def test_a_late_correction_outside_the_window_is_reported_for_rematerialization(
         dt.date(2026, 3, 2),
         [dt.date(2026, 3, 1)],
     )
+    # Inside the range it is named too (the run says which days' invoices changed).
+    assert widen_for_invoices(cfg, dt.date(2026, 3, 1), dt.date(2026, 3, 5)) == (
+        dt.date(2026, 3, 1),
+        dt.date(2026, 3, 5),
+        [dt.date(2026, 3, 1)],
+    )
     with duckdb.connect(str(ledger.duckdb)) as conn:
         assert changed_invoice_days(conn, cfg) == [dt.date(2026, 3, 1)]  # parsed once, above
         assert conn.execute(
