@@ -123,6 +123,9 @@ WITH target AS (
     LEFT JOIN day_gaps dg ON dg.day = t.day
 ), caused AS (
     SELECT *,
+           -- The provider's name for people (its statement name in ledger.yaml), else its id.
+           coalesce((SELECT min(p.statement_name) FROM ref_providers p WHERE p.provider = facts.provider), provider)
+               AS pname,
            CASE WHEN status = 'matched' THEN NULL
                 WHEN status IN ('missing_invoice', 'invoice_unreadable') THEN status
                 WHEN by_correction THEN 'correction'
@@ -144,11 +147,11 @@ SELECT day, provider, account, upstream_model, expected_usd, billed_usd, varianc
        variance_pct, status, requests, invoice_lines, key_ids, corrections_usd, likely_cause,
        CASE likely_cause
        WHEN 'missing_invoice' THEN
-           'No ' || provider || ' export covering ' || _rc_acct(account) || ' on ' || day
+           'No ' || pname || ' export covering ' || _rc_acct(account) || ' on ' || day
            || ' has arrived yet: the logs'' ' || _rc_usd(expected_usd)
            || ' stays an estimate until it does; re-run after the next export.'
        WHEN 'invoice_unreadable' THEN
-           'The ' || provider || ' export for ' || day || ' (' || coalesce(unreadable_files, '?')
+           'The ' || pname || ' export for ' || day || ' (' || coalesce(unreadable_files, '?')
            || ') was refused as unreadable, so the logs'' ' || _rc_usd(expected_usd)
            || ' cannot be checked: fix or re-download that file and re-run.'
        WHEN 'correction' THEN
@@ -158,25 +161,25 @@ SELECT day, provider, account, upstream_model, expected_usd, billed_usd, varianc
                || ' on ' || _rc_acct(account) || ': it restates that day''s bill, the logs are not at fault.'
            ELSE
                'A correction of ' || _rc_usd(corrections_usd) || ' (' || coalesce(correction_files, '?')
-               || ') was booked to ' || day || ': without it ' || provider || ' billed '
+               || ') was booked to ' || day || ': without it ' || pname || ' billed '
                || _rc_usd(billed_usd - corrections_usd) || ' against ' || _rc_usd(expected_usd)
                || ' logged, within tolerance; nothing to do unless the correction is disputed.'
            END
        WHEN 'account_mismatch' THEN
            CASE WHEN other_account IS NOT NULL THEN
-               provider || ' billed nothing to ' || _rc_acct(account) || ' for ' || coalesce(upstream_model, '?')
+               pname || ' billed nothing to ' || _rc_acct(account) || ' for ' || coalesce(upstream_model, '?')
                || ' on ' || day || ' although key ' || coalesce(key_ids, '?') || ' logged ' || _rc_usd(expected_usd)
                || ', while it billed ' || _rc_usd(other_billed) || ' to ' || _rc_acct(other_account)
                || ', which no BYOK key''s account matches: put ' || replace(other_account, ';', ', ')
                || ' in byok_keys[].account of ' || coalesce(key_ids, 'that key') || '.'
            ELSE
-               provider || ' billed ' || _rc_usd(billed_usd) || ' to ' || _rc_acct(account)
+               pname || ' billed ' || _rc_usd(billed_usd) || ' to ' || _rc_acct(account)
                || ', which no BYOK key''s account matches, on a day when key ' || mismatch_keys
                || ' logged ' || _rc_usd(mismatch_keys_usd) || ' that no invoice line bills: put '
                || replace(account, ';', ', ') || ' in byok_keys[].account of ' || mismatch_keys || '.'
            END
        WHEN 'logs_missing' THEN
-           'Log writer ' || log_gap || ' wrote nothing while ' || provider || ' billed usage'
+           'Log writer ' || log_gap || ' wrote nothing while ' || pname || ' billed usage'
            || CASE WHEN estimated_gap_usd IS NOT NULL
                    THEN ': about ' || _rc_usd(estimated_gap_usd) || ' of requests for ' || upstream_model
                         || ' on ' || _rc_acct(account) || ' (from that writer''s hourly volume) is missing from the logs, against a variance of '
@@ -186,13 +189,13 @@ SELECT day, provider, account, upstream_model, expected_usd, billed_usd, varianc
            || '; recover the lost log lines, or accept the invoice for these hours.'
        WHEN 'price_mismatch' THEN
            CASE WHEN n_days >= 2 AND max_ratio - min_ratio <= 0.02 THEN
-               provider || ' bills ' || _rc_pct(ratio) || CASE WHEN ratio < 1 THEN ' less' ELSE ' more' END
+               pname || ' bills ' || _rc_pct(ratio) || CASE WHEN ratio < 1 THEN ' less' ELSE ' more' END
                || ' than ledger.yaml''s price for ' || upstream_model || ' on ' || _rc_acct(account)
                || ' on every day since ' || first_day
                || CASE WHEN ratio < 1 THEN ' — a negotiated discount? Set the key''s provider_discount_pct.'
                        ELSE ' — a price ledger.yaml does not have? Update the model''s price.' END
            WHEN n_days >= 2 THEN
-               provider || '''s price for ' || upstream_model || ' on ' || _rc_acct(account)
+               pname || '''s price for ' || upstream_model || ' on ' || _rc_acct(account)
                || ' drifts from ledger.yaml''s since ' || first_day || ': billed/expected '
                || CASE WHEN day = first_day
                        THEN 'is ' || format('{:.3f}', ratio) || ' on that first day and changes on the days after'
@@ -201,31 +204,31 @@ SELECT day, provider, account, upstream_model, expected_usd, billed_usd, varianc
                             || format('{:.3f}', ratio) || ' on ' || day END
                || ' — a price change ledger.yaml does not know; update the model''s price.'
            WHEN n_models >= 2 THEN
-               provider || ' bills ' || _rc_pct(ratio) || CASE WHEN ratio < 1 THEN ' less' ELSE ' more' END
+               pname || ' bills ' || _rc_pct(ratio) || CASE WHEN ratio < 1 THEN ' less' ELSE ' more' END
                || ' than ledger.yaml''s prices on ' || _rc_acct(account) || ' for ' || n_models
                || ' models on ' || day
                || CASE WHEN ratio < 1 THEN ' — a negotiated discount? Set the key''s provider_discount_pct.'
                        ELSE ' — a surcharge or prices ledger.yaml does not have? Check the contract.' END
            ELSE
-               provider || ' bills ' || _rc_pct(ratio) || CASE WHEN ratio < 1 THEN ' less' ELSE ' more' END
+               pname || ' bills ' || _rc_pct(ratio) || CASE WHEN ratio < 1 THEN ' less' ELSE ' more' END
                || ' than ledger.yaml''s price for ' || upstream_model || ' on ' || n_accounts
                || ' accounts on ' || day || ' — a price change for that model; update its price.'
            END
        WHEN 'usage_outside_router' THEN
-           provider || ' billed ' || _rc_usd(billed_usd) || ' for ' || coalesce(upstream_model, '?') || ' on '
+           pname || ' billed ' || _rc_usd(billed_usd) || ' for ' || coalesce(upstream_model, '?') || ' on '
            || _rc_acct(account) || ' on ' || day
            || CASE WHEN account_claimed
                    THEN ', a BYOK key''s account, but the router logged no request for that model there that day'
-                   ELSE ', an account no BYOK key claims (and no key of ' || provider || ' lacks its invoice that day)' END
+                   ELSE ', an account no BYOK key claims (and no key of ' || pname || ' lacks its invoice that day)' END
            || ': the key is used outside the router (a script or notebook?); route that traffic or rotate the key.'
        WHEN 'unknown' THEN
            CASE WHEN expected_usd > 0 AND billed_usd = 0 THEN
-               'The arrived ' || provider || ' export bills nothing for ' || coalesce(upstream_model, '?') || ' on '
+               'The arrived ' || pname || ' export bills nothing for ' || coalesce(upstream_model, '?') || ' on '
                || _rc_acct(account) || ' on ' || day || ' although the logs expect ' || _rc_usd(expected_usd)
                || ' and no unclaimed account is billed instead: check the key''s account identifiers against the export, or ask '
-               || provider || ' why the usage is missing.'
+               || pname || ' why the usage is missing.'
            ELSE
-               provider || ' billed ' || _rc_usd(billed_usd) || ' against ' || _rc_usd(expected_usd) || ' logged ('
+               pname || ' billed ' || _rc_usd(billed_usd) || ' against ' || _rc_usd(expected_usd) || ' logged ('
                || CASE WHEN variance_usd < 0 THEN '-' ELSE '+' END || format('{:.1f}', abs(coalesce(variance_pct, 0)))
                || ' %) for ' || coalesce(upstream_model, '?') || ' on ' || _rc_acct(account)
                || '; no pattern across days, models or accounts, no log gap and no correction explains it: compare the '
