@@ -59,7 +59,9 @@ def test_discount_is_a_steady_price_mismatch_since_the_first_day(month):
         assert c["cause_first_day"] == rt.START
         assert c["variance_usd"] == -full[(key[0], "mini")] * D("0.15")
     last = cells[(dt.date(2026, 10, 20), "openai", rt.ACCOUNT["mini"], rt.UPSTREAM["mini"])]
-    assert "OpenAI bills 15.0 % less than ledger.yaml's price for gpt-4.1-mini" in last["explanation"]
+    assert (
+        "OpenAI bills 15.0 % less than ledger.yaml's price for gpt-4.1-mini" in last["explanation"]
+    )
     assert "every day since 2026-10-01" in last["explanation"]
     assert "negotiated discount" in last["explanation"]
 
