@@ -15,13 +15,16 @@ CREATE OR REPLACE TEMP MACRO _focus_money_problem(t) AS
             THEN 'out_of_range'
         ELSE 'not_a_number'
     END;
--- A timestamp in UTC (naive TIMESTAMP): one with an offset after its date (Z, +05:00, -0800,
--- UTC) is converted; one without is UTC already (FOCUS dates are UTC). The session time zone
--- plays no part: a text with an offset casts to the same instant in any zone.
+-- A timestamp in UTC (naive TIMESTAMP). After its date, a text with no letter and no sign
+-- has no offset: it is UTC already (FOCUS dates are UTC); a bare trailing Z is UTC too. Any
+-- other zone (+05:30, -0800, UTC, a zone name) goes through TIMESTAMPTZ and is converted; a
+-- plain TIMESTAMP cast would drop it silently. The session time zone plays no part: a text
+-- with a zone casts to the same instant in any session zone. The common cases skip the slow
+-- zone conversion.
 CREATE OR REPLACE TEMP MACRO _focus_ts(t) AS
     CASE
-        WHEN upper(t) LIKE '%Z' OR upper(t) LIKE '%UTC'
-             OR strpos(substr(t, 11), '+') > 0 OR strpos(substr(t, 11), '-') > 0
-            THEN TRY_CAST(upper(t) AS TIMESTAMPTZ) AT TIME ZONE 'UTC'
-        ELSE TRY_CAST(t AS TIMESTAMP)
+        WHEN NOT regexp_matches(substr(t, 12), '[A-Za-z+-]') THEN TRY_CAST(t AS TIMESTAMP)
+        WHEN regexp_full_match(substr(t, 12), '[0-9:. ]*[Zz]')
+            THEN TRY_CAST(left(t, -1) AS TIMESTAMP)
+        ELSE TRY_CAST(t AS TIMESTAMPTZ) AT TIME ZONE 'UTC'
     END;

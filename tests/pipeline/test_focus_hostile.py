@@ -389,3 +389,22 @@ def test_line_numbers_stay_exact_on_a_parallel_unordered_read(tmp_path: Path):
         "OR BilledCost <> x_SourceLine * 0.000000001"
     ).fetchone()[0]
     assert wrong == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "utc"),
+    [
+        ("2026-03-01 19:00:00 America/New_York", dt.datetime(2026, 3, 2)),
+        ("2026-03-02T00:00:00 GMT", dt.datetime(2026, 3, 2)),
+        ("2026-03-01T16:00:00-0800", dt.datetime(2026, 3, 2)),
+        ("2026-03-02T00:00:00.000z", dt.datetime(2026, 3, 2)),
+    ],
+)
+def test_a_zone_is_converted_never_dropped(tmp_path: Path, text: str, utc: dt.datetime):
+    conn, _ = _load(_csv(tmp_path, _with(ChargePeriodStart=text, ChargePeriodEnd="")))
+    assert conn.execute("SELECT ChargePeriodStart, day FROM _t").fetchone() == (utc, utc.date())
+
+
+def test_an_unknown_zone_name_is_refused(tmp_path: Path):
+    p = _csv(tmp_path, _with(ChargePeriodStart="2026-03-02 00:00:00 Nowhere/Land"))
+    _refused(p, "bad_timestamp", 2, "column ChargePeriodStart")
