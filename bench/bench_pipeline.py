@@ -184,9 +184,7 @@ def child_pipeline(config: str, start: str, end: str) -> dict:
 def child_bare(logs: str, day: str) -> dict:
     import duckdb
 
-    from pipeline.sources.logs import REQUEST_COLUMNS
-
-    cols = "{" + ", ".join(f"'{k}': '{v}'" for k, v in REQUEST_COLUMNS.items()) + "}"
+    cols = "{" + ", ".join(f"'{k}': '{v}'" for k, v in BARE_COLUMNS.items()) + "}"
     conn = duckdb.connect(config={"memory_limit": "1500MB", "preserve_insertion_order": False})
     t0 = time.perf_counter()
     rows = conn.execute(
@@ -199,6 +197,35 @@ def child_bare(logs: str, day: str) -> dict:
         {"glob": f"{logs}/requests/dt={day}/*.jsonl"},
     ).fetchall()
     return {"wall_s": time.perf_counter() - t0, "groups": len(rows)}
+
+
+# The bare scan reads the record with DuckDB's own (lenient) typed columns and no validation:
+# the floor the pipeline's validated read is compared against.
+BARE_COLUMNS = {
+    "schema_version": "INTEGER",
+    "request_id": "VARCHAR",
+    "ts": "VARCHAR",
+    "duration_ms": "DOUBLE",
+    "api_key_id": "VARCHAR",
+    "environment": "VARCHAR",
+    "app": "VARCHAR",
+    "member_id": "VARCHAR",
+    "workload": "VARCHAR",
+    "data_class": "VARCHAR",
+    "workflow_id": "VARCHAR",
+    "idempotency_key": "VARCHAR",
+    "requested_models": "VARCHAR[]",
+    "model": "VARCHAR",
+    "provider": "VARCHAR",
+    "upstream_model": "VARCHAR",
+    "credential": "VARCHAR",
+    "key_id": "VARCHAR",
+    "fallback_used": "BOOLEAN",
+    "status": "VARCHAR",
+    "zdr": "BOOLEAN",
+    "cost": "STRUCT(list_usd VARCHAR, provider_usd VARCHAR, platform_fee_usd VARCHAR, "
+    "platform_credits_usd VARCHAR)",
+}
 
 
 def _child(kind: str, *args: str) -> dict:

@@ -103,10 +103,10 @@ def load_requests(
             f"INSERT INTO _gen ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
             [tuple(r[c] for c in cols) for r in gen_rows],
         )
+        acc.hash_rows(conn, "_gen")
         conn.execute("INSERT INTO _cand BY NAME SELECT * FROM _gen")
     acc.add_rejects(conn, "openrouter_generations", gen_refused + gen_rejects)
     acc.add_files(conn, loads + gen_loads)
-    acc.hash_content(conn, acc.REQUESTS)
     with transaction(conn):
         acc.replace_rows(
             conn, acc.REQUESTS, days.start, days.end, run_id, ("requests", "openrouter_generations")
@@ -158,7 +158,6 @@ def load_outcomes(
     )
     acc.candidates(conn, acc.OUTCOMES, "_out_in")
     acc.add_files(conn, loads)
-    acc.hash_content(conn, acc.OUTCOMES)
     with transaction(conn):
         acc.replace_rows(conn, acc.OUTCOMES, days.start, days.end, run_id, ("outcomes",))
     return _ingest_stats(conn, days, run_id, "staging.outcomes")

@@ -35,9 +35,10 @@ from .jsonl import (
     create_target,
     day_of,
     explain,
-    load_file,
+    load_files,
     locate,
     paths_inside,
+    rejects_of,
     scan_file,
 )
 
@@ -198,10 +199,13 @@ def read_jsonl_files(
     create_target(conn, spec, target_in)
     loads, refused_rejects = refuse_outside(spec.source, outside, root)
     rejects: list[Reject] = list(refused_rejects)
+    batch = []
     for f in inside:
         fl = FileLoad(f, spec.source, folder_day(f), scans[f])
-        rejects.extend(load_file(conn, spec, scans[f], target_in, fl.file_day))
+        batch.append((scans[f], fl.file_day))
         loads.append(fl)
+    load_files(conn, spec, batch, target_in)
+    rejects.extend(rejects_of(conn, target_in))
     counts = dict(conn.execute(f"SELECT filename, count(*) FROM {target_in} GROUP BY 1").fetchall())
     for fl in loads:
         fl.lines = int(counts.get(str(fl.path), 0))
@@ -210,20 +214,27 @@ def read_jsonl_files(
 
 
 def candidates(conn: duckdb.DuckDBPyConnection, target: Target, target_in: str) -> None:
-    """TEMP `_cand`: the valid rows of the load in the staging table's shape + content hash."""
+    """TEMP `_cand`: the valid rows of the load in the staging table's shape + content hash
+    (of what the record says, not of where it was found)."""
+    inner = (
+        f"SELECT {target.select} FROM (SELECT t.* REPLACE (t.line_no - o.first_no + 1 AS line_no) "
+        f"FROM {target_in} t JOIN _offsets o USING (filename) WHERE t.reason IS NULL)"
+    )
+    cols = [r[0] for r in conn.execute(f"DESCRIBE {inner}").fetchall() if r[0] not in _PROVENANCE]
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE _cand AS SELECT *, CAST(NULL AS UBIGINT) AS content_hash "
-        f"FROM (SELECT {target.select} FROM {target_in} WHERE reason IS NULL)"
+        f"CREATE OR REPLACE TEMP TABLE _cand AS SELECT *, hash({', '.join(cols)}) AS content_hash "
+        f"FROM ({inner})"
     )
 
 
-def hash_content(conn: duckdb.DuckDBPyConnection, target: Target) -> None:
+def hash_rows(conn: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Content hash of rows added to a TEMP table shaped like `_cand` (generation records)."""
     cols = [
         r[0]
-        for r in conn.execute("SELECT column_name FROM (DESCRIBE _cand)").fetchall()
+        for r in conn.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()
         if r[0] not in _PROVENANCE
     ]
-    conn.execute(f"UPDATE _cand SET content_hash = hash({', '.join(cols)})")
+    conn.execute(f"UPDATE {table} SET content_hash = hash({', '.join(cols)})")
 
 
 def replace_rows(

@@ -330,19 +330,22 @@ def _ok_all(spec: JsonlSpec) -> str:
 
 
 def read_sql(spec: JsonlSpec) -> str:
-    """SELECT over `read_json($file)` with one row per non-blank line: `line_no` (ordinal),
-    `reason`, and `v_<name>` typed values; `$file_day` is the file's dt= folder day."""
+    """SELECT over `read_json($files)` with one row per non-blank line: `line_no` (ordinal over
+    all the files, in list order), `reason`, the `v_<name>` typed values, and `filename` /
+    `file_day` from TEMP `_load_files` (read path -> original path, dt= folder day)."""
     cols = "{" + ", ".join(f"{_q(f.name)}: {_q(read_type(f))}" for f in spec.fields) + "}"
     renamed = ", ".join(f'"{f.name}" AS f_{f.name}' for f in spec.fields)
     values = ", ".join(f"{value_sql(f, 'f_' + f.name)} AS v_{f.name}" for f in spec.fields)
     vnames = ", ".join(f"v_{f.name}" for f in spec.fields)
     return (
-        f"SELECT line_no, {reason_sql(spec)} AS reason, {vnames}\n"
+        f"SELECT line_no, {reason_sql(spec)} AS reason, {vnames}, orig AS filename, file_day\n"
         f"FROM (SELECT *, {_ok_all(spec)} AS _ok FROM (\n"
         f"SELECT *, {values}\n"
-        f"FROM (SELECT ordinality AS line_no, {renamed} FROM read_json($file, "
-        f"format='newline_delimited', columns={cols}, ignore_errors=true, "
-        "hive_partitioning=false, maximum_object_size=16777216) WITH ORDINALITY)))"
+        f"FROM (SELECT r.ordinality AS line_no, lf.orig, lf.file_day, {renamed} "
+        f"FROM read_json($files, format='newline_delimited', columns={cols}, "
+        "ignore_errors=true, filename=true, hive_partitioning=false, "
+        "maximum_object_size=16777216) WITH ORDINALITY AS r "
+        "JOIN _load_files lf ON lf.read_path = r.filename)))"
     )
 
 
@@ -504,35 +507,69 @@ def paths_inside(root: Path, files: Sequence[Path]) -> tuple[list[Path], list[Pa
     return inside, outside
 
 
-def load_file(
+def load_files(
     conn: duckdb.DuckDBPyConnection,
     spec: JsonlSpec,
-    scan: FileScan,
+    files: list[tuple[FileScan, dt.date]],
     target: str,
-    file_day: dt.date,
-) -> list[Reject]:
-    """Append every row of one file to TEMP table `target` (line_no, reason, v_*, filename,
-    file_day); return the rejects located in the file. Lines over MAX_LINE are read through a
-    copy with them blanked out."""
-    path = scan.path
-    read_from = without_long_lines(path) if scan.long_lines else path
-    try:
-        conn.execute(
-            f"INSERT INTO {target} SELECT *, $orig, CAST($file_day AS DATE) FROM ({read_sql(spec)})",
-            {"file": str(read_from), "orig": str(path), "file_day": file_day},
-        )
-    finally:
-        if read_from != path:
-            read_from.unlink(missing_ok=True)
-    bad = dict(
-        conn.execute(
-            f"SELECT line_no, reason FROM {target} WHERE filename = $f AND reason IS NOT NULL",
-            {"f": str(path)},
-        ).fetchall()
+) -> None:
+    """Append every row of `files` to TEMP table `target` in ONE streaming statement, and
+    build TEMP `_offsets` (filename, first line_no) so that a row's record number in its file
+    is `line_no - first_no + 1`. Files with lines over MAX_LINE are read through a copy with
+    those lines replaced by `0`. If the reader did not number a file's rows contiguously (it
+    always has), the files are read again one statement each."""
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _load_files (read_path VARCHAR, orig VARCHAR, file_day DATE)"
     )
-    if not bad:
-        return []
-    return locate(path, bad)
+    conn.execute("CREATE OR REPLACE TEMP TABLE _offsets (filename VARCHAR, first_no BIGINT)")
+    if not files:
+        return
+    copies: list[Path] = []
+    rows = []
+    for scan, day in files:
+        read_from = scan.path
+        if scan.long_lines:
+            read_from = without_long_lines(scan.path)
+            copies.append(read_from)
+        rows.append((str(read_from), str(scan.path), day))
+    conn.executemany("INSERT INTO _load_files VALUES (?, ?, ?)", rows)
+    sql = f"INSERT INTO {target} {read_sql(spec)}"
+    try:
+        conn.execute(sql, {"files": [r[0] for r in rows]})
+        spans = conn.execute(
+            f"SELECT filename, min(line_no), max(line_no), count(*) FROM {target} GROUP BY 1"
+        ).fetchall()
+        if all(hi - lo + 1 == n for _, lo, hi, n in spans):
+            conn.executemany(
+                "INSERT INTO _offsets VALUES (?, ?)", [(f, lo) for f, lo, _, _ in spans]
+            )
+            return
+        conn.execute(f"DELETE FROM {target}")  # pragma: no cover - defensive
+        for read_path, orig, _day in rows:  # pragma: no cover
+            before = conn.execute(f"SELECT coalesce(max(line_no), 0) FROM {target}").fetchone()[0]
+            conn.execute(sql, {"files": [read_path]})
+            conn.execute(
+                f"UPDATE {target} SET line_no = line_no + $b WHERE filename = $o",
+                {"b": before, "o": orig},
+            )
+            conn.execute("INSERT INTO _offsets VALUES (?, ?)", [orig, before + 1])
+    finally:
+        for c in copies:
+            c.unlink(missing_ok=True)
+
+
+def rejects_of(conn: duckdb.DuckDBPyConnection, target: str) -> list[Reject]:
+    """The located rejects of every file in `target` (only files with bad rows are re-read)."""
+    bad: dict[str, dict[int, str]] = {}
+    for filename, rec, reason in conn.execute(
+        f"SELECT t.filename, t.line_no - o.first_no + 1, t.reason FROM {target} t "
+        "JOIN _offsets o USING (filename) WHERE t.reason IS NOT NULL"
+    ).fetchall():
+        bad.setdefault(filename, {})[int(rec)] = reason
+    out: list[Reject] = []
+    for filename in sorted(bad):
+        out.extend(locate(Path(filename), bad[filename]))
+    return out
 
 
 def create_target(conn: duckdb.DuckDBPyConnection, spec: JsonlSpec, target: str) -> None:

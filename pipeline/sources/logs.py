@@ -111,7 +111,7 @@ OUTCOME_FIELDS: tuple[Field, ...] = (
 # A record more than a day away from its dt= folder is quarantined (a clock or shipper bug):
 # within a day it is loaded under its UTC day (an offset or a late flush across midnight).
 _FAR = (
-    "abs(date_diff('day', CAST($file_day AS DATE), CAST(v_ts AS DATE))) > 1",
+    "abs(date_diff('day', file_day, CAST(v_ts AS DATE))) > 1",
     "misfiled_far",
 )
 _NEEDS_ID = ("f_request_id IS NULL AND f_workflow_id IS NULL", "missing:request_id")

@@ -61,6 +61,13 @@ def test_malformed_lines_are_quarantined_with_file_and_line_and_good_lines_load(
     # 4 bad lines of 8 is far above max_rejected_pct (1%): the blocking check stops the run
     # before the marts are rebuilt.
     assert _checks(result)["rejected_rate_under_threshold"] is False
+    (rate,) = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "rejected_rate_under_threshold"
+    ]
+    assert f"{path} (4)" in rate.description  # the check names the offending file
+    assert _checks(result)["every_request_line_accounted_for"] is True
     assert not result.success
     assert ledger.query("SELECT count(*) FROM marts.split_billing_daily") == [(0,)]
 
