@@ -31,6 +31,7 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import os
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -478,8 +479,13 @@ def pending_invoice_days(cfg: LedgerConfig) -> list[dt.date]:
     path = cfg.duckdb_path
     if not Path(path).exists():
         return []
+    from pipeline.settings import DEFAULT_MEMORY_LIMIT, MEMORY_ENV
+
+    # The same bounds as the run's connection: a changed FOCUS export may be parsed here.
+    limit = os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY_LIMIT
+    settings = {"memory_limit": limit, "preserve_insertion_order": False}
     try:
-        with duckdb.connect(str(path)) as conn:
+        with duckdb.connect(str(path), config=settings) as conn:
             return changed_invoice_days(conn, cfg)
     except duckdb.IOException:
         return []
