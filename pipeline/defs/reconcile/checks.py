@@ -77,8 +77,8 @@ def variance_within_tolerance(
                         "invoice_unreadable",
                     )
                 },
-                "variance_usd": str(row["variance_usd"]) if row else "0",
-                "unexplained_usd": str(row["unexplained_usd"]) if row else "0",
+                "variance_usd": f"{row['variance_usd']:f}" if row else "0",
+                "unexplained_usd": f"{row['unexplained_usd']:f}" if row else "0",
                 "variance_by_cause": _md(causes.get(day, []), ["likely_cause", "abs_variance_usd"]),
                 "tolerance": f"max(${cfg.variance_tolerance_usd}, "
                 f"{cfg.variance_tolerance_pct}% of expected)",
