@@ -91,6 +91,9 @@ REQUIRED = ("BilledCost", "BillingCurrency", "ChargePeriodStart", "ChargeCategor
 SCOPE_COLUMNS = ("ServiceName", "ServiceCategory")
 MAX_COLUMNS = 2_000
 MAX_HEADER_BYTES = 1 << 20
+# Day parts one file's multi-day lines may spread into (a month-long line is 31 of them):
+# beyond it the file is hostile or broken, not a bill.
+MAX_SPREAD_PARTS = 5_000_000
 
 # Row problem found in SQL -> (InvoiceError reason code, what is wrong with the value).
 _PROBLEMS = {
@@ -516,6 +519,19 @@ def parse_focus_file(
                 f"column {column}: {column}{shown} {explain}",
                 int(line),
                 _raw_line(path, int(line)),
+            )
+        (parts,) = conn.execute(
+            """SELECT coalesce(sum(date_diff('day', start_ts::DATE,
+                                             (end_ts - INTERVAL 1 MICROSECOND)::DATE) + 1), 0)
+               FROM _focus_rows
+               WHERE in_scope AND end_ts > start_ts::DATE + INTERVAL 1 DAY"""
+        ).fetchone()
+        if parts > MAX_SPREAD_PARTS:
+            raise _error(
+                path,
+                "too_many_days",
+                f"its multi-day lines would spread into {parts:,} daily lines (at most "
+                f"{MAX_SPREAD_PARTS:,}): not a bill; fetch the export again",
             )
         ins = load_sql("staging/focus_invoice_lines")
         insert = f"INSERT INTO {_ident(target)} BY NAME {ins}"

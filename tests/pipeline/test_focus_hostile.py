@@ -408,3 +408,13 @@ def test_a_zone_is_converted_never_dropped(tmp_path: Path, text: str, utc: dt.da
 def test_an_unknown_zone_name_is_refused(tmp_path: Path):
     p = _csv(tmp_path, _with(ChargePeriodStart="2026-03-02 00:00:00 Nowhere/Land"))
     _refused(p, "bad_timestamp", 2, "column ChargePeriodStart")
+
+
+def test_a_file_that_would_spread_into_millions_of_days_is_refused(tmp_path: Path, monkeypatch):
+    import pipeline.sources.focus as focus
+
+    monkeypatch.setattr(focus, "MAX_SPREAD_PARTS", 100)  # the real bound is 5,000,000
+    year = _with(ChargePeriodEnd="2027-01-01T00:00:00Z")
+    _refused(_csv(tmp_path, GOOD, year), "too_many_days", None, "305 daily lines")
+    _, res = _load(_csv(tmp_path, GOOD, _with(ChargePeriodEnd="2026-03-05T00:00:00Z")))
+    assert res.loaded == 2  # 1 + 3 day parts are fine
