@@ -481,3 +481,63 @@ def test_a_cut_before_any_content_fails_over(cfg, small_fleet, make_router, logg
     (rec,) = logged(router)
     assert [a["status"] for a in rec["attempts"]] == ["connect_error", "ok"]
     assert rec["credential"] == "shared" and rec["status"] == "ok"
+
+
+def test_concurrent_streams_against_one_limit(small_cfg, small_fleet, make_router, logged, run):
+    """60 concurrent streams on one API key limit, a third closed early and a third cut
+    upstream: one record each, settled spend = the records' costs <= the limit, and
+    nothing left in flight."""
+    limit = Decimal("0.002")
+    cfg = small_cfg(
+        api_keys=[
+            {"id": "app", "secret_sha256": "0" * 64, "environment": "prod", "app": "t",
+             "limit": {"usd": str(limit), "reset": "monthly", "include_byok": True}}
+        ]
+    )  # fmt: skip
+    small_fleet["p2"].add_fault("stream_drop", after=5, every=2)
+    router = make_router(cfg, small_fleet)
+
+    async def one(i: int) -> str:
+        try:
+            stream = await router.astream(
+                api_key_id="app",
+                model="m/a",
+                messages=MSGS,
+                max_tokens=64,
+                provider={"only": ["p1" if i % 3 else "p2"]},
+            )
+        except RouteError as e:
+            return str(e.code)
+        async with stream:
+            try:
+                n = 0
+                async for _ in stream:
+                    n += 1
+                    if i % 3 == 1 and n == 2:
+                        break  # the client goes away
+                    await asyncio.sleep(0)
+            except RouteError as e:
+                return str(e.code)
+        return stream.status or "?"
+
+    async def all_of() -> list[str]:
+        return await asyncio.gather(*(one(i) for i in range(60)))
+
+    outcomes = run(all_of())
+    recs = logged(router)
+    assert len(recs) == 60
+    assert "402" in outcomes and "ok" in outcomes  # the limit bit, and streams were served
+    codes = {r["error_code"] for r in recs}
+    assert {499, 402} <= codes, codes
+    now = dt.datetime.now(dt.UTC)
+    spent = sum(
+        Decimal(r["cost"][k])
+        for r in recs
+        for k in ("provider_usd", "platform_fee_usd", "platform_credits_usd")
+    )
+    assert router.guard.spent("api_key", "app", now) == spent <= limit
+    assert router.guard.in_flight("api_key", "app", now) == 0
+    for r in recs:
+        if r["model"] is not None:  # served (finished or cut short): priced usage
+            assert r["usage_source"] in ("provider", "estimated")
+            assert Decimal(r["cost"]["list_usd"]) > 0
