@@ -118,6 +118,17 @@ def test_unattributed_usage_is_kept_and_labelled(built):
         (D2, "platform_statement", None, "mistralai/mistral-small", None, Decimal("0.04")),
         (D2, "provider_invoice", "openai", "openai/gpt-4o-mini", None, Decimal("0.07")),
     ]
+    causes = acme_day.query(
+        "SELECT source, likely_cause, explanation FROM marts.unattributed_usage ORDER BY day, source"
+    )
+    assert [c[:2] for c in causes] == [
+        ("provider_invoice", "usage_outside_router"),
+        ("platform_statement", "usage_outside_router"),
+        ("provider_invoice", "usage_outside_router"),
+    ]
+    # Each row explains its own situation (no shared vague reason).
+    assert len({c[2] for c in causes}) == 3
+    assert "The platform statement bills mistralai/mistral-small" in causes[1][2]
     # The same money sits in split_billing_daily as '(unattributed)' rows, so totals add up.
     assert acme_day.query(
         "SELECT day, sum(total_usd) FROM marts.split_billing_daily "
