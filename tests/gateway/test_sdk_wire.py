@@ -306,3 +306,71 @@ def test_metrics_have_no_secret_and_count_requests(gw):
     for s in SECRETS.values():
         assert s not in text
     assert "fake-" not in text  # no provider secret either
+
+
+def test_bad_anthropic_bodies_are_refused_with_a_named_field_and_logged(gw):
+    _, logs, server = gw
+    h = {"x-api-key": SECRETS["app"], "content-type": "application/json"}
+    url = server.url + "/v1/messages"
+    user = [{"role": "user", "content": "x"}]
+    cases = [
+        ({"model": "m/a", "messages": user}, "max_tokens"),
+        ({"model": "m/a", "max_tokens": 0, "messages": user}, "max_tokens"),
+        (
+            {"model": "m/a", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]},
+            "messages[0].role",
+        ),
+        (
+            {"model": "m/a", "max_tokens": 5, "messages": [{"role": "user", "content": 5}]},
+            "messages[0].content",
+        ),
+        (
+            {
+                "model": "m/a",
+                "max_tokens": 5,
+                "messages": [
+                    {"role": "user", "content": [{"type": "tool_result", "content": "x"}]}
+                ],
+            },
+            "tool_use_id",
+        ),
+        (
+            {
+                "model": "m/a",
+                "max_tokens": 5,
+                "messages": [
+                    {"role": "user", "content": [{"type": "image", "source": {"type": "file"}}]}
+                ],
+            },
+            "source.type",
+        ),
+        (
+            {
+                "model": "m/a",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": [{"type": "video"}]}],
+            },
+            "video",
+        ),
+        ({"model": "m/a", "max_tokens": 5, "messages": user, "system": 7}, "system"),
+        (
+            {"model": "m/a", "max_tokens": 5, "messages": user, "stop_sequences": "x"},
+            "stop_sequences",
+        ),
+        (
+            {"model": "m/a", "max_tokens": 5, "messages": user, "metadata": {"user_id": 3}},
+            "metadata.user_id",
+        ),
+        (
+            {"model": "m/a", "max_tokens": 5, "messages": user, "tool_choice": {"type": "x"}},
+            "tool_choice",
+        ),
+        ({"model": "m/a", "max_tokens": 5, "messages": user, "extra": 1}, "extra"),
+    ]
+    for body, word in cases:
+        r = httpx.post(url, json=body, headers=h)
+        assert r.status_code == 400, (body, r.text)
+        out = r.json()
+        assert out["type"] == "error" and out["error"]["type"] == "invalid_request_error"
+        assert word in out["error"]["message"], (body, out)
+        assert record_of(logs, out["error"]["metadata"]["request_id"])["error_code"] == 400
