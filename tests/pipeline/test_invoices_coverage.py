@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 from pipeline_testkit import Ledger
 from test_invoices_hostile import MAR_2, bucket, dumps, load, oai_page
 
@@ -103,3 +104,24 @@ def test_the_statement_covers_the_platform_for_the_days_it_lists(ledger: Ledger)
         ("2026-03-02", "_platform", None, "arrived", "s.csv"),
         ("2026-03-05", "_platform", None, "arrived", "s.csv"),
     ]
+
+
+def test_the_blocking_identity_check_fails_when_a_kept_line_goes_missing(acme_day: Ledger):
+    from pipeline_testkit import materialize
+
+    assert materialize(acme_day, day="2026-03-02").success
+    page = acme_day.invoices / "openai" / "costs_page2.json"
+    with duckdb.connect(str(acme_day.duckdb)) as conn:  # lose one persisted line behind its back
+        conn.execute(
+            "DELETE FROM raw.invoice_lines WHERE x_SourceFile = ? AND x_SourceLine = 1",
+            [str(page)],
+        )
+    result = materialize(acme_day, day="2026-03-02")
+    (check,) = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "invoice_lines_accounted_for"
+    ]
+    assert not check.passed
+    assert f"`{page}`: lines 2 vs loaded 2" in check.metadata["examples"].value
+    assert not result.success  # blocking: the marts are not rebuilt on top of it
