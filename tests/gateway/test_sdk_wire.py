@@ -374,3 +374,28 @@ def test_bad_anthropic_bodies_are_refused_with_a_named_field_and_logged(gw):
         assert out["type"] == "error" and out["error"]["type"] == "invalid_request_error"
         assert word in out["error"]["message"], (body, out)
         assert record_of(logs, out["error"]["metadata"]["request_id"])["error_code"] == 400
+
+
+def test_502_when_upstreams_fail_in_different_ways(gw):
+    fleet, logs, server = gw
+    fleet["p1"].add_fault("rate_limit", retry_after=1)
+    fleet["p2"].add_fault("server_error", status=500)
+    for exc, call in (
+        (
+            openai.APIStatusError,
+            lambda: oa(server).chat.completions.create(model="m/a", messages=MSG),
+        ),
+        (
+            anthropic.APIStatusError,
+            lambda: an(server).messages.create(model="m/a", max_tokens=5, messages=MSG),
+        ),
+    ):
+        with pytest.raises(exc) as e:
+            call()
+        assert e.value.status_code == 502
+        body = e.value.body
+        err = body if "code" in body else body["error"]
+        assert err["code"] == 502 and err["type"] in ("upstream_error", "api_error")
+        kinds = {a["status"] for a in err["metadata"]["attempts"]}
+        assert len(kinds) > 1  # mixed failures: not "all rate limited" nor "all unavailable"
+        assert record_of(logs, err["metadata"]["request_id"])["error_code"] == 502
