@@ -339,3 +339,21 @@ def test_random_mixes_of_good_and_hostile_pages_load_exactly_the_good_ones(
     assert (billed(led) or Decimal(0)) == expected
     assert identity_holds(led)
     assert load(led, MAR)["parsed"] == 0
+
+
+def test_an_anthropic_bucket_with_an_offset_is_spread_over_its_utc_days(ledger: Ledger):
+    # 00:00+05:00 is 19:00 UTC the day before: 5 h on 03-01, 19 h on 03-02 ($0.24 = 5:19).
+    doc = {
+        "data": [
+            {
+                "starting_at": "2026-03-02T00:00:00+05:00",
+                "ending_at": "2026-03-03T00:00:00+05:00",
+                "results": [{"amount": "24", "currency": "USD", "model": "claude-sonnet-4"}],
+            }
+        ]
+    }
+    write(ledger, "report.json", doc, folder="anthropic")
+    load(ledger, MAR)
+    assert ledger.query(
+        "SELECT CAST(day AS VARCHAR), BilledCost FROM staging.invoice_lines ORDER BY day"
+    ) == [("2026-03-01", Decimal("0.05")), ("2026-03-02", Decimal("0.19"))]
