@@ -51,7 +51,7 @@ from routing_core.providers import (
     adapter_for,
     shared_secret_env,
 )
-from routing_core.providers.base import UpstreamStream
+from routing_core.providers.base import SyncUpstreamStream, UpstreamStream
 from routing_core.providers.openai import usage_to_openai
 from routing_core.record import RecordWriter
 from routing_core.request import Completion, RequestCtx, route_request
@@ -66,7 +66,7 @@ from routing_core.routes import (
     RouteRequest,
 )
 from routing_core.schema import SCHEMA_VERSION, Cost, Usage, format_ts
-from routing_core.streaming import LiveStream, ReplayStream, RouterStream
+from routing_core.streaming import LiveStream, ReplayStream, RouterStream, SyncStream
 from routing_core.usage import (
     MAX_TOKENS_TOLERANCE,
     SeedCeiling,
@@ -481,6 +481,77 @@ class Router:
         except BaseException:
             self._abort(ctx)  # cancelled before the first event: one record, no hold
             raise
+
+    def stream(self, **kw: Any) -> SyncStream | ReplayStream:
+        """`astream` for sync code: the same keywords, routing, records and budgets; the
+        returned `SyncStream` is a plain iterator of the same events (`close()` or leaving
+        `with` ends it early, logged as client_closed)."""
+        kw.pop("stream", None)
+        kw.pop("stream_options", None)
+        kw["_stream"] = True
+        while True:
+            ctx, early = self._begin(**kw)
+            if early is None:
+                break
+            if isinstance(early, Completion):
+                return ReplayStream(early)
+            early.wait(_IDEM_WAIT_S)  # the same request is in flight: wait, then look again
+        gen = self._loop(ctx)
+        client = self.http_client
+        try:
+            step = next(gen)
+            while True:
+                if step[0] == CALL:
+                    res = self._open(client, ctx, step[1], step[2])
+                else:
+                    self._sleep(step[1])
+                    if self._virtual_sleep:
+                        ctx.slept += step[1]
+                    res = None
+                step = gen.send(res)
+        except StopIteration as stop:
+            served, res = stop.value
+            if served is None:
+                self._fail(ctx, res)
+            return SyncStream(self, ctx, served, res)
+        except BaseException:
+            self._abort(ctx)
+            raise
+
+    def _open(
+        self, client: httpx.Client, ctx: RequestCtx, a: Attempt, timeout: float
+    ) -> SyncUpstreamStream | ProviderError:
+        """`_aopen` over the sync client."""
+        t = self._timer()
+        secret = self._secret(a)
+        if secret is None:
+            return self._note(ctx, a, t, _missing_secret(a))
+        prov = self._providers[a.provider]
+        up: SyncUpstreamStream | None = None
+        try:
+            up = prov.adapter.open_stream(
+                client,
+                ctx.body,
+                upstream_model=a.upstream_model,
+                secret=secret,
+                base_url=prov.base_url,
+                timeout=timeout,
+            )
+            first = up.next_event_sync(timeout - (self._timer() - t))
+            if first is not None:
+                up.push_back(first)
+        except ProviderError as e:
+            if up is not None:
+                if e.http_status is None:
+                    e.http_status = up.resp.status_code
+                up.close()
+            return self._note(ctx, a, t, e)
+        except BaseException:
+            if up is not None:
+                up.close()
+            raise
+        self._note(ctx, a, t, ProviderResult({}, Usage()))
+        return up
 
     async def _aopen(
         self, client: httpx.AsyncClient, ctx: RequestCtx, a: Attempt, timeout: float

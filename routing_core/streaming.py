@@ -168,42 +168,27 @@ class LiveStream(RouterStream):
         ctx = self._ctx
         return round((self._router._timer() - ctx.t0 + ctx.slept) * 1000.0, 3)
 
-    async def __anext__(self) -> StreamEvent:
-        if self._final is not None:
-            ev, self._final = self._final, None
-            return ev
-        if self._ended:
-            raise StopAsyncIteration
+    def _read_timeout(self) -> float:
         router, ctx = self._router, self._ctx
         assert ctx.plan is not None
         remaining = ctx.plan.deadline_s - (router._timer() - ctx.t0 + ctx.slept)
-        timeout = min(router._timeouts[self.provider], remaining)
-        try:
-            ev = await self._up.next_event(timeout)
-        except _ProviderError as e:
-            from routing_core.providers.base import TIMEOUT
-            from routing_core.routes import RouteError
+        return min(router._timeouts[self.provider], remaining)
 
-            code = 504 if e.kind == TIMEOUT else 502
-            self._end(code, UPSTREAM_INTERRUPTED, e.message)
-            with contextlib.suppress(Exception):
-                await self._up.aclose()
-            raise RouteError(
-                code,
-                f"upstream {self.provider} interrupted the stream: {e.message}",
-                {"request_id": self.request_id, "error_reason": UPSTREAM_INTERRUPTED},
-            ) from None
-        except BaseException:  # cancelled: the consumer went away
-            self._end(499, CLIENT_CLOSED, "stream abandoned by the consumer")
-            with contextlib.suppress(BaseException):
-                await self._up.aclose()
-            raise
-        if ev is None:
-            with contextlib.suppress(Exception):
-                await self._up.aclose()
-            final = self._complete()
-            self._final = None
-            return final
+    def _interrupted(self, e: Any) -> Exception:
+        """Book an upstream break; the RouteError the consumer gets."""
+        from routing_core.providers.base import TIMEOUT
+        from routing_core.routes import RouteError
+
+        code = 504 if e.kind == TIMEOUT else 502
+        self._end(code, UPSTREAM_INTERRUPTED, e.message)
+        return RouteError(
+            code,
+            f"upstream {self.provider} interrupted the stream: {e.message}",
+            {"request_id": self.request_id, "error_reason": UPSTREAM_INTERRUPTED},
+        )
+
+    def _track(self, ev: Any) -> Any:
+        """Note an event on its way to the consumer (first-event time, the answer so far)."""
         if self.ttfb_ms is None:
             self.ttfb_ms = self._elapsed_ms()
         if isinstance(ev, TextDelta):
@@ -218,6 +203,30 @@ class LiveStream(RouterStream):
         elif isinstance(ev, Finish):
             self._finish = ev.reason
         return ev
+
+    async def __anext__(self) -> StreamEvent:
+        if self._final is not None:
+            ev, self._final = self._final, None
+            return ev
+        if self._ended:
+            raise StopAsyncIteration
+        try:
+            ev = await self._up.next_event(self._read_timeout())
+        except _ProviderError as e:
+            err = self._interrupted(e)
+            with contextlib.suppress(Exception):
+                await self._up.aclose()
+            raise err from None
+        except BaseException:  # cancelled: the consumer went away
+            self._end(499, CLIENT_CLOSED, "stream abandoned by the consumer")
+            with contextlib.suppress(BaseException):
+                await self._up.aclose()
+            raise
+        if ev is None:
+            with contextlib.suppress(Exception):
+                await self._up.aclose()
+            return self._complete()
+        return self._track(ev)
 
     def _bounded(self) -> tuple[Usage, str]:
         parser = self._up.parser
@@ -332,6 +341,55 @@ class LiveStream(RouterStream):
                 self._end(499, CLIENT_CLOSED, "stream dropped by the consumer")
 
 
+class SyncStream(LiveStream):
+    """`LiveStream` for sync code (made by `Router.stream`): iterate it for events;
+    `close()` (or leaving `with`) ends it early, which is logged as client_closed."""
+
+    def __iter__(self) -> SyncStream:
+        return self
+
+    def __next__(self) -> StreamEvent:
+        if self._final is not None:
+            ev, self._final = self._final, None
+            return ev
+        if self._ended:
+            raise StopIteration
+        up = self._up
+        try:
+            ev = up.next_event_sync(self._read_timeout())  # type: ignore[attr-defined]
+        except _ProviderError as e:
+            err = self._interrupted(e)
+            with contextlib.suppress(Exception):
+                up.close()  # type: ignore[attr-defined]
+            raise err from None
+        except BaseException:  # KeyboardInterrupt and the like: the consumer went away
+            self._end(499, CLIENT_CLOSED, "stream abandoned by the consumer")
+            with contextlib.suppress(BaseException):
+                up.close()  # type: ignore[attr-defined]
+            raise
+        if ev is None:
+            with contextlib.suppress(Exception):
+                up.close()  # type: ignore[attr-defined]
+            return self._complete()
+        return self._track(ev)
+
+    def close(self) -> None:
+        """End the stream (client_closed before the upstream finished)."""
+        if not self._ended:
+            if self._up.parser.done:
+                self._complete()
+            else:
+                self._end(499, CLIENT_CLOSED, "stream closed by the consumer")
+        self._final = None
+        self._up.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> SyncStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class ReplayStream(RouterStream):
     """An idempotent replay as a stream: the stored answer, no provider call (its record
     was written by `astream`, like a replayed `acomplete`)."""
@@ -372,6 +430,24 @@ class ReplayStream(RouterStream):
     async def aclose(self) -> None:
         self._events = []
 
+    # The same replay for sync code (`Router.stream`).
+    def __iter__(self) -> ReplayStream:
+        return self
+
+    def __next__(self) -> StreamEvent:
+        if not self._events:
+            raise StopIteration
+        return self._events.pop(0)
+
+    def close(self) -> None:
+        self._events = []
+
+    def __enter__(self) -> ReplayStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 __all__ = [
     "CLIENT_CLOSED",
@@ -385,6 +461,7 @@ __all__ = [
     "ReplayStream",
     "RouterStream",
     "StreamEvent",
+    "SyncStream",
     "StreamUsage",
     "TextDelta",
     "ToolCallDelta",

@@ -156,6 +156,22 @@ class Adapter:
         """A fresh parser of this wire's stream events."""
         raise NotImplementedError
 
+    def open_stream(
+        self,
+        client: httpx.Client,
+        request: dict[str, Any],
+        *,
+        upstream_model: str,
+        secret: str,
+        base_url: str,
+        timeout: float,
+    ) -> SyncUpstreamStream:
+        """`aopen_stream` over a sync client."""
+        url, headers, body = self.prepare_stream(request, upstream_model, secret, base_url)
+        return open_stream_sync(
+            client, url, headers, body, timeout, self.stream_parser(), self.classify
+        )
+
     async def aopen_stream(
         self,
         client: httpx.AsyncClient,
@@ -412,14 +428,17 @@ class UpstreamStream:
                 raise ProviderError(
                     CONNECT, f"the stream broke off: {e}", error_type=type(e).__name__
                 ) from None
-            try:
-                for event, data in self._decoder.feed(chunk):
-                    pending.extend(self.parser.feed(event, data))
-            except ProviderError:
-                raise
-            except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
-                raise stream_error(f"unreadable stream data: {e}") from None
+            self._feed(chunk)
         return pending.pop(0)
+
+    def _feed(self, chunk: bytes) -> None:
+        try:
+            for event, data in self._decoder.feed(chunk):
+                self._pending.extend(self.parser.feed(event, data))
+        except ProviderError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:
+            raise stream_error(f"unreadable stream data: {e}") from None
 
     async def _drain(self, timeout: float) -> None:
         """Read what follows the end marker (normally just the chunked terminator) so the
@@ -490,3 +509,98 @@ async def open_stream(
         await resp.aclose()
         raise
     return UpstreamStream(resp, parser, timeout)
+
+
+class SyncUpstreamStream(UpstreamStream):
+    """`UpstreamStream` over a sync `httpx.Client`: every read is bounded by the timeout
+    the call was opened with (httpx's read timeout), and the deadline is checked between
+    reads."""
+
+    __slots__ = ()
+
+    def __init__(self, resp: httpx.Response, parser: StreamParser, read_timeout: float):
+        super().__init__(resp, parser, read_timeout)
+        self._raw = resp.iter_bytes()
+
+    def next_event_sync(self, timeout: float) -> Any:
+        pending = self._pending
+        while not pending:
+            if self.parser.done:
+                self._drain_sync()
+                return None
+            if timeout <= 0:
+                raise ProviderError(TIMEOUT, "the stream passed its deadline", error_type="stall")
+            try:
+                chunk = next(self._raw)  # type: ignore[call-overload]
+            except StopIteration:
+                if self.parser.done or self.parser.finished:
+                    self.parser.done = True
+                    return None
+                raise stream_error("the stream ended before its end marker") from None
+            except httpx.TimeoutException:
+                raise ProviderError(
+                    TIMEOUT, f"no stream data within {self.read_timeout:.3g}s", error_type="stall"
+                ) from None
+            except httpx.HTTPError as e:
+                raise ProviderError(
+                    CONNECT, f"the stream broke off: {e}", error_type=type(e).__name__
+                ) from None
+            self._feed(chunk)
+        return pending.pop(0)
+
+    def _drain_sync(self) -> None:
+        """Read what follows the end marker so the connection returns to the pool."""
+        if self.closed:
+            return
+        left = 1 << 16
+        try:
+            for chunk in self._raw:  # type: ignore[attr-defined]
+                left -= len(chunk)
+                if left < 0:
+                    break
+        except httpx.HTTPError:
+            pass
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.resp.close()
+
+
+def open_stream_sync(
+    client: httpx.Client,
+    url: str,
+    headers: dict[str, str],
+    body: dict[str, Any],
+    timeout: float,
+    parser: StreamParser,
+    classify: Any,
+) -> SyncUpstreamStream:
+    """`open_stream` over a sync client."""
+    with _TransportErrors(timeout):
+        req = client.build_request(
+            "POST", _parsed(url), json=body, headers=headers, timeout=timeout
+        )
+        resp = client.send(req, stream=True)
+    try:
+        status = resp.status_code
+        if not 200 <= status < 300:
+            with _TransportErrors(timeout):
+                raw = b""
+                for part in resp.iter_bytes():
+                    raw += part
+                    if len(raw) > MAX_SSE_LINE:
+                        break
+            raise classify(status, _json_or_none(raw), resp.headers)
+        ctype = resp.headers.get("content-type", "")
+        if "text/event-stream" not in ctype:
+            raise ProviderError(
+                SERVER,
+                f"provider answered a stream request with {ctype or 'no content type'}",
+                http_status=status,
+                error_type="invalid_response",
+            )
+    except BaseException:
+        resp.close()
+        raise
+    return SyncUpstreamStream(resp, parser, timeout)

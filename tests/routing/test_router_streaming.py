@@ -541,3 +541,70 @@ def test_concurrent_streams_against_one_limit(small_cfg, small_fleet, make_route
         if r["model"] is not None:  # served (finished or cut short): priced usage
             assert r["usage_source"] in ("provider", "estimated")
             assert Decimal(r["cost"]["list_usd"]) > 0
+
+
+# --------------------------------------------------------------------------- sync streams
+
+
+@pytest.mark.parametrize("provider", ["p1", "p2"])
+def test_sync_stream_both_wires(cfg, small_fleet, make_router, logged, provider):
+    router = make_router(cfg, small_fleet)
+    with router.stream(
+        api_key_id="app", model="m/a", messages=MSGS, max_tokens=64, provider={"only": [provider]}
+    ) as stream:
+        assert stream.provider == provider
+        events = list(stream)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == (
+        "This is a fake completion."
+    )
+    assert isinstance(events[-1], StreamUsage) and events[-1].usage_source == "provider"
+    (rec,) = logged(router)
+    assert rec["status"] == "ok" and rec["stream"] is True and rec["ttfb_ms"] > 0
+    assert rec["usage"] == small_fleet[provider].served_ok()[0].usage.as_dict()
+    assert_settled(router, rec)
+
+
+@pytest.mark.parametrize(
+    ("fault", "stop_after", "code", "reason", "source"),
+    [
+        (None, 2, 499, "client_closed", "estimated"),
+        ({"kind": "stream_drop", "after": 4}, None, 502, "upstream_interrupted", "estimated"),
+        ({"kind": "stream_omit_usage"}, None, None, None, "estimated"),
+    ],
+)
+def test_sync_stream_ends(
+    cfg, small_fleet, make_router, logged, fault, stop_after, code, reason, source
+):
+    if fault:
+        small_fleet["p1"].add_fault(fault.pop("kind"), **fault)
+    router = make_router(cfg, small_fleet)
+    events, err = [], None
+    with router.stream(
+        api_key_id="app", model="m/a", messages=MSGS, max_tokens=64, provider={"only": ["p1"]}
+    ) as stream:
+        try:
+            for ev in stream:
+                events.append(ev)
+                if stop_after and len(events) >= stop_after:
+                    break
+        except RouteError as e:
+            err = e
+    (rec,) = logged(router)
+    assert rec["error_code"] == code and rec.get("error_reason") == reason
+    assert rec["usage_source"] == source and Decimal(rec["cost"]["list_usd"]) > 0
+    if code == 502:
+        assert err is not None and err.code == 502
+    assert_settled(router, rec)
+
+
+def test_sync_stream_fails_over_before_the_first_event(cfg, small_fleet, make_router, logged):
+    small_fleet["p1"].add_fault("stream_error", key="k1", after=0)
+    router = make_router(cfg, small_fleet)
+    with router.stream(
+        api_key_id="app", model="m/a", messages=MSGS, max_tokens=64, provider={"only": ["p1"]}
+    ) as stream:
+        events = list(stream)
+    assert isinstance(events[-1], StreamUsage)
+    (rec,) = logged(router)
+    assert [a["status"] for a in rec["attempts"]] == ["error", "ok"]
+    assert rec["attempts"][0]["http_status"] == 200 and rec["credential"] == "shared"
