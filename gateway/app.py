@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -131,11 +131,18 @@ class Gateway:
                 raise GatewayError(413, f"request body over {limit} bytes (router.max_body_bytes)")
         chunks: list[bytes] = []
         n = 0
-        async for chunk in request.stream():
-            n += len(chunk)
-            if n > limit:
-                raise GatewayError(413, f"request body over {limit} bytes (router.max_body_bytes)")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                n += len(chunk)
+                if n > limit:
+                    raise GatewayError(
+                        413, f"request body over {limit} bytes (router.max_body_bytes)"
+                    )
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise GatewayError(
+                499, "the client closed the connection while sending the body"
+            ) from None
         try:
             return json.loads(b"".join(chunks), parse_constant=_no_constants)
         except (ValueError, RecursionError) as e:

@@ -10,7 +10,7 @@ import anthropic
 import httpx
 import openai
 import pytest
-from gatewaykit import SECRETS, record_of
+from gatewaykit import SECRETS, record_of, records
 
 
 def oa(server, key: str = "app", **kw) -> openai.OpenAI:
@@ -399,3 +399,28 @@ def test_502_when_upstreams_fail_in_different_ways(gw):
         kinds = {a["status"] for a in err["metadata"]["attempts"]}
         assert len(kinds) > 1  # mixed failures: not "all rate limited" nor "all unavailable"
         assert record_of(logs, err["metadata"]["request_id"])["error_code"] == 502
+
+
+def test_a_client_that_leaves_mid_body_is_logged_499(gw):
+    import re
+    import socket
+    import time
+
+    _, logs, server = gw
+    before = {r["request_id"] for r in records(logs)}
+    s = socket.create_connection(("127.0.0.1", server.port))
+    s.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        + f"authorization: Bearer {SECRETS['app']}\r\ncontent-length: 5000\r\n\r\n".encode()
+        + b'{"model": "m/a", "messages": ['
+    )
+    time.sleep(0.3)
+    s.close()
+    deadline = time.monotonic() + 5
+    while True:
+        new = [r for r in records(logs) if r["request_id"] not in before]
+        if new or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert [(r["error_code"], r["api_key_id"]) for r in new] == [(499, "app")]
+    assert re.fullmatch(r"req_[0-9a-f]{24}", new[0]["request_id"])
