@@ -12,6 +12,9 @@ what `Router.astream` returns.
             elif isinstance(ev, Finish): ...        # finish_reason, OpenAI spelling
             elif isinstance(ev, StreamUsage): ...   # last event: bounded usage and cost
 
+Sync code: `with router.stream(...) as stream: for ev in stream: ...` (a `SyncStream`, the
+same events and records).
+
 Failover happens only inside `astream`, before the first event reaches the consumer: the
 upstream's answer status and its first event are read there, and a route that fails
 before that moves on to the next one exactly like `acomplete`. Once the consumer has an
