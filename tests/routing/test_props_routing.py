@@ -3,7 +3,8 @@ real Router against loopback fakes (servers reused across examples). Whatever ha
 no attempt violates ZDR, strict BYOK / shared-fallback rules, key filters or allowlists;
 attempts never exceed the workload bound; spend never passes the API key limit; and the
 request record is exactly what the fakes saw (routes, order, statuses, usage). The same
-properties hold on the streaming path (`Router.astream`), with mid-stream faults added."""
+properties hold on the streaming paths (`Router.astream`, `Router.stream`), with
+mid-stream faults added."""
 
 from __future__ import annotations
 
@@ -253,7 +254,28 @@ async def _consume(router: Router, **kw: Any) -> Any:
     return stream
 
 
-def check_scenario(fakes, sc, *, stream: bool) -> None:
+@settings(
+    max_examples=15,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(sc=scenario(stream=True))
+def test_routing_invariants_hold_when_streaming_sync(fakes, sc):
+    check_scenario(fakes, sc, stream=True, sync=True)
+
+
+def _consume_sync(router: Router, **kw: Any) -> Any:
+    with router.stream(**kw) as stream:
+        try:
+            for _ in stream:
+                pass
+        except RouteError as e:
+            assert e.code in (502, 504) and stream.error_reason == "upstream_interrupted"
+    return stream
+
+
+def check_scenario(fakes, sc, *, stream: bool, sync: bool = False) -> None:
     try:
         config = parse_config(sc["config"])
     except ConfigError:
@@ -289,7 +311,9 @@ def check_scenario(fakes, sc, *, stream: bool) -> None:
                 max_tokens=100,
             )
             try:
-                if stream:
+                if stream and sync:
+                    c = _consume_sync(router, **kw)
+                elif stream:
                     c = loop.run_until_complete(_consume(router, **kw))
                 else:
                     c = router.complete(**kw)
