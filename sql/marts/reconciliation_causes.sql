@@ -71,9 +71,14 @@ WITH target AS (
       ON s.day = t.day AND s.provider = t.provider AND s.dir = t.dir
     WHERE t.ratio IS NOT NULL AND t.status IN ('over_billed', 'under_billed')
     GROUP BY ALL
-), zero_logged AS (  -- logged cost an arrived invoice bills nothing for
-    SELECT * FROM _rc_cells
-    WHERE expected_usd > 0 AND invoice_lines = 0 AND billed_usd = 0 AND status = 'under_billed'
+), zero_logged AS (  -- logged cost the provider's arrived exports bill nothing for (an
+                     -- account-level export that does not list the account counts too)
+    SELECT c.* FROM _rc_cells c
+    WHERE c.expected_usd > 0 AND c.invoice_lines = 0
+      AND (c.status = 'under_billed'
+           OR (c.status = 'missing_invoice' AND EXISTS (
+                   SELECT 1 FROM _rc_coverage v
+                   WHERE v.day = c.day AND v.provider = c.provider AND v.status = 'arrived')))
 ), unclaimed AS (    -- billed accounts no BYOK key claims, with no logged request
     SELECT * FROM _rc_cells WHERE invoice_lines > 0 AND requests = 0 AND NOT account_claimed
 ), mismatch_zero AS (
@@ -127,9 +132,9 @@ WITH target AS (
            coalesce((SELECT min(p.statement_name) FROM ref_providers p WHERE p.provider = facts.provider), provider)
                AS pname,
            CASE WHEN status = 'matched' THEN NULL
+                WHEN other_account IS NOT NULL OR mismatch_keys IS NOT NULL THEN 'account_mismatch'
                 WHEN status IN ('missing_invoice', 'invoice_unreadable') THEN status
                 WHEN by_correction THEN 'correction'
-                WHEN other_account IS NOT NULL OR mismatch_keys IS NOT NULL THEN 'account_mismatch'
                 -- An established pattern (3+ days) wins over a gap that day (a drift continues).
                 WHEN n_days >= 3 THEN 'price_mismatch'
                 WHEN status IN ('over_billed', 'unlogged_usage') AND estimated_gap_usd > 0

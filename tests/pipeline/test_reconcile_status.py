@@ -149,3 +149,51 @@ def test_an_absurd_bill_on_a_tiny_estimate_is_reported_not_a_crash(ledger):
     assert (status, cause) == ("over_billed", "unknown")
     assert variance == D("999999.999999999")
     assert pct is None and factor is None  # too large for their columns: shown as none
+
+
+def test_focus_export_billing_another_sub_account_is_an_account_mismatch(ledger):
+    """A FOCUS export covers the accounts it lists: the key's sub-account is absent (so its
+    logs have no invoice) while an account no key claims is billed: the identifiers are
+    suggested for the key."""
+    ledger.write_requests(
+        DAY,
+        [
+            request(
+                f"b{i}",
+                f"{DAY}T10:0{i}:00.000Z",
+                api_key_id="assistant-prod",
+                model="anthropic/claude-sonnet-4",
+                provider="bedrock",
+                upstream_model="anthropic.claude-sonnet-4-20250514-v1:0",
+                key_id="bedrock-prod",
+                provider_usd="0.25",
+                zdr=True,
+            )
+            for i in range(4)
+        ],
+    )
+    folder = ledger.invoices / "bedrock"
+    folder.mkdir(parents=True)
+    (folder / "focus_2026-03.csv").write_text(
+        "BillingAccountId,SubAccountId,BillingPeriodStart,BillingPeriodEnd,ChargePeriodStart,"
+        "ChargePeriodEnd,ChargeCategory,ChargeClass,ChargeDescription,BilledCost,EffectiveCost,"
+        "ListCost,BillingCurrency,ProviderName,ServiceName,ServiceCategory,ResourceId,SkuMeter,"
+        "ConsumedQuantity,ConsumedUnit,Tags\n"
+        "998877665544,555566667777,2026-03-01T00:00:00Z,2026-04-01T00:00:00Z,"
+        f"{DAY}T00:00:00Z,2026-03-03T00:00:00Z,Usage,NULL,Claude Sonnet 4 input,1.00,1.00,1.00,"
+        "USD,AWS,Amazon Bedrock,AI and Machine Learning,"
+        "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-sonnet-4-20250514-v1:0,"
+        "Input Tokens,1000,Tokens,NULL\n",
+        encoding="utf-8",
+    )
+    assert materialize(ledger, day=DAY).success
+    rows = ledger.query(
+        "SELECT status, likely_cause, suggested_account, explanation "
+        "FROM marts.reconciliation_daily WHERE provider = 'bedrock' ORDER BY status"
+    )
+    by_status = {r[0]: r for r in rows}
+    assert set(by_status) == {"missing_invoice", "unlogged_usage"}, rows
+    for status, cause, suggested, why in rows:
+        assert cause == "account_mismatch", (status, why)
+        assert "sub_account_id=555566667777" in suggested
+        assert "byok_keys[].account of bedrock-prod" in why
