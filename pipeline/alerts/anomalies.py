@@ -228,15 +228,15 @@ def evaluate_anomalies(
     # cols: day, api_key_id, workload, model, key_id, provider, spend
     col = {"api_key_id": 1, "workload": 2, "model": 3, "key_id": 4, "provider": 5}
 
-    # series[dim][value][day] and, for drivers, sub[dim][value][(subdim, subvalue)][day]
+    # series[dim][value][day]; the drivers' sub[dim][value][(subdim, subvalue)][day] is built
+    # below only for the values that turn out anomalous (in the same row order, so ties break
+    # the same way).
     series: dict[str, dict[object, dict[dt.date, Decimal]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(Decimal))
     )
-    sub: dict[str, dict[object, dict[tuple[str, object], dict[dt.date, Decimal]]]] = defaultdict(
-        lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(Decimal)))
-    )
-    for r in rows:
-        day, spend = r[0], Decimal(r[6])
+    spends = [Decimal(r[6]) for r in rows]
+    for r, spend in zip(rows, spends, strict=True):
+        day = r[0]
         for dim, c in DIMENSIONS.items():
             v = r[col[c]]
             if dim != "byok_key" and v in UNATTRIBUTED:
@@ -244,9 +244,6 @@ def evaluate_anomalies(
             if dim == "byok_key" and v is None:
                 continue  # shared capacity is not a BYOK key
             series[dim][v][day] += spend
-            for sdim, sc in DRIVER_DIMS.items():
-                if sdim != dim:
-                    sub[dim][v][(sdim, r[col[sc]])][day] += spend
 
     sensitivity = Decimal(str(settings.sensitivity))
     min_impact = settings.min_impact_usd
@@ -258,6 +255,19 @@ def evaluate_anomalies(
     # Verdicts for every checked day at once (vectorised baselines), then the episodes in
     # day order: found[day] lists (dim, value, Baseline) in dimension, then value order.
     found = _anomalous_values(series, data_days, days, lookback, sensitivity, min_impact)
+    wanted = {(dim, value) for hits in found.values() for dim, value, _ in hits}
+    sub: dict[str, dict[object, dict[tuple[str, object], dict[dt.date, Decimal]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(Decimal)))
+    )
+    if wanted:
+        for r, spend in zip(rows, spends, strict=True):
+            for dim, c in DIMENSIONS.items():
+                v = r[col[c]]
+                if (dim, v) not in wanted:
+                    continue
+                for sdim, sc in DRIVER_DIMS.items():
+                    if sdim != dim:
+                        sub[dim][v][(sdim, r[col[sc]])][r[0]] += spend
     ongoing: dict[tuple[str, object], int] = {}
     for day in days:
         window = [d for d in data_days if day - dt.timedelta(days=lookback) <= d < day]
@@ -288,8 +298,19 @@ def _anomalous_values(
     `baseline_frame` (polars, exact integers); only values whose move reaches the minimum
     dollar impact get the exact Decimal verdict of `is_anomalous`."""
     found: dict[dt.date, list[tuple[str, object, Baseline]]] = defaultdict(list)
-    # 2 x min impact in nanodollars, rounded down: a conservative prefilter, never a verdict.
+    # Prefilters on the integer frame, each conservative (never a verdict: is_anomalous
+    # decides exactly): |2 x (actual - median)| (delta2) against 2 x the minimum impact,
+    # rounded down; against the relative move (q x delta2 >= p x 2 x median for p/q = 0.2);
+    # and against sensitivity x spread, in floats with a margin far above their error.
     min_delta2 = int((min_impact * 2 * NANO).to_integral_value(rounding="ROUND_FLOOR"))
+    rel_p, rel_q = MIN_RELATIVE_MOVE.as_integer_ratio()
+    spread_factor = float(sensitivity * MAD_SCALE) * (1 - 1e-9)
+    delta2 = (pl.col("actual") * 2 - pl.col("med2")).abs()
+    candidate = (
+        (delta2 >= min_delta2)
+        & (delta2 * rel_q >= pl.col("med2") * rel_p)
+        & (delta2.cast(pl.Float64) * 2 > pl.col("mad4").cast(pl.Float64) * spread_factor)
+    )
     for dim in DIMENSIONS:
         values = list(series[dim])  # first-seen order, as alerts are listed
         vid, day_col, nanos = [], [], []
@@ -313,9 +334,7 @@ def _anomalous_values(
             {"vid": vid, "day": day_col, "nanos": nanos},
             schema={"vid": pl.Int32, "day": pl.Date, "nanos": pl.Int64},
         )
-        frame = baseline_frame(spend, len(values), data_days, days, lookback).filter(
-            (pl.col("actual") * 2 - pl.col("med2")).abs() >= min_delta2
-        )
+        frame = baseline_frame(spend, len(values), data_days, days, lookback).filter(candidate)
         for day, i, med2, mad4, n, same in frame.select(
             "day", "vid", "med2", "mad4", "n", "same_weekday"
         ).iter_rows():
