@@ -300,8 +300,11 @@ def resolve_columns(path: Path, header: Sequence[str]) -> dict[str, list[int]]:
 # --------------------------------------------------------------------------- reading
 
 
-def _src_sql(conn: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, dict[str, list[int]]]:
-    """The `src` CTE for `path`: `line` plus every canonical column as VARCHAR (or NULL)."""
+def _src_sql(
+    conn: duckdb.DuckDBPyConnection, path: Path, *, parallel: bool = True
+) -> tuple[str, dict[str, list[int]]]:
+    """The `src` CTE for `path`: `line`, `_short_row` / `_long_row` (the row has fewer / more
+    values than the header) and every canonical column as VARCHAR (or NULL)."""
     if _is_parquet(path):
         cols = _parquet_columns(conn, path)
         found = resolve_columns(path, [n for n, _ in cols])
@@ -314,23 +317,31 @@ def _src_sql(conn: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, dict[str
             return f"{quoted}::VARCHAR"
 
         source = "read_parquet($path, file_row_number = true)"
-        line = "file_row_number + 1"
+        exprs = ["file_row_number + 1 AS line", "false AS _short_row", "false AS _long_row"]
     else:
         header = _csv_header(path)
         found = resolve_columns(path, header)
+        n = len(header)
 
         def ref(i: int) -> str:
             return f"_c{i}"
 
-        # Our own positional names: no header text ever reaches the SQL.
-        columns = ", ".join(f"'_c{i}': 'VARCHAR'" for i in range(len(header)))
+        # Our own positional names: no header text ever reaches the SQL. One column more than
+        # the header, rows padded with NULL and no text read as NULL (nullstr is a byte no
+        # export holds): a value in the extra column is a long row, a NULL last column a short
+        # one. (DuckDB alone drops a row's empty trailing values silently.)
+        columns = ", ".join(f"'_c{i}': 'VARCHAR'" for i in range(n + 1))
         source = (
             f"read_csv($path, columns = {{{columns}}}, header = true, auto_detect = false, "
             "delim = ',', quote = '\"', escape = '\"', strict_mode = true, "
-            "null_padding = false, compression = 'auto') WITH ORDINALITY"
+            "null_padding = true, nullstr = '\x01', compression = 'auto'"
+            f"{'' if parallel else ', parallel = false'}) WITH ORDINALITY"
         )
-        line = "ordinality + 1"  # the header is line 1
-    exprs = [f"{line} AS line"]
+        exprs = [
+            "ordinality + 1 AS line",  # the header is line 1
+            f"_c{n - 1} IS NULL AS _short_row",
+            f"_c{n} IS NOT NULL AS _long_row",
+        ]
     for canon in COLUMN_SOURCES:
         refs = [ref(i) for i in found.get(canon, [])]
         if not refs:
@@ -357,7 +368,8 @@ def _csv_problem(path: Path, err: duckdb.Error) -> InvoiceError:
     low = text.lower()
     count = _CSV_COUNT.search(text)
     if count:
-        want, got = int(count.group(1)), int(count.group(2))
+        # The reader declares one column more than the header (see _src_sql).
+        want, got = int(count.group(1)) - 1, int(count.group(2))
         return _error(
             path,
             "short_row" if got < want else "long_row",
@@ -471,13 +483,24 @@ def parse_focus_file(
     header = (
         [n for n, _ in _parquet_columns(conn, path)] if _is_parquet(path) else _csv_header(path)
     )
+    found_header = header
     if is_contract_commitment_dataset(header):
         return _count_contract_commitments(conn, path)
     src, found = _src_sql(conn, path)
     sql = f"CREATE OR REPLACE TEMP TABLE _focus_rows AS {src}\n{load_sql('staging/focus_rows')}"
     try:
         try:
-            conn.execute(sql, _bind(sql, params)).fetchall()
+            try:
+                conn.execute(sql, _bind(sql, params)).fetchall()
+            except duckdb.Error as e:
+                # DuckDB's parallel reader cannot pad rows of a file with quoted line breaks;
+                # such a file (rare) is read on one thread.
+                if "quoted new lines" not in str(e):
+                    raise
+                src, found = _src_sql(conn, path, parallel=False)
+                sql = f"CREATE OR REPLACE TEMP TABLE _focus_rows AS {src}\n"
+                sql += load_sql("staging/focus_rows")
+                conn.execute(sql, _bind(sql, params)).fetchall()
         except duckdb.InvalidInputException as e:
             if _is_parquet(path):
                 first = str(e).splitlines()[0]
@@ -509,6 +532,17 @@ def parse_focus_file(
         ).fetchone()
         if bad is not None:
             line, (code, column, value) = bad
+            if code in ("short_row", "long_row"):
+                fewer = "fewer" if code == "short_row" else "more"
+                raise _error(
+                    path,
+                    code,
+                    f"{fewer} values than the header's {len(found_header)} columns (a row cut "
+                    "short, or a stray or missing delimiter); nothing of this file is loaded: "
+                    "fetch the export again",
+                    int(line),
+                    _raw_line(path, int(line)),
+                )
             reason, explain = _PROBLEMS[code]
             if code == "out_of_range" and column.endswith(("Start", "End")):
                 reason, explain = _PROBLEMS["timestamp_out_of_range"]

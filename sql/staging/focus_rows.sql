@@ -64,6 +64,8 @@
         *,
         -- The first problem of the row: [reason code, column, raw value].
         CASE
+            WHEN _short_row THEN ['short_row', NULL, NULL]
+            WHEN _long_row THEN ['long_row', NULL, NULL]
             -- Fast path for the bulk of an org export: an out-of-scope line that passes the
             -- four checks it gets (the branches below would all be false for it).
             WHEN NOT in_scope AND abs(billed) < 1000000000000000 AND t_currency = 'USD'

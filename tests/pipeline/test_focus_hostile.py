@@ -70,7 +70,7 @@ def _csv(tmp_path: Path, *lines: str, name: str = "focus.csv", end: str = "\n") 
 def test_truncated_mid_row_is_refused_not_read_as_a_short_amount(tmp_path: Path):
     # The case: cut inside BilledCost, so the row ends at "0.77".
     p = _csv(tmp_path, EC2, GOOD, GOOD[: GOOD.index("0.770769") + 4])
-    err = _refused(p, "short_row", 4, "values where the header has 15 columns", "fetch")
+    err = _refused(p, "short_row", 4, "fewer values than the header's 15 columns", "fetch")
     assert err.raw_text is not None and err.raw_text.endswith(",0.77")
 
 
@@ -85,7 +85,7 @@ def test_cut_in_the_last_column_without_a_final_line_break_is_refused(tmp_path: 
 
 
 def test_a_row_with_too_many_values_is_refused(tmp_path: Path):
-    _refused(_csv(tmp_path, GOOD, GOOD + ",extra", GOOD), "long_row", 3, "16 values")
+    _refused(_csv(tmp_path, GOOD, GOOD + ",extra", GOOD), "long_row", 3, "more values")
 
 
 @pytest.mark.parametrize(
@@ -99,8 +99,8 @@ def test_a_row_with_too_many_values_is_refused(tmp_path: Path):
         ("inf", "amount_not_finite"),
         ("1_000", "bad_amount"),
         ("0x10", "bad_amount"),
-        # A stray delimiter shifts the row right (DuckDB drops the empty trailing Tags value
-        # silently): the shifted BillingCurrency is what refuses it.
+        # A stray delimiter: one value too many, even though the row's last value (Tags) is
+        # empty (DuckDB alone would drop it and read the row shifted).
         ("1,5", None),
         ("$3.50", "bad_amount"),
         ("", "missing_field"),
@@ -111,7 +111,7 @@ def test_bad_billed_cost_refuses_the_file_naming_line_and_column(
 ):
     p = _csv(tmp_path, GOOD, _with(BilledCost=value), GOOD)
     if reason is None:
-        _refused(p, "unknown_currency", 3, "'0.770769'")
+        _refused(p, "long_row", 3, "more values than the header's 15 columns")
     else:
         _refused(p, reason, 3, "column BilledCost")
 
@@ -418,3 +418,15 @@ def test_a_file_that_would_spread_into_millions_of_days_is_refused(tmp_path: Pat
     _refused(_csv(tmp_path, GOOD, year), "too_many_days", None, "305 daily lines")
     _, res = _load(_csv(tmp_path, GOOD, _with(ChargePeriodEnd="2026-03-05T00:00:00Z")))
     assert res.loaded == 2  # 1 + 3 day parts are fine
+
+
+def test_a_stray_delimiter_late_in_the_row_cannot_shift_it_silently(tmp_path: Path):
+    # The shift would move ResourceId into SkuMeter and so on, all text: only the column count
+    # can tell. The last value (Tags) is empty, which DuckDB alone would drop.
+    p = _csv(tmp_path, GOOD, _with(ResourceId="arn:aws:bedrock:us-east-1,x"))
+    _refused(p, "long_row", 3)
+
+
+def test_a_row_missing_its_empty_last_value_is_short(tmp_path: Path):
+    p = _csv(tmp_path, GOOD, GOOD[:-1], GOOD)  # the trailing comma of the empty Tags removed
+    _refused(p, "short_row", 3, "fewer values")
