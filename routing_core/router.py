@@ -41,6 +41,7 @@ import httpx
 from routing_core.attempts import CALL, attempt_loop, fallback_of
 from routing_core.budgets import SpendGuard
 from routing_core.config import LedgerConfig
+from routing_core.idempotency import IdempotencyStore
 from routing_core.planning import Planner, ResolvedRequest
 from routing_core.pricing import ByokFeeMeter
 from routing_core.providers import (
@@ -184,8 +185,7 @@ class Router:
         self._cool_until: dict[str, float] = {}
         self._cooling: frozenset[str] = frozenset()
         self._cool_next = float("inf")
-        self._idem: dict[tuple[str | None, str], tuple[float, Completion, ResolvedRequest]] = {}
-        self._idem_inflight: dict[tuple[str | None, str], threading.Event] = {}
+        self._idem = IdempotencyStore()
         self._bounds: dict[tuple, tuple[Plan, Cost]] = {}
         self._shapes: dict[tuple, tuple] = {}
         self._writer = RecordWriter(self.log, self._account)
@@ -734,20 +734,10 @@ class Router:
             self._fail(ctx, RouteError(HTTP_BAD_REQUEST, bad_input))
 
         if idempotency_key is not None:
-            ikey = (api_key_id, idempotency_key)
-            waiting = None
-            with self._lock:
-                hit = self._idem.get(ikey)
-                if hit is not None and hit[0] <= start.timestamp():
-                    self._idem.pop(ikey, None)  # expired
-                    hit = None
-                if hit is None:
-                    waiting = self._idem_inflight.get(ikey)
-                    if waiting is None:  # this call owns the key until it finishes
-                        ctx.idem_event = self._idem_inflight[ikey] = threading.Event()
+            hit, waiting = self._idem.claim(ctx, start.timestamp())
             if hit is not None:
-                ctx.resolved = hit[2]
-                return ctx, self._replay(ctx, hit[1])
+                ctx.resolved = hit[1]
+                return ctx, self._replay(ctx, hit[0])
             if waiting is not None:
                 return ctx, waiting
         try:
@@ -1065,31 +1055,14 @@ class Router:
 
     def _remember(self, ctx: RequestCtx, comp: Completion) -> None:
         """Keep a served answer for idempotent replays; release waiting duplicates."""
-        if ctx.idempotency_key is not None:
-            expires = ctx.start.timestamp() + self.settings.idempotency_ttl_s
-            with self._lock:
-                if len(self._idem) > 100_000:
-                    now = ctx.start.timestamp()
-                    self._idem = {k: v for k, v in self._idem.items() if v[0] > now}
-                    if len(self._idem) > 100_000:  # all live: drop the oldest half
-                        keep = list(self._idem.items())[50_000:]
-                        self._idem = dict(keep)
-                self._idem[(ctx.api_key_id, ctx.idempotency_key)] = (expires, comp, ctx.resolved)
-        self._idem_done(ctx)
+        self._idem.remember(ctx, comp, self.settings.idempotency_ttl_s)
 
     def _fallback_info(self, ctx: RequestCtx, served: Attempt) -> tuple[bool, str | None]:
         return fallback_of(ctx, served)
 
     def _idem_done(self, ctx: RequestCtx) -> None:
         """Let calls waiting on this call's idempotency key look again."""
-        ev = ctx.idem_event
-        if ev is not None:
-            ctx.idem_event = None
-            with self._lock:
-                ikey = (ctx.api_key_id, ctx.idempotency_key)
-                if self._idem_inflight.get(ikey) is ev:
-                    del self._idem_inflight[ikey]
-            ev.set()
+        self._idem.release(ctx)
 
     def _replay(self, ctx: RequestCtx, stored: Completion) -> Completion:
         """An idempotent replay: no provider call; the record has no attempts and zero
