@@ -333,7 +333,7 @@ HOSTILE = [
             "m,Input Tokens\n"
             "998877665544,412938475610,2026-03-02T00:00:00Z,2026-03-03T00:00:00Z,Usage,0.770769"
         ),
-        "short_row",
+        "truncated",
         3,
         "0.770769",
         ["2026-03-02", "2026-03-03"],  # the dates in the text (nothing of it counts)
