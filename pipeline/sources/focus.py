@@ -483,7 +483,6 @@ def parse_focus_file(
     header = (
         [n for n, _ in _parquet_columns(conn, path)] if _is_parquet(path) else _csv_header(path)
     )
-    found_header = header
     if is_contract_commitment_dataset(header):
         return _count_contract_commitments(conn, path)
     src, found = _src_sql(conn, path)
@@ -537,7 +536,7 @@ def parse_focus_file(
                 raise _error(
                     path,
                     code,
-                    f"{fewer} values than the header's {len(found_header)} columns (a row cut "
+                    f"{fewer} values than the header's {len(header)} columns (a row cut "
                     "short, or a stray or missing delimiter); nothing of this file is loaded: "
                     "fetch the export again",
                     int(line),
