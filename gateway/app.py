@@ -245,8 +245,8 @@ class Gateway:
     ) -> Response:
         assert self.metrics is not None
         status = http_status(code)
-        self.metrics.errors.labels(endpoint, str(code)).inc()
-        self.metrics.requests.labels(endpoint, str(status)).inc()
+        self.metrics.child(self.metrics.errors, endpoint, str(code)).inc()
+        self.metrics.child(self.metrics.requests, endpoint, str(status)).inc()
         body = (anthropic_error if anthropic else openai_error)(code, message, meta)
         headers = {}
         rid = meta.get("request_id")
@@ -259,14 +259,14 @@ class Gateway:
 
     def _ok(self, endpoint: str, body: dict[str, Any], rid: str | None = None) -> Response:
         assert self.metrics is not None
-        self.metrics.requests.labels(endpoint, "200").inc()
+        self.metrics.child(self.metrics.requests, endpoint, "200").inc()
         headers = {"x-request-id": rid} if rid else None
         return Response(_json_bytes(body), 200, headers=headers, media_type=_JSON)
 
     def _observe(self, comp: Any, endpoint: str, t0: float) -> None:
         m = self.metrics
         assert m is not None
-        m.latency.labels(endpoint).observe(time.perf_counter() - t0)
+        m.child(m.latency, endpoint).observe(time.perf_counter() - t0)
         if not getattr(comp, "replayed", False):
             m.observe_attempts(comp.attempts)
             m.observe_served(comp.model, comp.usage, comp.cost, comp.fallback_reason)

@@ -154,6 +154,7 @@ class GatewayMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self._children: dict[tuple, Any] = {}
         self._headroom = _Headroom(guard)
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         if not self.multiprocess:
@@ -162,23 +163,42 @@ class GatewayMetrics:
     def model_label(self, model: str | None) -> str:
         return model if model in self._models else "other"
 
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, remembered (labels() validates and locks each time).
+        Label values are config ids and fixed words, so the cache stays small."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe_attempts(self, attempts: list[dict[str, Any]]) -> None:
         for a in attempts:
-            self.attempts.labels(a["provider"], a["credential"], a["status"]).inc()
+            self.child(self.attempts, a["provider"], a["credential"], a["status"]).inc()
             lat = a.get("latency_ms")
             if isinstance(lat, int | float):
-                self.upstream.labels(a["provider"]).observe(lat / 1000.0)
+                self.child(self.upstream, a["provider"]).observe(lat / 1000.0)
 
     def observe_served(self, model: str, usage: Any, cost: Any, fallback_reason: str | None):
         m = self.model_label(model)
-        for layer, v in cost.as_dict().items():
-            if layer != "list_usd" and v not in ("0", "0E-9"):
-                self.spend.labels(layer.removesuffix("_usd"), m).inc(float(v))
-        for bucket, n in usage.as_dict().items():
+        for layer, v in (
+            ("provider", cost.provider_usd),
+            ("platform_fee", cost.platform_fee_usd),
+            ("platform_credits", cost.platform_credits_usd),
+        ):
+            if v:
+                self.child(self.spend, layer, m).inc(float(v))
+        for bucket, n in (
+            ("input", usage.input_tokens),
+            ("cache_read", usage.cache_read_tokens),
+            ("cache_write", usage.cache_write_tokens),
+            ("output", usage.output_tokens),
+            ("reasoning", usage.reasoning_tokens),
+        ):
             if n:
-                self.tokens.labels(bucket.removesuffix("_tokens"), m).inc(n)
+                self.child(self.tokens, bucket, m).inc(n)
         if fallback_reason:
-            self.fallbacks.labels(fallback_reason).inc()
+            self.child(self.fallbacks, fallback_reason).inc()
 
     def render(self) -> bytes:
         """The exposition. With several worker processes (`serve --workers N` sets
