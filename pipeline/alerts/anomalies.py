@@ -145,24 +145,25 @@ def baseline_frame(
         pl.col("vid").cast(pl.Int32), pl.col("day").cast(pl.Date), pl.col("nanos").cast(pl.Int64)
     )
     vids = pl.DataFrame({"vid": pl.arange(0, n_values, eager=True).cast(pl.Int32)})
+    # Every (value, data day) once, a missing day as zero spend; each checked day's baseline
+    # days then join onto it (one join per batch, no per-row lookups).
+    dense = (
+        vids.join(pl.DataFrame({"day": data_days}, schema={"day": pl.Date}), how="cross")
+        .join(spend, on=["vid", "day"], how="left")
+        .with_columns(pl.col("nanos").fill_null(0))
+    )
+    both_middles = (
+        pl.col("nanos").quantile(0.5, "lower") + pl.col("nanos").quantile(0.5, "higher")
+    ).cast(pl.Int64)
     parts = []
     for pairs in batches:
         chunk = pl.DataFrame(pairs, schema={"check": pl.Date, "day": pl.Date}, orient="row")
-        long = (
-            chunk.join(vids, how="cross")
-            .join(spend, on=["vid", "day"], how="left")
-            .with_columns(pl.col("nanos").fill_null(0))
-        )
-        med = long.group_by("check", "vid").agg(
-            med2=(
-                pl.col("nanos").quantile(0.5, "lower") + pl.col("nanos").quantile(0.5, "higher")
-            ).cast(pl.Int64)
-        )
-        dev = long.join(med, on=["check", "vid"]).with_columns(
-            dev=(pl.col("nanos") * 2 - pl.col("med2")).abs()
-        )
         parts.append(
-            dev.group_by("check", "vid").agg(
+            chunk.join(dense, on="day")
+            .with_columns(med2=both_middles.over("check", "vid"))
+            .with_columns(dev=(pl.col("nanos") * 2 - pl.col("med2")).abs())
+            .group_by("check", "vid")
+            .agg(
                 pl.col("med2").first(),
                 mad4=(
                     pl.col("dev").quantile(0.5, "lower") + pl.col("dev").quantile(0.5, "higher")
