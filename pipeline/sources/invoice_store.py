@@ -167,13 +167,16 @@ def sync_invoices(
     res = SyncResult(files=len(found))
     todo: list[tuple[InvoiceFile, int, int, str]] = []
     touched: list[tuple[InvoiceFile, int, int, str]] = []  # unchanged bytes, new mtime
+    present: set[str] = set()
     for f in found:
         name = str(f.path)
         try:
             st = f.path.stat()
         except OSError:
-            continue  # vanished between listing and stat: treated as removed below
-        if not _inside(f.path, root):
+            continue  # vanished since the listing (or a dangling symlink): removed below
+        present.add(name)
+        inside = _inside(f.path, root)
+        if not inside:
             f = InvoiceFile(  # noqa: PLW2901
                 f.path,
                 f.provider,
@@ -184,6 +187,9 @@ def sync_invoices(
                 "copy the file into the folder instead",
             )
         p = prev.get(name)
+        # A file now leading outside the folder is never taken as unchanged while it loaded.
+        if p and not inside and p[4] != "refused":
+            p = None
         if p and p[1] == st.st_size and p[2] == st.st_mtime_ns and p[3] != UNREADABLE:
             res.unchanged += 1
             continue
@@ -196,7 +202,6 @@ def sync_invoices(
             touched.append((f, st.st_size, st.st_mtime_ns, fp))
             continue
         todo.append((f, st.st_size, st.st_mtime_ns, fp))
-    present = {str(f.path) for f in found}
     removed = sorted(set(prev) - present)
 
     parsed: list[tuple[InvoiceFile, int, int, str, ParsedFile]] = []

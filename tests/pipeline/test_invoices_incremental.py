@@ -357,3 +357,23 @@ def test_an_anthropic_bucket_with_an_offset_is_spread_over_its_utc_days(ledger: 
     assert ledger.query(
         "SELECT CAST(day AS VARCHAR), BilledCost FROM staging.invoice_lines ORDER BY day"
     ) == [("2026-03-01", Decimal("0.05")), ("2026-03-02", Decimal("0.19"))]
+
+
+def test_a_loaded_file_replaced_by_a_symlink_outside_is_refused_not_kept(
+    ledger: Ledger, tmp_path: Path
+):
+    path = write(ledger, "costs.json", oai_page(bucket()))
+    load(ledger, MAR)
+    outside = tmp_path / "same.json"
+    outside.write_bytes(path.read_bytes())
+    st_ = path.stat()
+    os.utime(outside, ns=(st_.st_atime_ns, st_.st_mtime_ns))  # same size, same mtime
+    path.unlink()
+    path.symlink_to(outside)
+    stats = load(ledger, MAR)
+    assert (stats["refused"], stats["rows"]) == (1, 0)
+    # A symlink that leads nowhere: the file is gone, its lines stop counting.
+    outside.unlink()
+    stats = load(ledger, MAR)
+    assert (stats["removed"], stats["refused"], stats["rows"]) == (1, 0, 0)
+    assert latest_manifest(ledger)["costs.json"][0] == "removed"
