@@ -4,6 +4,7 @@ and staging.invoice_lines are identical to a run without it, and split billing s
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,58 @@ def test_manifest_counts_the_org_export_out_of_scope(runs):
     got = {f: (status, lines, loaded, oos, usd) for f, status, lines, loaded, oos, usd in rows}
     want = {f: ("loaded", n, 0, n, usd) for f, (n, usd) in expected.items()}
     assert got == want
+
+
+BEDROCK_FIXTURE = "acme_2026-03-02/bedrock/focus_2026-03.csv"
+
+
+def _committed_bedrock(led: Ledger) -> None:
+    """Acme's Bedrock usage covered by provisioned throughput: billed $0, its amortised cost in
+    EffectiveCost, plus the commitment's Purchase line."""
+    from focus_testkit import read_rows as read
+    from pipeline_testkit import FIXTURES
+
+    header, rows = read(FIXTURES / "invoices" / BEDROCK_FIXTURE)
+    header = [*header, "CommitmentDiscountId", "CommitmentDiscountStatus"]
+    out = []
+    for r in rows:
+        r = dict(r, CommitmentDiscountId="", CommitmentDiscountStatus="")
+        if r["ChargeCategory"] == "Usage":
+            r.update(
+                BilledCost="0", CommitmentDiscountId="pt-claude", CommitmentDiscountStatus="Used"
+            )
+        out.append(r)
+    purchase = dict(rows[0], ChargeCategory="Purchase", BilledCost="100", EffectiveCost="0",
+                    ListCost="100", SkuMeter="Commitment", ConsumedQuantity="", ConsumedUnit="",
+                    CommitmentDiscountId="pt-claude", CommitmentDiscountStatus="",
+                    ChargeDescription="Provisioned throughput, 1 model unit")  # fmt: skip
+    write_rows(led.invoices / "bedrock" / "focus_2026-03.csv", header, [*out, purchase])
+
+
+@pytest.fixture(scope="module")
+def committed(runs, tmp_path_factory: pytest.TempPathFactory):
+    led = _acme(tmp_path_factory.mktemp("committed"))
+    _committed_bedrock(led)
+    return led, materialize(led, start="2026-03-01", end="2026-03-02")
+
+
+def test_committed_usage_reconciles_at_effective_cost(runs, committed):
+    (base, _), _, _ = runs
+    led, result = committed
+    assert result.success and _checks(result)["split_billing_adds_up"] is True
+    q = (
+        "SELECT day, account, upstream_model, expected_usd, billed_usd, variance_usd, status "
+        "FROM marts.reconciliation_daily WHERE provider = 'bedrock' ORDER BY ALL"
+    )
+    got, want = led.query(q), base.query(q)
+    assert got == want and any(r[4] for r in got)  # same cells, same billed, same status
+    # BilledCost is untouched (the invoice says $0 for that usage); the purchase is non-usage.
+    assert led.query(
+        "SELECT ChargeCategory, sum(BilledCost), sum(x_UsageCost) FROM staging.invoice_lines "
+        "WHERE x_Provider = 'bedrock' GROUP BY 1 ORDER BY 1"
+    ) == [
+        ("Credit", Decimal("-10"), Decimal("-10")),
+        ("Purchase", Decimal("100"), Decimal("100")),
+        ("Tax", Decimal("0.07"), Decimal("0.07")),
+        ("Usage", Decimal("0"), Decimal("0.95")),
+    ]
