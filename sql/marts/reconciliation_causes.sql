@@ -83,8 +83,9 @@ WITH target AS (
     SELECT * FROM _rc_cells WHERE invoice_lines > 0 AND requests = 0 AND NOT account_claimed
 ), mismatch_zero AS (
     SELECT z.day, z.provider, z.account, z.upstream_model,
-           arg_max(u.account, CAST(u.upstream_model IS NOT DISTINCT FROM z.upstream_model AS INTEGER) * 1e15
-                   + CAST(u.billed_usd AS DOUBLE)) AS other_account,
+           -- Same model first, then the largest bill, then by name: deterministic on ties.
+           (list(u.account ORDER BY u.upstream_model IS NOT DISTINCT FROM z.upstream_model DESC,
+                 u.billed_usd DESC, u.account))[1] AS other_account,
            sum(u.billed_usd) AS other_billed, count(DISTINCT u.account) AS other_accounts
     FROM zero_logged z JOIN unclaimed u ON u.day = z.day AND u.provider = z.provider
     WHERE z.day BETWEEN $start AND $end

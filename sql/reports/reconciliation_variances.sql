@@ -14,7 +14,7 @@ SELECT
     coalesce(sum(billed_usd), 0) AS billed_usd,
     coalesce(sum(variance_usd), 0) AS variance_usd,
     coalesce(sum(abs(variance_usd)), 0) AS abs_variance_usd,
-    arg_max(explanation, abs(coalesce(variance_usd, expected_usd))) AS explanation,
+    (list(explanation ORDER BY abs(coalesce(variance_usd, expected_usd)) DESC, day DESC))[1] AS explanation,
     min(cause_first_day) AS cause_first_day,
     arg_max(implied_factor, day) AS last_factor,
     arg_min(implied_factor, day) AS first_factor

@@ -11,7 +11,7 @@ SELECT
     min(day) AS first_day,
     max(day) AS last_day,
     sum(billed_usd) AS billed_usd,
-    arg_max(coalesce(explanation, reason), abs(billed_usd)) AS explanation
+    (list(coalesce(explanation, reason) ORDER BY abs(billed_usd) DESC, day DESC))[1] AS explanation
 FROM marts.unattributed_usage
 WHERE day BETWEEN $start AND $end
 GROUP BY ALL
