@@ -85,11 +85,22 @@ def _child(mode: str, path: str) -> None:
     import duckdb
 
     conn = duckdb.connect()
+    if mode == "to_parquet":
+        conn.execute(
+            "COPY (SELECT * FROM read_csv($p, all_varchar = true)) TO "
+            f"'{Path(path).with_suffix('.parquet')}' (FORMAT parquet)",
+            {"p": path},
+        )
+        return
     t = time.perf_counter()
     if mode == "scan":
         n = conn.execute(
-            "SELECT count(*), sum(TRY_CAST(BilledCost AS DECIMAL(38, 9))) "
-            "FROM read_csv($p, all_varchar = true)",
+            "SELECT count(*), sum(TRY_CAST(BilledCost AS DECIMAL(38, 9))) FROM "
+            + (
+                "read_parquet($p)"
+                if path.endswith(".parquet")
+                else "read_csv($p, all_varchar = true)"
+            ),
             {"p": path},
         ).fetchone()
         out = {"rows": n[0]}
@@ -132,6 +143,7 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--llm-every", type=int, default=50)
     ap.add_argument("--version", choices=("1.2", "1.3"), default="1.3")
+    ap.add_argument("--format", choices=("csv", "parquet"), default="csv")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -141,8 +153,16 @@ def main() -> int:
         path = Path(tmp) / "focus_org_export.csv"
         t = time.perf_counter()
         n_llm, llm_usd = make_export(path, args.rows, args.llm_every, args.version)
+        if args.format == "parquet":
+            # In a child process: a child's peak RSS starts at its parent's size at fork time.
+            pq = path.with_suffix(".parquet")
+            subprocess.run(
+                [sys.executable, __file__, "--child", "to_parquet", str(path)], check=True
+            )
+            path.unlink()
+            path = pq
         print(
-            f"export: {args.rows:,} rows, {path.stat().st_size / 1e6:,.0f} MB, FOCUS "
+            f"export: {args.rows:,} rows, {path.stat().st_size / 1e6:,.0f} MB {args.format}, FOCUS "
             f"{args.version}, {n_llm:,} Bedrock lines (${llm_usd}); written in "
             f"{time.perf_counter() - t:.1f}s"
         )
