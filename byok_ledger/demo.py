@@ -69,8 +69,9 @@ def _alerts(duckdb_path: Path) -> list[tuple]:
             return conn.execute(
                 """
                 SELECT kind, severity, count(*), count(delivered_at) FROM marts.alerts
-                GROUP BY ALL ORDER BY CASE severity WHEN 'critical' THEN 0
-                    WHEN 'warning' THEN 1 ELSE 2 END, kind
+                GROUP BY kind, severity
+                ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
+                         kind
                 """
             ).fetchall()
         except duckdb.CatalogException:  # the run failed before the alert assets
