@@ -90,9 +90,13 @@ def load_requests(
     gen_found = day_files(logs, GENERATIONS_DIR, days.days, ("*.json", "*.jsonl"))
     gen_inside, gen_outside = paths_inside(logs, gen_found)
     gen_loads, gen_refused = acc.refuse_outside("openrouter_generations", gen_outside, logs)
-    gen_rows, gen_rejects, gen_lines = read_generations(cfg, gen_inside)
     scans = acc.fingerprint_all(gen_inside)
-    for f in gen_inside:
+    bad_loads, bad_rejects = acc.refuse_unreadable("openrouter_generations", scans)
+    gen_loads += bad_loads
+    gen_refused += bad_rejects
+    readable = [f for f in gen_inside if not isinstance(scans[f], OSError)]
+    gen_rows, gen_rejects, gen_lines = read_generations(cfg, readable)
+    for f in readable:
         gen_loads.append(
             acc.FileLoad(f, "openrouter_generations", acc.folder_day(f), scans[f], gen_lines[f])
         )
@@ -103,7 +107,6 @@ def load_requests(
             f"INSERT INTO _gen ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
             [tuple(r[c] for c in cols) for r in gen_rows],
         )
-        acc.hash_rows(conn, "_gen")
         conn.execute("INSERT INTO _cand BY NAME SELECT * FROM _gen")
     acc.add_rejects(conn, "openrouter_generations", gen_refused + gen_rejects)
     acc.add_files(conn, loads + gen_loads)

@@ -115,12 +115,42 @@ def folder_day(f: Path) -> dt.date:
     return day
 
 
-def fingerprint_all(files: list[Path]) -> dict[Path, FileScan]:
-    """sha256 and long-line scan of every file, two at a time (hashlib releases the GIL)."""
+def _scan_or_error(f: Path) -> FileScan | OSError:
+    try:
+        return scan_file(f)
+    except OSError as e:  # removed or unreadable between listing and reading
+        return e
+
+
+def fingerprint_all(files: list[Path]) -> dict[Path, FileScan | OSError]:
+    """sha256 and long-line scan of every file, two at a time (hashlib releases the GIL);
+    an OSError instead for a file that cannot be read."""
     if not files:
         return {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(files, pool.map(scan_file, files), strict=True))
+        return dict(zip(files, pool.map(_scan_or_error, files), strict=True))
+
+
+def refuse_unreadable(
+    source: str, scans: dict[Path, FileScan | OSError]
+) -> tuple[list[FileLoad], list[Reject]]:
+    """File-level refusals for files that could not be opened or read."""
+    loads, rejects = [], []
+    for f, scan in scans.items():
+        if isinstance(scan, OSError):
+            day = day_of(f.parent.name) or dt.date(1970, 1, 1)
+            loads.append(FileLoad(f, source, day, None, 0, "refused", "unreadable_file"))
+            rejects.append(
+                Reject(
+                    str(f),
+                    None,
+                    "unreadable_file",
+                    f"could not read the file ({scan.strerror or scan}); fix its permissions "
+                    "or restore it, then re-run the day",
+                    "",
+                )
+            )
+    return loads, rejects
 
 
 def start_load(conn: duckdb.DuckDBPyConnection) -> None:
@@ -198,11 +228,16 @@ def read_jsonl_files(
     scans = fingerprint_all(inside)
     create_target(conn, spec, target_in)
     loads, refused_rejects = refuse_outside(spec.source, outside, root)
-    rejects: list[Reject] = list(refused_rejects)
+    bad_loads, bad_rejects = refuse_unreadable(spec.source, scans)
+    loads += bad_loads
+    rejects: list[Reject] = list(refused_rejects) + bad_rejects
     batch = []
     for f in inside:
-        fl = FileLoad(f, spec.source, folder_day(f), scans[f])
-        batch.append((scans[f], fl.file_day))
+        scan = scans[f]
+        if isinstance(scan, OSError):
+            continue
+        fl = FileLoad(f, spec.source, folder_day(f), scan)
+        batch.append((scan, fl.file_day))
         loads.append(fl)
     load_files(conn, spec, batch, target_in)
     rejects.extend(rejects_of(conn, target_in))
@@ -214,27 +249,21 @@ def read_jsonl_files(
 
 
 def candidates(conn: duckdb.DuckDBPyConnection, target: Target, target_in: str) -> None:
-    """TEMP `_cand`: the valid rows of the load in the staging table's shape + content hash
-    (of what the record says, not of where it was found)."""
-    inner = (
-        f"SELECT {target.select} FROM (SELECT t.* REPLACE (t.line_no - o.first_no + 1 AS line_no) "
-        f"FROM {target_in} t JOIN _offsets o USING (filename) WHERE t.reason IS NULL)"
-    )
-    cols = [r[0] for r in conn.execute(f"DESCRIBE {inner}").fetchall() if r[0] not in _PROVENANCE]
+    """TEMP `_cand`: the valid rows of the load in the staging table's shape."""
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE _cand AS SELECT *, hash({', '.join(cols)}) AS content_hash "
-        f"FROM ({inner})"
+        f"CREATE OR REPLACE TEMP TABLE _cand AS SELECT {target.select} FROM "
+        f"(SELECT t.* REPLACE (t.line_no - o.first_no + 1 AS line_no) FROM {target_in} t "
+        "JOIN _offsets o USING (filename) WHERE t.reason IS NULL)"
     )
 
 
-def hash_rows(conn: duckdb.DuckDBPyConnection, table: str) -> None:
-    """Content hash of rows added to a TEMP table shaped like `_cand` (generation records)."""
-    cols = [
+def _content_cols(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """The columns that are what a record says (its content hash), from TEMP `_cand`."""
+    return [
         r[0]
-        for r in conn.execute(f"SELECT column_name FROM (DESCRIBE {table})").fetchall()
+        for r in conn.execute("SELECT column_name FROM (DESCRIBE _cand)").fetchall()
         if r[0] not in _PROVENANCE
     ]
-    conn.execute(f"UPDATE {table} SET content_hash = hash({', '.join(cols)})")
 
 
 def replace_rows(
@@ -251,31 +280,46 @@ def replace_rows(
     t, idc = target.table, target.id_col
     p = {"start": start, "end": end}
     owned = "coalesce(file_day, day) BETWEEN $start AND $end"
-    # Copies already loaded from other folders that compete with this load's ids.
+    # Copies already loaded from other folders that compete with this load's ids: those
+    # reported within two days of this load's records (a bounded look-up, so a day's cost
+    # does not grow with history; copies are at most a day from their folder).
+    window = (
+        "o.day BETWEEN (SELECT min(day) FROM _cand) - 2 AND (SELECT max(day) FROM _cand) + 2 "
+        "AND NOT (coalesce(o.file_day, o.day) BETWEEN $start AND $end)"
+    )
+    nearby = conn.execute(f"SELECT count(*) FROM {t} o WHERE {window}", p).fetchone()[0]
+    cols = _content_cols(conn)
+    old_hash = "hash(" + ", ".join(f"o.{c}" for c in cols) + ")"
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE _old AS
         SELECT o.rowid AS old_rowid, o.{idc}, o.day, coalesce(o.file_day, o.day) AS file_day,
                o.source_file, coalesce(o.source_record, 0) AS source_record,
-               coalesce(o.content_hash, 0) AS content_hash
+               {old_hash} AS content_hash
         FROM {t} o
-        WHERE o.day BETWEEN (SELECT min(day) FROM _cand) AND (SELECT max(day) FROM _cand)
-          AND NOT (coalesce(o.file_day, o.day) BETWEEN $start AND $end)
+        WHERE {window if nearby else "false"}
           AND o.{idc} IN (SELECT {idc} FROM _cand)""",
-        p,
+        p if nearby else None,
     )
     n_old = conn.execute("SELECT count(*) FROM _old").fetchone()[0]
-    n, distinct = conn.execute(f"SELECT count(*), count(DISTINCT {idc}) FROM _cand").fetchone()
-    fast = n_old == 0 and n == distinct  # no id seen twice: every candidate is loaded
+    n, distinct = conn.execute(
+        f"SELECT count(*), count(DISTINCT hash({idc})) FROM _cand"
+    ).fetchone()
+    # Distinct id hashes imply distinct ids: then every candidate is loaded, no ranking.
+    fast = n_old == 0 and n == distinct
     if fast:
         conn.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _fate AS
-            SELECT rowid AS cand_rowid, NULL::BIGINT AS old_rowid, {idc}, day, file_day,
-                   source_file, source_record, content_hash, 1 AS rk, content_hash AS win_hash,
-                   'loaded' AS fate, source_file AS win_file, source_record AS win_record
-            FROM _cand"""
+            """CREATE OR REPLACE TEMP TABLE _fate_counts AS
+            SELECT source_file AS file, count(*) AS loaded, 0 AS duplicates, 0 AS conflicts,
+                   min(day) AS first_day, max(day) AS last_day
+            FROM _cand GROUP BY 1"""
+        )
+        conn.execute(
+            "CREATE OR REPLACE TEMP TABLE _fate (cand_rowid BIGINT, old_rowid BIGINT, "
+            "source_file VARCHAR, source_record BIGINT, fate VARCHAR, win_file VARCHAR, "
+            "win_record BIGINT)"
         )
     else:
-        _rank(conn, idc)
+        _rank(conn, idc, cols)
     conn.execute(f"DELETE FROM {t} WHERE {owned}", p).fetchall()
     # Older copies that lost to this load: remove them and correct their files' accounting.
     losers = conn.execute(
@@ -299,13 +343,15 @@ def replace_rows(
     _write_manifest(conn, run_id, start, end, sources)
 
 
-def _rank(conn: duckdb.DuckDBPyConnection, idc: str) -> None:
-    """TEMP `_fate`: for every candidate and every losing older copy, its fate by the rule."""
+def _rank(conn: duckdb.DuckDBPyConnection, idc: str, cols: list[str]) -> None:
+    """TEMP `_fate`: for every candidate and every losing older copy, its fate by the rule;
+    TEMP `_fate_counts`: per file of this load, loaded / duplicates / conflicts."""
+    cand_hash = "hash(" + ", ".join(cols) + ")"
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE _fate AS
         WITH allc AS (
             SELECT rowid AS cand_rowid, NULL::BIGINT AS old_rowid, {idc}, day, file_day,
-                   source_file, source_record, content_hash FROM _cand
+                   source_file, source_record, {cand_hash} AS content_hash FROM _cand
             UNION ALL
             SELECT NULL, old_rowid, {idc}, day, file_day, source_file, source_record,
                    content_hash FROM _old
@@ -322,6 +368,15 @@ def _rank(conn: duckdb.DuckDBPyConnection, idc: str) -> None:
                w.source_file AS win_file, w.source_record AS win_record
         FROM ranked r JOIN ranked w ON w.{idc} = r.{idc} AND w.rk = 1
         WHERE r.rk > 1 OR r.cand_rowid IS NOT NULL""",
+    )
+    conn.execute(
+        """CREATE OR REPLACE TEMP TABLE _fate_counts AS
+        SELECT source_file AS file,
+               count(*) FILTER (WHERE fate = 'loaded') AS loaded,
+               count(*) FILTER (WHERE fate = 'duplicate') AS duplicates,
+               count(*) FILTER (WHERE fate = 'conflicting_duplicate') AS conflicts,
+               min(day) AS first_day, max(day) AS last_day
+        FROM _fate WHERE cand_rowid IS NOT NULL GROUP BY 1"""
     )
 
 
@@ -415,14 +470,7 @@ def _write_manifest(
     p = {"run_id": run_id}
     conn.execute(
         """INSERT INTO raw.load_manifest BY NAME
-        WITH fates AS (
-            SELECT source_file AS file,
-                   count(*) FILTER (WHERE fate = 'loaded') AS loaded,
-                   count(*) FILTER (WHERE fate = 'duplicate') AS duplicates,
-                   count(*) FILTER (WHERE fate = 'conflicting_duplicate') AS conflicts,
-                   min(day) AS first_day, max(day) AS last_day
-            FROM _fate WHERE cand_rowid IS NOT NULL GROUP BY 1
-        ), rej AS (
+        WITH fates AS (SELECT * FROM _fate_counts), rej AS (
             SELECT file, count(*) AS n FROM _rejects
             WHERE reason <> 'conflicting_duplicate' AND line IS NOT NULL GROUP BY 1
         )

@@ -46,7 +46,9 @@ NAIVE_TS_RE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0
 class Field:
     """One field of a JSON record and its rule.
 
-    kind: str | enum | int | num | bool | money | ts | obj | list_str | list_obj.
+    kind: str | enum | int | num | bool | money | ts | obj | list_str | list_obj | native.
+    `native` is read with DuckDB's own typed conversion (`native_type`), for informational
+    fields where the speed matters more than refusing a number written as text.
     `lo`/`hi` bound int, num and money values; `choices` are an enum's values; `children` the
     fields of an obj (or of each element of a list_obj)."""
 
@@ -57,6 +59,7 @@ class Field:
     hi: int | Decimal | None = None
     choices: tuple[str, ...] = ()
     children: tuple[Field, ...] = ()
+    native_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,8 @@ def _checks(f: Field, v: str, path: str) -> list[tuple[str, str]]:
                         reason,
                     )
                 )
+    elif k == "native":
+        pass
     else:  # pragma: no cover - a programming error in a field table
         raise ValueError(f"unknown field kind {k!r} for {path}")
     return out
@@ -209,6 +214,8 @@ def _text(v: str) -> str:
 
 def read_type(f: Field) -> str:
     """The column type given to read_json: JSON leaves inside native STRUCT/LIST containers."""
+    if f.kind == "native":
+        return f.native_type
     if f.kind == "obj":
         return "STRUCT(" + ", ".join(f"{c.name} {read_type(c)}" for c in f.children) + ")"
     if f.kind == "list_obj":
@@ -232,6 +239,8 @@ def sql_type(f: Field) -> str:
     }
     if f.kind in scalar:
         return scalar[f.kind]
+    if f.kind == "native":
+        return f.native_type
     inner = "STRUCT(" + ", ".join(f"{c.name} {sql_type(c)}" for c in f.children) + ")"
     return inner + ("[]" if f.kind == "list_obj" else "")
 
@@ -255,6 +264,8 @@ def value_sql(f: Field, v: str) -> str:
         return f"(TRY_CAST({_text(v)} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')"
     if k == "list_str":
         return f"list_transform({v}, lambda x: {_text('x')})"
+    if k == "native":
+        return v
     if k == "obj":
         inner = ", ".join(f"{c.name} := {value_sql(c, f'{v}.{c.name}')}" for c in f.children)
         return f"CASE WHEN {v} IS NOT NULL THEN struct_pack({inner}) END"
@@ -303,6 +314,8 @@ def ok_sql(f: Field, v: str, vv: str | None) -> str:
             )
             + ")"
         )
+    elif k == "native":
+        return "true"
     elif k == "list_obj":
         inner = " AND ".join(ok_sql(c, f"e.{c.name}", None) for c in f.children)
         good = f"coalesce(list_bool_and(list_transform({v}, lambda e: {inner})), true)"
@@ -428,6 +441,9 @@ REASON_TEXT = {
     "conflicting_duplicate": "same id as a kept record but different content",
     "misfiled_far": "ts is more than one day away from its dt= folder",
     "symlink_outside_paths": "a symlink that leads outside the configured logs path",
+    "unreadable_file": "the file could not be read",
+    "unreadable_record": "a value could not be converted to its column type (e.g. a nested "
+    "number written as text that is not a number)",
 }
 
 
@@ -461,6 +477,8 @@ def _classify_unparsed(prefix: bytes, length: int, unterminated: bool) -> str:
         return "torn_line" if unterminated else "not_json"
     if not isinstance(obj, dict):
         return "not_object"
+    if obj.get("schema_version") is not None:  # DuckDB read the object as all-NULL
+        return "unreadable_record"
     return ""
 
 

@@ -101,7 +101,6 @@ CREATE TABLE IF NOT EXISTS staging.requests (
     -- Added with the per-line accounting (also added to older DuckDB files below):
     file_day DATE,                    -- the dt= folder day of source_file: the load that owns the row
     source_record BIGINT,             -- n-th record of source_file (blank lines not counted)
-    content_hash UBIGINT,             -- hash of what the record says (not where it was found)
     usage_source VARCHAR,             -- provider | estimated | clamped (NULL: provider)
     ttfb_ms DOUBLE,                   -- streaming: time to the first event, ms
     stream BOOLEAN,                   -- true for a streamed request
@@ -109,7 +108,6 @@ CREATE TABLE IF NOT EXISTS staging.requests (
 );
 ALTER TABLE staging.requests ADD COLUMN IF NOT EXISTS file_day DATE;
 ALTER TABLE staging.requests ADD COLUMN IF NOT EXISTS source_record BIGINT;
-ALTER TABLE staging.requests ADD COLUMN IF NOT EXISTS content_hash UBIGINT;
 ALTER TABLE staging.requests ADD COLUMN IF NOT EXISTS usage_source VARCHAR;
 ALTER TABLE staging.requests ADD COLUMN IF NOT EXISTS ttfb_ms DOUBLE;
 ALTER TABLE staging.requests ADD COLUMN IF NOT EXISTS stream BOOLEAN;
@@ -126,12 +124,10 @@ CREATE TABLE IF NOT EXISTS staging.outcomes (
     reason VARCHAR,
     source_file VARCHAR NOT NULL,
     file_day DATE,                    -- the dt= folder day of source_file: the load that owns the row
-    source_record BIGINT,             -- n-th record of source_file
-    content_hash UBIGINT              -- hash of what the event says
+    source_record BIGINT              -- n-th record of source_file
 );
 ALTER TABLE staging.outcomes ADD COLUMN IF NOT EXISTS file_day DATE;
 ALTER TABLE staging.outcomes ADD COLUMN IF NOT EXISTS source_record BIGINT;
-ALTER TABLE staging.outcomes ADD COLUMN IF NOT EXISTS content_hash UBIGINT;
 
 -- Provider invoice lines and platform statement rows, FOCUS column names plus x_ join keys.
 CREATE TABLE IF NOT EXISTS staging.invoice_lines (
