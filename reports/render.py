@@ -38,8 +38,11 @@ ACTIONS = {
     "missing_invoice": "Logged BYOK spend with no invoice line yet. Exports lag: re-run "
     "`byok-ledger run` after the next one. If it persists past the re-run window, check the "
     "key's account identifiers against the invoice.",
-    "unlogged_usage": "Invoice cost on a known account with no logged request: something uses this "
-    "key outside the router. Find it and route it, or rotate the key.",
+    "unlogged_usage": "Invoice cost with no logged request behind it: a key used outside the "
+    "router, an account ledger.yaml does not map, or lost logs; each cell's likely cause below "
+    "says which.",
+    "invoice_unreadable": "The provider's export for these cells was refused as unreadable: fix or "
+    "re-download the file and re-run; until then the logs' cost is an estimate.",
     "matched": "Nothing to do.",
 }
 # What to do about each likely cause of a variance (marts.reconciliation_daily.likely_cause).
