@@ -1,1 +1,1 @@
-"""Dagster definitions of the ledger, one folder per domain (ingest, reconcile, insights)."""
+"""Dagster definitions of the ledger, one folder per domain (ingest, reconcile, insights, alerts)."""
