@@ -638,7 +638,8 @@ def parse_anthropic_cost_report(
 def csv_records(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     """(line, record) for each data row of a CSV file, strictly: every row must have exactly
     the header's columns (a short row is a file cut mid-row, or a broken export); a last line
-    without its newline is accepted only when it is complete."""
+    without its newline is accepted only when it is complete. `line` is the row's first line
+    (a quoted value may span several)."""
     text = _read_text(path)
     ends_clean = text.endswith(("\n", "\r"))
     lines = text.splitlines()
@@ -655,13 +656,13 @@ def csv_records(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             )
         prev_end = reader.line_num
         for values in reader:
-            line = reader.line_num
+            end, line = reader.line_num, prev_end + 1
             if not values:  # a blank line is no data row
-                prev_end = line
+                prev_end = end
                 continue
             if len(values) != len(header):
-                last = line >= len(lines) and not ends_clean
-                raw = "\n".join(lines[prev_end:line])
+                last = end >= len(lines) and not ends_clean
+                raw = "\n".join(lines[prev_end:end])
                 if last and len(values) < len(header):
                     raise InvoiceError(
                         f"{path}: line {line}: the file is cut short in the middle of a row "
@@ -678,7 +679,7 @@ def csv_records(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                     line=line,
                     raw_text=raw,
                 )
-            prev_end = line
+            prev_end = end
             yield line, dict(zip(header, values, strict=True))
     except csv.Error as e:
         line = reader.line_num

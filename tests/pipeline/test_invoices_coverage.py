@@ -5,6 +5,7 @@ invoice_unreadable read."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import duckdb
 from pipeline_testkit import Ledger
@@ -125,3 +126,17 @@ def test_the_blocking_identity_check_fails_when_a_kept_line_goes_missing(acme_da
     assert not check.passed
     assert f"`{page}`: lines 2 vs loaded 2" in check.metadata["examples"].value
     assert not result.success  # blocking: the marts are not rebuilt on top of it
+
+
+def test_a_crlf_statement_with_a_quoted_newline_and_no_final_newline_loads(ledger: Ledger):
+    (ledger.invoices / "_platform").mkdir()
+    (ledger.invoices / "_platform" / "s.csv").write_bytes(
+        b"date,model,provider_name,usage\r\n"
+        b'2026-03-02,"model\r\nwith a break",OpenAI,0.1\r\n'
+        b"2026-03-03,m,OpenAI,0.2"  # complete last row without its newline: accepted
+    )
+    stats = load(ledger, MARCH)
+    assert (stats["refused"], stats["rows"]) == (0, 2)
+    assert ledger.query(
+        "SELECT x_SourceLine, x_Model, BilledCost FROM staging.invoice_lines ORDER BY 1"
+    ) == [(2, "model\r\nwith a break", Decimal("0.1")), (4, "m", Decimal("0.2"))]
