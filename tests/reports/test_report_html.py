@@ -226,3 +226,17 @@ def test_quiet_daily_budget_periods_are_summarised_not_listed(report_env):
     listed = re.findall(r"quiet-daily\s+workload\s+w\s+daily (2026-11-\d\d)", text)
     assert sorted(listed) == ["2026-11-04", "2026-11-05"]  # 75 % used, and the current day
     assert "1 earlier daily period under 50 % used not listed (quiet-daily" in text
+
+
+def test_needs_attention_when_every_variance_has_a_cause(report_env):
+    with duckdb.connect(str(report_env.duckdb_path)) as conn:
+        conn.execute(
+            "UPDATE marts.reconciliation_daily SET likely_cause = 'price_mismatch' "
+            "WHERE likely_cause = 'unknown'"
+        )
+    html = render_month(report_env, "2026-11").read_text()
+    summary = html.split("Needs attention:", 1)[1].split("</ul>", 1)[0]
+    assert "off by $5.00 in total: every dollar with a likely cause" in summary
+    assert "unexplained" not in summary
+    recon = html.split("data-recon-summary>", 1)[1].split("</p>", 1)[0]
+    assert "$3.00 price mismatch" in recon and "unexplained" not in recon
