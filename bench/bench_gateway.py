@@ -246,10 +246,16 @@ async def streaming(url: str, body: dict, headers: dict, clients: int, rounds: i
     times: list[float] = []
     ttfb: list[float] = []
     errors = 0
+    kinds: dict[str, int] = {}
+
+    def failed(kind: str) -> None:
+        nonlocal errors
+        errors += 1
+        kinds[kind] = kinds.get(kind, 0) + 1
+
     async with httpx.AsyncClient(timeout=60.0, limits=limits) as c:
 
         async def one() -> None:
-            nonlocal errors
             for _ in range(rounds):
                 t = time.perf_counter()
                 first = None
@@ -257,19 +263,21 @@ async def streaming(url: str, body: dict, headers: dict, clients: int, rounds: i
                 try:
                     async with c.stream("POST", url, json=body, headers=headers) as r:
                         if r.status_code != 200:
-                            errors += 1
-                            await r.aread()
+                            failed(f"http {r.status_code}: {(await r.aread())[:120]!r}")
                             continue
+                        last = ""
                         async for line in r.aiter_lines():
                             if first is None and line.startswith("data: "):
                                 first = time.perf_counter() - t
                             if line == "data: [DONE]":
                                 ok = True
-                except httpx.HTTPError:
-                    errors += 1
+                            elif line:
+                                last = line
+                except httpx.HTTPError as e:
+                    failed(f"{type(e).__name__}: {e}"[:160])
                     continue
                 if not ok:
-                    errors += 1
+                    failed(f"no [DONE]; last event {last[:160]}")
                     continue
                 times.append(time.perf_counter() - t)
                 ttfb.append(first or 0.0)
@@ -277,7 +285,7 @@ async def streaming(url: str, body: dict, headers: dict, clients: int, rounds: i
         t0 = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(clients)))
         wall = time.perf_counter() - t0
-    return times, ttfb, errors, wall
+    return times, ttfb, (errors, kinds), wall
 
 
 def main() -> int:
@@ -465,9 +473,11 @@ def main() -> int:
                     streaming(url, b, h, args.stream_clients, args.stream_rounds)
                 )
                 gw_cpu = cpu_s(gw.pid) - c0
+                errs, kinds = errs
                 res[name] = {
                     "streams": len(times),
                     "errors": errs,
+                    "error_kinds": kinds,
                     "p50_ms": round(statistics.median(times) * 1000, 3) if times else None,
                     "p99_ms": round(pct(times, 99) * 1000, 3) if times else None,
                     "ttfb_p50_ms": round(statistics.median(ttfb) * 1000, 3) if ttfb else None,
