@@ -4,7 +4,7 @@ transport seam: the router and its adapters still talk to an `httpx.AsyncClient`
 Why: on the 2-core build machine a whole provider call through httpx's default async
 transport (httpcore over anyio) cost about 1 ms of CPU, several times what uvicorn and
 Starlette spend on the whole inbound request; with this transport the gateway's CPU per
-request fell from 1.81 ms to 1.13–1.27 ms in bench/bench_gateway.py (the rest of a call is
+request fell from 1.81 ms to 0.93–1.27 ms in bench/bench_gateway.py (the rest of a call is
 httpx's client layer, which the router's adapters use). This transport keeps the same contract
 (an `httpx.Response` whose body streams, httpx's exception types, the request's
 connect/read/pool timeouts) over asyncio protocols with the llhttp parser (`httptools`,
