@@ -148,11 +148,18 @@ class _Body(httpx.AsyncByteStream):
 class FastTransport(httpx.AsyncBaseTransport):
     """Keep-alive HTTP/1.1 pools per origin (see the module docstring)."""
 
-    def __init__(self, *, max_connections: int = 1024, max_idle_per_origin: int = 256):
+    def __init__(
+        self,
+        *,
+        max_connections: int = 1024,
+        max_idle_per_origin: int = 256,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
+        """`ssl_context`: how to verify HTTPS upstreams (default: certifi's CA bundle)."""
         self.max_idle = max_idle_per_origin
         self._slots = asyncio.Semaphore(max_connections)
         self._idle: dict[tuple, deque[_Conn]] = {}
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl: ssl.SSLContext | None = ssl_context
         self._all: set[_Conn] = set()
 
     def _ssl_context(self) -> ssl.SSLContext:

@@ -154,3 +154,56 @@ def test_a_streamed_body_arrives_piece_by_piece():
         assert got[0][0] < 0.2  # the first event did not wait for the rest
 
     run(handler, body)
+
+
+def test_https_upstreams_are_verified(tmp_path):
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def handler(reader, writer):
+        try:
+            await read_request(reader)
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            return
+        writer.write(OK)
+        await writer.drain()
+
+    async def main():
+        server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=server_ctx)
+        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/x"
+        async with httpx.AsyncClient(transport=FastTransport()) as c:
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await c.post(url, json={})  # a self-signed certificate is refused
+        trusting = ssl.create_default_context(cafile=str(cert))
+        async with httpx.AsyncClient(transport=FastTransport(ssl_context=trusting)) as c:
+            r = await c.post(url, json={})
+            assert r.status_code == 200 and r.json() == {"ok": True}
+        server.close()
+
+    asyncio.run(main())
