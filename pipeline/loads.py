@@ -101,13 +101,11 @@ def load_requests(
             acc.FileLoad(f, "openrouter_generations", acc.folder_day(f), scans[f], gen_lines[f])
         )
     if gen_rows:
-        conn.execute("CREATE OR REPLACE TEMP TABLE _gen AS SELECT * FROM _cand LIMIT 0")
         cols = list(gen_rows[0])
         conn.executemany(
-            f"INSERT INTO _gen ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            f"INSERT INTO _extra ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
             [tuple(r[c] for c in cols) for r in gen_rows],
         )
-        conn.execute("INSERT INTO _cand BY NAME SELECT * FROM _gen")
     acc.add_rejects(conn, "openrouter_generations", gen_refused + gen_rejects)
     acc.add_files(conn, loads + gen_loads)
     with transaction(conn):

@@ -249,11 +249,19 @@ def read_jsonl_files(
 
 
 def candidates(conn: duckdb.DuckDBPyConnection, target: Target, target_in: str) -> None:
-    """TEMP `_cand`: the valid rows of the load in the staging table's shape."""
+    """TEMP VIEW `_cand`: the valid rows of the load in the staging table's shape (a view, so
+    a clean load copies its rows once, into the staging table), plus TEMP `_extra` for rows
+    from other readers (OpenRouter generations), same shape."""
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE _cand AS SELECT {target.select} FROM "
+        f"CREATE OR REPLACE TEMP TABLE _extra AS SELECT {target.select} FROM "
         f"(SELECT t.* REPLACE (t.line_no - o.first_no + 1 AS line_no) FROM {target_in} t "
-        "JOIN _offsets o USING (filename) WHERE t.reason IS NULL)"
+        "JOIN _offsets o USING (filename) WHERE false)"
+    )
+    conn.execute(
+        f"CREATE OR REPLACE TEMP VIEW _cand AS SELECT {target.select} FROM "
+        f"(SELECT t.* REPLACE (t.line_no - o.first_no + 1 AS line_no) FROM {target_in} t "
+        "JOIN _offsets o USING (filename) WHERE t.reason IS NULL) "
+        "UNION ALL SELECT * FROM _extra"
     )
 
 
@@ -261,7 +269,7 @@ def _content_cols(conn: duckdb.DuckDBPyConnection) -> list[str]:
     """The columns that are what a record says (its content hash), from TEMP `_cand`."""
     return [
         r[0]
-        for r in conn.execute("SELECT column_name FROM (DESCRIBE _cand)").fetchall()
+        for r in conn.execute("SELECT column_name FROM (DESCRIBE _extra)").fetchall()
         if r[0] not in _PROVENANCE
     ]
 
@@ -319,6 +327,9 @@ def replace_rows(
             "win_record BIGINT)"
         )
     else:
+        # Ranking needs row ids: materialise the candidates once (this path is taken only
+        # when an id is seen twice).
+        conn.execute("CREATE OR REPLACE TEMP TABLE _cand_t AS SELECT * FROM _cand")
         _rank(conn, idc, cols)
     conn.execute(f"DELETE FROM {t} WHERE {owned}", p).fetchall()
     # Older copies that lost to this load: remove them and correct their files' accounting.
@@ -336,7 +347,7 @@ def replace_rows(
         conn.execute(f"INSERT INTO {t} BY NAME SELECT * FROM _cand").fetchall()
     else:
         conn.execute(
-            f"INSERT INTO {t} BY NAME SELECT * FROM _cand WHERE rowid IN "
+            f"INSERT INTO {t} BY NAME SELECT * FROM _cand_t WHERE rowid IN "
             "(SELECT cand_rowid FROM _fate WHERE fate = 'loaded')"
         ).fetchall()
     _conflict_rejects(conn, sources)
@@ -351,7 +362,7 @@ def _rank(conn: duckdb.DuckDBPyConnection, idc: str, cols: list[str]) -> None:
         f"""CREATE OR REPLACE TEMP TABLE _fate AS
         WITH allc AS (
             SELECT rowid AS cand_rowid, NULL::BIGINT AS old_rowid, {idc}, day, file_day,
-                   source_file, source_record, {cand_hash} AS content_hash FROM _cand
+                   source_file, source_record, {cand_hash} AS content_hash FROM _cand_t
             UNION ALL
             SELECT NULL, old_rowid, {idc}, day, file_day, source_file, source_record,
                    content_hash FROM _old
