@@ -42,11 +42,12 @@ from gateway.auth import KeyTable, presented_key
 from gateway.errors import GatewayError, anthropic_error, http_status, openai_error
 from gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from gateway.transport import make_client
+from routing_core import record
 from routing_core.config import LedgerConfig, load_config
 from routing_core.request_log import default_writer_id
 from routing_core.router import Router
 from routing_core.routes import RouteError, RouteRequest
-from routing_core.schema import Cost, Usage, format_ts
+from routing_core.schema import REQUESTS_DIR, format_ts
 
 log = logging.getLogger("byok_ledger.gateway")
 
@@ -207,37 +208,33 @@ class Gateway:
             v = h.get(name)
             return v.strip() if v and 0 < len(v.strip()) <= MAX_HEADER_CHARS else None
 
-        self.router.log.write_request(
-            {
-                "schema_version": 1,
-                "request_id": rid,
-                "ts": format_ts(started),
-                "duration_ms": round((time.perf_counter() - t0) * 1000.0, 3),
-                "api_key_id": key_id,
-                "environment": a.environment if a else None,
-                "app": a.app if a else None,
-                "member_id": a.owner if a else None,
-                "workload": bounded("x-workload"),
-                "data_class": None,
-                "workflow_id": bounded("x-workflow-id"),
-                "idempotency_key": bounded("idempotency-key"),
-                "requested_models": [],
-                "model": None,
-                "provider": None,
-                "upstream_model": None,
-                "credential": None,
-                "key_id": None,
-                "account": {},
-                "attempts": [],
-                "fallback_used": False,
-                "fallback_reason": None,
-                "status": "error",
-                "error_code": code,
-                "zdr": None,
-                "usage": Usage().as_dict(),
-                "cost": dict(_ZERO_COST),
-            }
+        ts = format_ts(started)
+        line = record.request_line(
+            request_id=rid,
+            ts=ts,
+            duration_ms=round((time.perf_counter() - t0) * 1000.0, 3),
+            who=record.who_fragment(
+                key_id,
+                a.environment if a else None,
+                a.app if a else None,
+                a.owner if a else None,
+                bounded("x-workload"),
+                None,
+            ),
+            workflow_id=bounded("x-workflow-id"),
+            idempotency_key=bounded("idempotency-key"),
+            requested_models=(),
+            route=None,
+            attempts=(),
+            fallback_used=False,
+            fallback_reason=None,
+            error_code=code,
+            zdr=None,
+            usage=record.usage_json(None),
+            cost=record.cost_json(None),
         )
+        # One encoder for every writer of the log contract (router, simulator, gateway).
+        self.router.log.write_line(REQUESTS_DIR, ts[:10], line)
         return rid
 
     def _error(
@@ -490,9 +487,6 @@ class Gateway:
         assert self.metrics is not None
         data = await asyncio.to_thread(self.metrics.render)
         return Response(data, 200, media_type=CONTENT_TYPE)
-
-
-_ZERO_COST = {k: "0.000000000" for k in Cost().as_dict()}
 
 
 def _short(e: BaseException) -> str:
