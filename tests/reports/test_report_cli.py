@@ -46,5 +46,5 @@ def test_report_cli_months_at_the_edges_of_the_calendar(report_env, capsys):
         err = capsys.readouterr().err
         assert f"no billing data for {month}" in err and "Traceback" not in err
     for month in ("0000-01", "10000-01", "-2026-11", "2026-00", "２０２６-11"):
-        assert main(["report", "--config", str(report_env.source), "--month", month]) == 2
+        assert main(["report", "--config", str(report_env.source), f"--month={month}"]) == 2
         assert "is not YYYY-MM" in capsys.readouterr().err
