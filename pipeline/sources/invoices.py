@@ -361,7 +361,8 @@ def spread(row: dict[str, Any]) -> list[dict[str, Any]]:
     if end is None or end <= dt.datetime.combine(start.date() + DAY, dt.time()):
         return [row]
     parts = day_parts(start, end)
-    weights = [int((b - a).total_seconds() * 1_000_000) for a, b in parts]
+    # Exact integer microseconds: float seconds can lose one and move a nanodollar.
+    weights = [(b - a) // dt.timedelta(microseconds=1) for a, b in parts]
     shares = {c: split_exact(row[c], weights) for c in _SPREAD_COLUMNS if row[c] is not None}
     out = []
     loc = row["x_SourceLocator"] or f"line {row['x_SourceLine']}"
