@@ -430,3 +430,11 @@ def test_a_stray_delimiter_late_in_the_row_cannot_shift_it_silently(tmp_path: Pa
 def test_a_row_missing_its_empty_last_value_is_short(tmp_path: Path):
     p = _csv(tmp_path, GOOD, GOOD[:-1], GOOD)  # the trailing comma of the empty Tags removed
     _refused(p, "short_row", 3, "fewer values")
+
+
+def test_a_header_only_export_is_an_empty_bill(tmp_path: Path):
+    p = tmp_path / "empty_month.csv"
+    p.write_text(HEADER + "\n")
+    conn, res = _load(p)
+    assert (res.lines, res.loaded, res.out_of_scope, res.out_of_scope_usd) == (0, 0, 0, 0)
+    assert (res.first_day, res.last_day) == (None, None)
