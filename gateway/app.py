@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-import secrets as _secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -42,12 +41,10 @@ from gateway.auth import KeyTable, presented_key
 from gateway.errors import GatewayError, anthropic_error, http_status, openai_error
 from gateway.metrics import CONTENT_TYPE, GatewayMetrics
 from gateway.transport import make_client
-from routing_core import record
 from routing_core.config import LedgerConfig, load_config
 from routing_core.request_log import default_writer_id
 from routing_core.router import Router
 from routing_core.routes import RouteError, RouteRequest
-from routing_core.schema import REQUESTS_DIR, format_ts
 
 log = logging.getLogger("byok_ledger.gateway")
 
@@ -197,45 +194,27 @@ class Gateway:
         t0: float,
         started: dt.datetime,
         headers: Mapping[str, str] | None = None,
+        message: str = "",
     ) -> str:
-        """Log a request the gateway refused before routing it; returns its request id."""
+        """Log a request the gateway refused before routing it (through the router's one
+        record encoder); returns its request id."""
         assert self.router is not None
-        a = self._api.get(key_id or "")
-        rid = "req_" + _secrets.token_hex(12)
         h = headers or {}
 
         def bounded(name: str) -> str | None:
             v = h.get(name)
             return v.strip() if v and 0 < len(v.strip()) <= MAX_HEADER_CHARS else None
 
-        ts = format_ts(started)
-        line = record.request_line(
-            request_id=rid,
-            ts=ts,
-            duration_ms=round((time.perf_counter() - t0) * 1000.0, 3),
-            who=record.who_fragment(
-                key_id,
-                a.environment if a else None,
-                a.app if a else None,
-                a.owner if a else None,
-                bounded("x-workload"),
-                None,
-            ),
+        return self.router.log_refused(
+            code,
+            message,
+            api_key_id=key_id,
+            workload=bounded("x-workload"),
             workflow_id=bounded("x-workflow-id"),
             idempotency_key=bounded("idempotency-key"),
-            requested_models=(),
-            route=None,
-            attempts=(),
-            fallback_used=False,
-            fallback_reason=None,
-            error_code=code,
-            zdr=None,
-            usage=record.usage_json(None),
-            cost=record.cost_json(None),
+            start=started,
+            t0=t0,
         )
-        # One encoder for every writer of the log contract (router, simulator, gateway).
-        self.router.log.write_line(REQUESTS_DIR, ts[:10], line)
-        return rid
 
     def _error(
         self, anthropic: bool, endpoint: str, code: int, message: str, meta: dict[str, Any]
@@ -302,7 +281,7 @@ class Gateway:
                 raise GatewayError(400, "streaming is not available in this build")
             self._acquire(key_id)
         except GatewayError as e:
-            rid = self._reject_record(key_id, e.code, t0, started, request.headers)
+            rid = self._reject_record(key_id, e.code, t0, started, request.headers, e.message)
             return self._error(
                 anthropic, endpoint, e.code, e.message, {**e.metadata, "request_id": rid}
             )
