@@ -715,3 +715,31 @@ def test_an_unconvertible_informational_value_reads_as_null(ledger: Ledger):
     ) == [("x", "ok", None)]
     assert ledger.query("SELECT count(*) FROM raw.rejected_records") == [(0,)]
     assert _manifest_ok(ledger)[0][1:] == (3, 3, 0, 0)
+
+
+def test_the_line_accounting_check_fails_naming_the_file_whose_lines_do_not_add_up(
+    ledger: Ledger,
+):
+    """The blocking check reads raw.load_manifest: a manifest row that loses a line (here
+    edited by hand, as a bug would) fails it, and the failure names the file."""
+    from types import SimpleNamespace
+
+    from dagster_duckdb import DuckDBResource
+
+    from pipeline.defs.ingest.checks import _accounting
+    from pipeline.defs.metadata import PARTITION
+
+    path = _write(
+        ledger.logs / "requests" / f"dt={DAY}" / "router-a.jsonl", [_line(_good(1)), b"{bad"]
+    )
+    _load(ledger)
+    context = SimpleNamespace(run=SimpleNamespace(tags={PARTITION: DAY}))
+    resource = DuckDBResource(database=str(ledger.duckdb))
+    ok = _accounting(context, resource, ("requests", "openrouter_generations"))
+    assert ok.passed and ok.metadata["files"].value == 1
+    conn = duckdb.connect(str(ledger.duckdb))
+    conn.execute("UPDATE raw.load_manifest SET quarantined = 0")
+    conn.close()
+    bad = _accounting(context, resource, ("requests", "openrouter_generations"))
+    assert not bad.passed
+    assert str(path) in bad.description
