@@ -743,3 +743,44 @@ def test_the_line_accounting_check_fails_naming_the_file_whose_lines_do_not_add_
     bad = _accounting(context, resource, ("requests", "openrouter_generations"))
     assert not bad.passed
     assert str(path) in bad.description
+
+
+def test_a_duckdb_file_from_the_previous_version_still_loads(ledger: Ledger):
+    """Tables created by the previous schema (no reason column, no provenance columns) gain
+    them on the next load, and an old-style row is replaced, not duplicated, by a re-load."""
+    from pipeline_testkit import FIXTURES
+
+    conn = duckdb.connect(str(ledger.duckdb))
+    conn.execute((FIXTURES / "logs" / "create_tables_before_reason_codes.sql").read_text())
+    conn.execute(
+        "INSERT INTO raw.rejected_records VALUES (DATE '2026-10-20', 'requests', 'f', 1, 'e', "
+        "'raw', false)"
+    )
+    conn.close()
+    _write(ledger.logs / "requests" / f"dt={DAY}" / "router-a.jsonl", [_line(_good(1)), b"{"])
+    for _ in range(2):  # the second load replaces the first
+        _load(ledger)
+        assert ledger.query("SELECT request_id, file_day FROM staging.requests") == [
+            ("good-1", dt.date(2026, 10, 26))
+        ]
+    assert ledger.query("SELECT line, reason FROM raw.rejected_records ORDER BY day") == [
+        (1, None),  # the old row keeps its NULL reason
+        (2, "not_json"),
+    ]
+    assert len(_manifest_ok(ledger)) == 1
+
+
+def test_an_empty_file_and_a_file_of_blank_lines_count_zero_lines(ledger: Ledger):
+    folder = ledger.logs / "requests" / f"dt={DAY}"
+    folder.mkdir(parents=True)
+    (folder / "empty.jsonl").write_bytes(b"")
+    (folder / "blank.jsonl").write_bytes(b"\n \n\t\n")
+    _write(folder / "router-a.jsonl", [_line(_good(1))])
+    stats = _load(ledger)
+    rows = {Path(r[0]).name: r[1:] for r in _manifest_ok(ledger)}
+    assert rows == {
+        "empty.jsonl": (0, 0, 0, 0),
+        "blank.jsonl": (0, 0, 0, 0),
+        "router-a.jsonl": (1, 1, 0, 0),
+    }
+    assert stats["files"] == 3 and stats["lines_read"] == 1
