@@ -4,7 +4,6 @@ budgets, anomalies and reconciliation variances as of the run's last day, new al
 once, then every undelivered alert POSTed to the webhook, critical first. Idempotent: alert ids
 are deterministic, so re-materializing never duplicates or re-sends an alert."""
 
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 

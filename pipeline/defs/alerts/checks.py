@@ -26,7 +26,8 @@ def alerts_delivered(duckdb: DuckDBResource) -> dg.AssetCheckResult:
             "undelivered": int(total),
             "examples": dg.MetadataValue.md(
                 "\n".join(
-                    f"- `{a}` {s}: {n} attempt(s), {e or 'no webhook URL configured'}" for a, s, n, e in rows
+                    f"- `{a}` {s}: {n} attempt(s), {e or 'no webhook URL configured'}"
+                    for a, s, n, e in rows
                 )
                 or "none"
             ),
