@@ -127,6 +127,14 @@ def _ingest_stats(
         {"r": run_id},
     ).fetchone()
     torn = _count(conn, "SELECT count(*) FROM _rejects WHERE torn")
+    # Records of these folders reported under a day outside the run (misfiled by up to a day):
+    # that day's marts include them once it is rebuilt.
+    outside = _count(
+        conn,
+        f"SELECT count(*) FROM {table} WHERE file_day BETWEEN $start AND $end "
+        "AND day NOT BETWEEN $start AND $end",
+        days.params,
+    )
     rows = _count(
         conn, f"SELECT count(*) FROM {table} WHERE day BETWEEN $start AND $end", days.params
     )
@@ -138,6 +146,7 @@ def _ingest_stats(
         "torn": torn,
         "duplicates_dropped": int(dups),
         "refused_files": int(refused),
+        "reported_outside_range": outside,
         "rows": rows,
     }
 

@@ -425,6 +425,8 @@ def test_misfiled_record_rerun_both_days_in_either_order(ledger: Ledger):
         expect = want if r25 in order else [w for w in want if w[1] != "good-1"]
         assert got == expect
         _manifest_ok(ledger)
+    # the 26th's load says one of its records belongs to a day outside its run
+    assert _load(ledger, r26)["reported_outside_range"] == 1
 
 
 def test_conflicting_copy_in_another_folder_is_decided_the_same_in_either_order(ledger: Ledger):

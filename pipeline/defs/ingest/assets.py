@@ -34,6 +34,11 @@ def staging_requests(
             f"{stats['rejected']} line(s) quarantined in raw.rejected_records (reason codes "
             "in its reason column)"
         )
+    if stats["reported_outside_range"]:
+        context.log.warning(
+            f"{stats['reported_outside_range']} record(s) of these folders have a UTC day just "
+            "outside the run's days; rebuild that day for its marts to include them"
+        )
     if stats["refused_files"]:
         context.log.warning(
             f"{stats['refused_files']} file(s) refused (see raw.load_manifest status 'refused')"
