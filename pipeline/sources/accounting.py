@@ -35,6 +35,7 @@ from .jsonl import (
     create_target,
     day_of,
     explain,
+    fingerprint_of,
     load_files,
     locate,
     paths_inside,
@@ -115,9 +116,9 @@ def folder_day(f: Path) -> dt.date:
     return day
 
 
-def _scan_or_error(f: Path) -> FileScan | OSError:
+def _scan_or_error(f: Path, fingerprint: bool = True) -> FileScan | OSError:
     try:
-        return scan_file(f)
+        return scan_file(f, fingerprint)
     except OSError as e:  # removed or unreadable between listing and reading
         return e
 
@@ -225,7 +226,7 @@ def read_jsonl_files(
 ) -> list[FileLoad]:
     """Read every file into TEMP `target_in` (see jsonl.load_file); record rejects and files."""
     inside, outside = paths_inside(root, files)
-    scans = fingerprint_all(inside)
+    scans = {f: _scan_or_error(f, fingerprint=False) for f in inside}
     create_target(conn, spec, target_in)
     loads, refused_rejects = refuse_outside(spec.source, outside, root)
     bad_loads, bad_rejects = refuse_unreadable(spec.source, scans)
@@ -239,7 +240,16 @@ def read_jsonl_files(
         fl = FileLoad(f, spec.source, folder_day(f), scan)
         batch.append((scan, fl.file_day))
         loads.append(fl)
-    load_files(conn, spec, batch, target_in)
+    # The sha256 of every file runs in threads while DuckDB reads them (both release the GIL).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        hashes = {fl.path: pool.submit(fingerprint_of, fl.path) for fl in loads if fl.scan}
+        load_files(conn, spec, batch, target_in)
+        for fl in loads:
+            if fl.scan:
+                try:
+                    fl.scan.fingerprint = hashes[fl.path].result()
+                except OSError as e:  # pragma: no cover - vanished while being read
+                    fl.scan.fingerprint = f"unreadable: {e.strerror or e}"
     rejects.extend(rejects_of(conn, target_in))
     counts = dict(conn.execute(f"SELECT filename, count(*) FROM {target_in} GROUP BY 1").fetchall())
     for fl in loads:

@@ -365,8 +365,10 @@ def read_sql(spec: JsonlSpec) -> str:
 # --------------------------------------------------------------------------- files
 
 
-def scan_file(path: Path) -> FileScan:
-    """Bytes, sha256 and the lines over MAX_LINE, over an mmap (no copy into Python)."""
+def scan_file(path: Path, fingerprint: bool = True) -> FileScan:
+    """Bytes, the lines over MAX_LINE and (unless `fingerprint` is false) the sha256, over an
+    mmap (no copy into Python). The long-line scan jumps a MAX_LINE window at a time, so it
+    costs about one page per MiB; the sha256 reads every byte (see `fingerprint_of`)."""
     out = FileScan(path)
     with path.open("rb") as fh:
         size = os.fstat(fh.fileno()).st_size
@@ -375,8 +377,9 @@ def scan_file(path: Path) -> FileScan:
             out.fingerprint = hashlib.sha256(b"").hexdigest()
             return out
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            out.fingerprint = hashlib.sha256(m).hexdigest()
-            # Jump a window of MAX_LINE at a time: a window without a newline is a long line.
+            if fingerprint:
+                out.fingerprint = hashlib.sha256(m).hexdigest()
+            # A window of MAX_LINE + 1 bytes without a newline is a long line.
             start = 0
             while start + MAX_LINE < size:
                 nl = m.rfind(b"\n", start, start + MAX_LINE + 1)
@@ -389,6 +392,15 @@ def scan_file(path: Path) -> FileScan:
                     break
                 start = nl + 1
     return out
+
+
+def fingerprint_of(path: Path) -> str:
+    """sha256 of a file's bytes (hashlib releases the GIL: runs beside DuckDB's read)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _line_number(m: mmap.mmap, offset: int) -> int:

@@ -786,3 +786,31 @@ def test_an_empty_file_and_a_file_of_blank_lines_count_zero_lines(ledger: Ledger
         "router-a.jsonl": (1, 1, 0, 0),
     }
     assert stats["files"] == 3 and stats["lines_read"] == 1
+
+
+def test_manifest_records_bytes_sha256_run_id_and_days(ledger: Ledger):
+    import hashlib
+
+    path = _write(
+        ledger.logs / "requests" / f"dt={DAY}" / "router-a.jsonl",
+        [_line(_good(1)), _line(_bad(request_id="late", ts="2026-10-25T23:00:00Z"))],
+    )
+    cfg = load_config(ledger.config)
+    conn = duckdb.connect(str(ledger.duckdb))
+    try:
+        loads.load_requests(conn, cfg, RANGE, run_id="run-123")
+    finally:
+        conn.close()
+    data = path.read_bytes()
+    assert ledger.query(
+        "SELECT run_id, bytes, fingerprint, first_day, last_day, status FROM raw.load_manifest"
+    ) == [
+        (
+            "run-123",
+            len(data),
+            hashlib.sha256(data).hexdigest(),
+            dt.date(2026, 10, 25),
+            dt.date(2026, 10, 26),
+            "loaded",
+        )
+    ]
