@@ -50,7 +50,7 @@ class Target:
 
     table: str  # staging.requests | staging.outcomes
     id_col: str  # request_id | event_id
-    select: str  # SELECT list over _in (a load_file target) producing the staging columns
+    select: str  # SELECT list over a jsonl.load_files target producing the staging columns
 
 
 REQUEST_SELECT = """
@@ -224,7 +224,7 @@ def read_jsonl_files(
     root: Path,
     target_in: str,
 ) -> list[FileLoad]:
-    """Read every file into TEMP `target_in` (see jsonl.load_file); record rejects and files."""
+    """Read every file into TEMP `target_in` (see jsonl.load_files); record rejects and files."""
     inside, outside = paths_inside(root, files)
     scans = {f: _scan_or_error(f, fingerprint=False) for f in inside}
     create_target(conn, spec, target_in)

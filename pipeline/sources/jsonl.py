@@ -1,18 +1,19 @@
 """Newline-delimited JSON logs read by DuckDB with ONE validation, generated from a field table.
 
-Every line of a file becomes exactly one row of a streaming `read_json` whose top-level columns
-are all typed `JSON` (so a wrong type is visible instead of being coerced), numbered by
-`WITH ORDINALITY`. A single SQL `CASE` generated from the spec's `Field` table gives each row a
-reason code (NULL = loadable) and the same table generates the typed values. There is no second,
-Python-side rule set that could disagree: the only work done in Python is
-- per file: the sha256 fingerprint and a scan for lines over `MAX_LINE` (both over an mmap,
-  at memory speed), and
-- for a file that has rejected rows only: `locate`, which maps row ordinals back to physical
+Every line of every file of a load becomes exactly one row of ONE streaming `read_json`, whose
+fields are read as raw `JSON` values (so a wrong type is visible instead of being coerced;
+`native` fields excepted) and numbered by `WITH ORDINALITY`. The acceptance rule (`ok_sql`)
+and the typed values are generated from the spec's `Field` table; only refused rows go
+through the CASE that names their reason code (`_checks`). There is no second, Python-side
+rule set that could disagree: the only work done in Python is
+- per file: a scan for lines over `MAX_LINE` (an mmap, about one page per MiB) and the sha256
+  fingerprint (in threads, while DuckDB reads), and
+- for a file that has refused rows only: `locate`, which maps row ordinals back to physical
   line numbers, takes the raw text (cut at `MAX_RAW`) and names lines DuckDB could not parse at
   all (`not_json`, `not_utf8`, `line_too_long`, `torn_line`, `not_object`).
 
-A file holding a line longer than DuckDB's object limit is first copied with that line replaced
-by `0` (a valid non-object, so line numbers stay aligned); the copy is read instead.
+A file holding a line over `MAX_LINE` is read through a copy with that line replaced by `0` (a
+valid non-object, so line numbers stay aligned): DuckDB never holds a 50 MB line.
 """
 
 from __future__ import annotations
@@ -603,7 +604,7 @@ def rejects_of(conn: duckdb.DuckDBPyConnection, target: str) -> list[Reject]:
 
 
 def create_target(conn: duckdb.DuckDBPyConnection, spec: JsonlSpec, target: str) -> None:
-    """TEMP table for `load_file`: the read's columns plus filename and file_day."""
+    """TEMP table for `load_files`: the read's columns plus filename and file_day."""
     cols = ", ".join(f"v_{f.name} {sql_type(f)}" for f in spec.fields)
     conn.execute(
         f"CREATE OR REPLACE TEMP TABLE {target} (line_no BIGINT, reason VARCHAR, {cols}, "
