@@ -16,7 +16,6 @@ from typing import Any
 import duckdb
 
 
-
 def find_sql_dir(package_dir: Path | None = None) -> Path:
     """The folder holding `<layer>/<name>.sql`: the checkout's `sql/` beside the package when it
     exists (so edits take effect without a rebuild), else the copy shipped inside the wheel."""
