@@ -9,8 +9,7 @@ exact amounts and ids in the ground-truth manifest:
 - `credit`: a FOCUS `ChargeCategory=Credit` line.
 - `duplicate_lines`: an at-least-once shipper re-sent some request lines (same file and a
   replay file).
-- `malformed_line`: one broken line in the middle of a log file (only on a day with at least
-  MALFORMED_MIN_DAY_LINES lines, so it stays under the pipeline's 1 % rejected-rate check).
+- `malformed_line`: one broken line in the middle of a log file.
 - `price_drift`: a provider price change the router's config does not know about.
 """
 
@@ -351,19 +350,13 @@ def duplicate_lines(log_dir: Path, start: dt.date, days: int, seed: int) -> dict
     }
 
 
-MALFORMED_MIN_DAY_LINES = 250
-
-
 def malformed_line(log_dir: Path, start: dt.date, days: int) -> dict[str, Any] | None:
     """Insert one torn line inside a request log file (never its last line); the day's
     smallest file with a few lines, so a million-line day is not rewritten for it."""
     day = _day(start, days, 0.15)
-    day_files = log_files(log_dir, REQUESTS_DIR, [day.isoformat()])
-    # One broken line must stay under the pipeline's blocking rejected-rate check (1 % by
-    # default): on a day this small it would fail the demo's own run, so it is not injected.
-    if sum(len(_head(p, MALFORMED_MIN_DAY_LINES)) for p in day_files) < MALFORMED_MIN_DAY_LINES:
-        return None
-    files = [p for p in day_files if len(_head(p, 3)) >= 3]
+    files = [
+        p for p in log_files(log_dir, REQUESTS_DIR, [day.isoformat()]) if len(_head(p, 3)) >= 3
+    ]
     if not files:
         return None
     path = min(files, key=lambda p: (p.stat().st_size, p.name))

@@ -5,6 +5,7 @@ day folders), and the blocking rejected-rate check."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from decimal import Decimal
 
@@ -127,3 +128,24 @@ def test_outcomes_with_bad_lines_are_quarantined(ledger: Ledger):
     assert ledger.query("SELECT source, file, line FROM raw.rejected_records") == [
         ("outcomes", str(path), 2)
     ]
+
+
+def test_one_bad_line_on_a_quiet_day_warns_and_the_run_goes_on(ledger: Ledger):
+    # 1 garbled line of 11 is 9 % (> max_rejected_pct 1 %) but fewer than min_rejected_lines
+    # (3): quarantined and reported as a warning, never a reason to stop the day's ledger.
+    good = [request(f"q{i}", "2026-03-02T09:00:00.000Z", provider_usd="0.01") for i in range(10)]
+    f = ledger.write_requests("2026-03-02", good[:5])
+    with f.open("a", encoding="utf-8") as fh:
+        fh.write("{not json\n" + "".join(json.dumps(r) + "\n" for r in good[5:]))
+    result = materialize(ledger, day="2026-03-02")
+    assert result.success
+    (rate,) = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "rejected_rate_under_threshold"
+    ]
+    assert rate.passed is False and rate.severity.value == "WARN"
+    assert "fewer than pipeline.min_rejected_lines (3)" in rate.description
+    assert ledger.query("SELECT count(*) FROM staging.requests") == [(10,)]
+    assert ledger.query("SELECT line, reason FROM raw.rejected_records") == [(6, "not_json")]
+    assert ledger.query("SELECT count(*) FROM marts.split_billing_daily")[0][0] > 0

@@ -72,10 +72,12 @@ def rejected_rate_under_threshold(
     context: dg.AssetCheckExecutionContext, ledger: LedgerConfigResource, duckdb: DuckDBResource
 ) -> dg.AssetCheckResult:
     """Quarantined log lines (torn last lines excepted) stay under `pipeline.max_rejected_pct`
-    of the lines read; above it the run stops before the marts (something is wrong upstream),
-    naming the files with the most quarantined lines."""
+    of the lines read; above it, and with at least `pipeline.min_rejected_lines` of them, the
+    run stops before the marts (something is wrong upstream), naming the files with the most
+    quarantined lines. Fewer lines than that only warn."""
     days = run_days(context)
-    limit = ledger.config().pipeline.max_rejected_pct
+    settings = ledger.config().pipeline
+    limit, floor = settings.max_rejected_pct, settings.min_rejected_lines
     with duckdb.get_connection() as conn:
         lines, rejected = conn.execute(load_sql("checks/rejected_rate"), days.params).fetchone()
         worst_files = conn.execute(
@@ -91,17 +93,29 @@ def rejected_rate_under_threshold(
         ).fetchall()
     pct = Decimal(rejected) * 100 / Decimal(lines) if lines else Decimal(0)
     passed = pct <= limit
+    blocks = not passed and rejected >= floor
     names = ", ".join(f"{f} ({n})" for f, n, _ in worst_files)
+    if passed:
+        description = None
+    elif blocks:
+        description = (
+            f"{rejected} of {lines} lines quarantined ({pct:.2f} % > {limit} %); files: {names}"
+        )
+    else:
+        description = (
+            f"{rejected} of {lines} lines quarantined ({pct:.2f} % > {limit} %), fewer than "
+            f"pipeline.min_rejected_lines ({floor}): not stopping the run; files: {names}"
+        )
     return dg.AssetCheckResult(
         passed=passed,
-        description=None
-        if passed
-        else f"{rejected} of {lines} lines quarantined ({pct:.2f} % > {limit} %); files: {names}",
+        severity=dg.AssetCheckSeverity.ERROR if blocks or passed else dg.AssetCheckSeverity.WARN,
+        description=description,
         metadata={
             "lines_read": int(lines),
             "rejected": int(rejected),
             "rejected_pct": float(round(pct, 4)),
             "max_rejected_pct": float(limit),
+            "min_rejected_lines": floor,
             "files": dg.MetadataValue.md(
                 "\n".join(f"- `{f}`: {n} line(s) ({r})" for f, n, r in worst_files) or "none"
             ),
