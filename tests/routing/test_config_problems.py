@@ -172,6 +172,32 @@ def test_yaml_float_prices_become_exact_decimals(tmp_path: Path) -> None:
     assert price.input == Decimal("0.1") and price.output == Decimal("0.30")
 
 
+def test_the_fast_yaml_loader_keeps_every_digit_of_a_yaml_float(tmp_path: Path) -> None:
+    """load_config parses with libyaml (CSafeLoader) when PyYAML has it; its floats must still
+    be Decimals of the source text, never a float on the way (a float keeps 17 digits: the
+    30-digit value below would come back as 0.12345678901234568)."""
+    from routing_core import config
+
+    assert yaml.__with_libyaml__ and issubclass(config._FastDecimalLoader, yaml.CSafeLoader)
+    loader = config._FastDecimalLoader("a: 0.123456789012345678901234567891\nb: 1_000.5\n")
+    try:
+        data = loader.get_single_data()
+    finally:
+        loader.dispose()
+    assert data == {"a": Decimal("0.123456789012345678901234567891"), "b": Decimal("1000.5")}
+    assert all(type(v) is Decimal for v in data.values())
+    text = (
+        yaml.safe_dump(BASE)
+        .replace("input: '1'", "input: 123456.123456789")
+        .replace("output: '2'", "output: 1_000.000000001")
+    )
+    f = tmp_path / "f.yaml"
+    f.write_text(text)
+    price = load_config(f).models[0].endpoints[0].price
+    assert price.input == Decimal("123456.123456789")
+    assert price.output == Decimal("1000.000000001")
+
+
 @pytest.mark.parametrize(
     ("changes", "path"),
     [
