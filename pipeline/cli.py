@@ -156,9 +156,10 @@ class _StepPrinter:
         if kind == "ASSET_CHECK_EVALUATION":
             data = ev.event_specific_data
             if data is not None and not data.passed:
-                blocking = getattr(data, "blocking", False)
                 severity = getattr(data.severity, "value", data.severity)
-                label = "FAILED" if blocking or severity == "ERROR" else "warn"
+                # Dagster blocks downstream steps only on a blocking check's ERROR result; a
+                # blocking check that reports WARN (e.g. too few quarantined lines) is a warning.
+                label = "FAILED" if severity == "ERROR" else "warn"
                 self.failed_checks[ev.step_key] = label
             return
         at = f"{time.perf_counter() - self.t0:6.1f}s"
@@ -302,8 +303,8 @@ def _report(cfg: LedgerConfig, result: Any, start: dt.date, end: dt.date, elapse
         if ev.passed:
             continue
         severity = getattr(ev.severity, "value", ev.severity)
-        blocking = ev.blocking if hasattr(ev, "blocking") else False
-        blocking_failed |= bool(blocking)
+        blocking = bool(getattr(ev, "blocking", False)) and severity == "ERROR"
+        blocking_failed |= blocking
         tag = "BLOCKING" if blocking else severity
         print(f"  check {ev.check_name} on {ev.asset_key.to_user_string()} failed ({tag})")
         for k, v in ev.metadata.items():
