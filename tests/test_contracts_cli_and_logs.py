@@ -47,6 +47,9 @@ SPEC_COMMANDS = {
     "alerts": {"--config", "--dry-run"},
     "simulate": {"--config", "--out", "--days", "--requests-per-day", "--seed"},
     "scenarios": {"--config"},  # plus positional NAME ...
+    "serve": {"--config", "--host", "--port", "--workers"},
+    "ui": {"--config", "--port"},
+    "export": {"--config", "--month", "--format", "--out"},
 }
 
 SPEC_REASON_CODES = {
@@ -208,7 +211,10 @@ def test_spec_command_lines_parse_to_the_right_values() -> None:
         ["explain", "--config", "c", "--model", "m"],  # --api-key is required
         ["explain", "--config", "c", "--api-key", "k"],  # --model is required
         ["check-config"],  # FILE is required
-        ["report", "--config", "c"],  # --month is required
+        ["report"],  # --config is required (--month defaults to the last month with data)
+        ["serve"],  # --config is required
+        ["ui"],  # --config is required
+        ["export", "--config", "c", "--month", "2026-11", "--out", "x"],  # --format is required
         ["alerts"],  # --config is required
         ["simulate"],  # --out is required
     ],
