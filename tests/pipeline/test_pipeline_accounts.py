@@ -59,7 +59,7 @@ def test_project_level_invoice_reconciles_both_keys_of_the_project(ledger: Ledge
             "project_id=proj_acme_prod",
             Decimal("4"),
             Decimal("4.4"),
-            "matched",
+            "over_billed",  # +10 %: outside max($0.01, 1 %), so it is shown, not matched
             "oai-prod-backup,oai-prod-primary",
         ),
         ("project_id=proj_other", Decimal("0"), Decimal("0.25"), "unlogged_usage", None),
