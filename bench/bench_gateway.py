@@ -74,6 +74,17 @@ def wait_http(url: str, proc: subprocess.Popen, timeout_s: float, what: str) -> 
     raise SystemExit(f"{what} not ready after {timeout_s:.0f} s")
 
 
+PROFILED = """
+import atexit, cProfile, signal, sys
+# uvicorn re-raises SIGTERM after its graceful shutdown: exit normally so atexit runs
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+prof = cProfile.Profile()
+atexit.register(lambda: (prof.disable(), prof.dump_stats(sys.argv[1])))
+prof.enable()
+from byok_ledger.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
 SSE_WORDS = ["This", " is", " a", " fast", " streamed", " fake", " answer", "."]
 
 
@@ -288,6 +299,71 @@ async def streaming(url: str, body: dict, headers: dict, clients: int, rounds: i
     return times, ttfb, (errors, kinds), wall
 
 
+def transports(url: str, body: dict, headers: dict, n: int, batch: int, conc: int):
+    """The upstream call alone, in this process on uvloop (what the gateway runs): httpx's
+    default transport (httpcore) against gateway/transport.py, each with and without
+    httpx's cookie jar, in alternating batches; CPU (this process) and p50 latency per
+    request, sequential and with `conc` requests in flight."""
+    import uvloop
+
+    from gateway.transport import FastTransport, UpstreamClient
+
+    def variants() -> dict[str, httpx.AsyncClient]:
+        lim = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+        return {
+            "httpx_default": httpx.AsyncClient(limits=lim, timeout=30.0),
+            "httpx_default_no_cookies": UpstreamClient(limits=lim, timeout=30.0),
+            "fast_with_cookies": httpx.AsyncClient(transport=FastTransport(), timeout=30.0),
+            "fast_no_cookies": UpstreamClient(transport=FastTransport(), timeout=30.0),
+        }
+
+    u = httpx.URL(url)
+
+    async def run() -> dict[str, Any]:
+        clients = variants()
+        lat: dict[str, list[float]] = {k: [] for k in clients}
+        cpu: dict[str, float] = dict.fromkeys(clients, 0.0)
+        ccpu: dict[str, float] = dict.fromkeys(clients, 0.0)
+        cn: dict[str, int] = dict.fromkeys(clients, 0)
+
+        async def one(c: httpx.AsyncClient) -> None:
+            r = await c.post(u, json=body, headers=headers)
+            r.json()
+            if r.status_code != 200:
+                raise SystemExit(f"transport bench: HTTP {r.status_code}")
+
+        for c in clients.values():  # warm the pools
+            await asyncio.gather(*(one(c) for _ in range(conc)))
+        done = 0
+        while done < n:
+            for name, c in clients.items():
+                t0 = time.process_time()
+                for _ in range(batch):
+                    t = time.perf_counter()
+                    await one(c)
+                    lat[name].append(time.perf_counter() - t)
+                cpu[name] += time.process_time() - t0
+                t0 = time.process_time()
+                await asyncio.gather(*(one(c) for _ in range(batch)))
+                ccpu[name] += time.process_time() - t0
+                cn[name] += batch
+            done += batch
+        for c in clients.values():
+            await c.aclose()
+        return {
+            "requests_per_variant": done,
+            "concurrent_in_flight": batch,
+            "p50_ms": {k: round(statistics.median(v) * 1000, 4) for k, v in lat.items()},
+            "cpu_us_per_request": {k: round(v * 1e6 / done, 1) for k, v in cpu.items()},
+            "cpu_us_per_request_concurrent": {
+                k: round(v * 1e6 / cn[k], 1) for k, v in ccpu.items()
+            },
+        }
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(run())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="sequential requests per side")
@@ -298,9 +374,20 @@ def main() -> int:
         default="/tmp/litellm-venv",
         help="virtualenv with litellm[proxy] installed ('' to skip LiteLLM)",
     )
+    ap.add_argument(
+        "--transport-n",
+        type=int,
+        default=2000,
+        help="requests per upstream transport variant (0 to skip that comparison)",
+    )
     ap.add_argument("--stream-clients", type=int, default=256)
     ap.add_argument("--stream-rounds", type=int, default=4, help="streams per client")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="run the gateway under cProfile and write its stats to FILE (pstats) at exit",
+    )
     ap.add_argument("--sse-fake", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.sse_fake:
@@ -348,8 +435,13 @@ def main() -> int:
         cfg.write_text(yaml.safe_dump(data, sort_keys=False))
 
         gw_port = free_port()
+        serve = ["serve", "--config", str(cfg), "--port", str(gw_port)]
+        if args.profile:  # stats written when the gateway exits (SIGTERM at the end)
+            run = [PY, "-c", PROFILED, args.profile, *serve]
+        else:
+            run = [PY, "-m", "byok_ledger.cli", *serve]
         gw = procs.start(
-            [PY, "-m", "byok_ledger.cli", "serve", "--config", str(cfg), "--port", str(gw_port)],
+            run,
             env={"BENCH_K1": secret, "BENCH_KS": "sk-fast"},
         )
         gw_url = f"http://127.0.0.1:{gw_port}"
@@ -444,6 +536,11 @@ def main() -> int:
         if "litellm" in added and added["gateway"] > 0:
             seq["litellm_added_over_gateway_added"] = round(added["litellm"] / added["gateway"], 1)
         out["sequential"] = seq
+
+        if args.transport_n > 0:
+            out["upstream_transport"] = transports(
+                *targets["direct"], args.transport_n, args.batch, 64
+            )
 
         # ---------------------------------------------------------- streaming
         sbody = {**body, "stream": True, "stream_options": {"include_usage": True}}

@@ -207,3 +207,43 @@ def test_https_upstreams_are_verified(tmp_path):
         server.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast_transport", "httpx_transport"])
+def test_a_providers_cookie_never_rides_on_the_next_request(fast):
+    """One upstream client serves every tenant: a Set-Cookie from a provider must not be
+    sent with the next caller's request (with either transport make_client may choose)."""
+    from gateway.transport import UpstreamClient
+
+    seen: list[bytes] = []
+    answer = (
+        b"HTTP/1.1 200 OK\r\nset-cookie: session=tenant-a-secret; Path=/\r\n"
+        b'content-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}'
+    )
+
+    async def handler(reader, writer):
+        while True:
+            try:
+                seen.append(await read_request(reader))
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(answer)
+
+    async def main() -> None:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        kw = {"transport": FastTransport(max_connections=4)} if fast else {}
+        async with UpstreamClient(timeout=2.0, **kw) as client:
+            for _ in range(2):
+                r = await client.post(f"http://127.0.0.1:{port}/v1/x", json={"a": 1})
+                assert r.json() == {"ok": True}
+            assert not client.cookies
+            with pytest.raises(ValueError, match="no cookies"):
+                client.cookies = {"a": "b"}
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+    assert len(seen) == 2
+    assert all(b"cookie" not in req.lower().replace(b"set-cookie", b"") for req in seen)
+    assert all(b"tenant-a-secret" not in req for req in seen)
