@@ -10,15 +10,7 @@ import hashlib
 import duckdb
 
 from routing_core.config import LedgerConfig
-
-ACCOUNT_IDS = (
-    "project_id",
-    "api_key_id",
-    "workspace_id",
-    "sub_account_id",
-    "billing_account_id",
-    "organization_id",
-)
+from routing_core.schema import ACCOUNT_IDS
 
 _TABLES = {
     "ref_providers": "provider VARCHAR, statement_name VARCHAR, invoice_format VARCHAR, "

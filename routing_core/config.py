@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from routing_core.schema import ACCOUNT_IDS
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -321,14 +323,7 @@ class ByokKey(_Model):
     @field_validator("account")
     @classmethod
     def _account_keys(cls, v: dict[str, str]) -> dict[str, str]:
-        allowed = {
-            "project_id",
-            "api_key_id",
-            "workspace_id",
-            "sub_account_id",
-            "billing_account_id",
-            "organization_id",
-        }
+        allowed = set(ACCOUNT_IDS)
         unknown = set(v) - allowed
         if unknown:
             raise ValueError(

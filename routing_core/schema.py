@@ -57,6 +57,17 @@ class Usage:
 
 ZERO = Decimal(0)
 
+# The provider-side identifiers a BYOK key's `account` may carry and an invoice line is matched
+# on: one list for the config's validation, the log reader and the reconciliation tables.
+ACCOUNT_IDS = (
+    "project_id",
+    "api_key_id",
+    "workspace_id",
+    "sub_account_id",
+    "billing_account_id",
+    "organization_id",
+)
+
 
 @dataclass(slots=True)
 class Cost:

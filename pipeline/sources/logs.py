@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from routing_core.schema import OUTCOMES_DIR, REQUESTS_DIR
+from routing_core.schema import ACCOUNT_IDS, OUTCOMES_DIR, REQUESTS_DIR
 
 from .jsonl import MONEY_MAX, MS_MAX, TOKENS_MAX, Field, JsonlSpec
 
@@ -28,14 +28,6 @@ _TOKENS = (
     "output_tokens",
     "reasoning_tokens",
 )
-_ACCOUNT = (
-    "project_id",
-    "api_key_id",
-    "workspace_id",
-    "sub_account_id",
-    "billing_account_id",
-    "organization_id",
-)
 
 ATTEMPT_FIELDS = (
     _s("model"),
@@ -48,7 +40,7 @@ ATTEMPT_FIELDS = (
     Field("latency_ms", "num", lo=0, hi=MS_MAX),
 )
 
-ACCOUNT_TYPE = "STRUCT(" + ", ".join(f"{n} VARCHAR" for n in _ACCOUNT) + ")"
+ACCOUNT_TYPE = "STRUCT(" + ", ".join(f"{n} VARCHAR" for n in ACCOUNT_IDS) + ")"
 ATTEMPTS_TYPE = (
     "STRUCT(model VARCHAR, provider VARCHAR, credential VARCHAR, key_id VARCHAR, status VARCHAR, "
     "http_status INTEGER, error_type VARCHAR, latency_ms DOUBLE)[]"
