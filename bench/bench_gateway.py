@@ -85,31 +85,34 @@ from byok_ledger.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 
-SSE_WORDS = ["This", " is", " a", " fast", " streamed", " fake", " answer", "."]
 
-
-def sse_fake(port: int) -> None:
-    """A minimal asyncio OpenAI-wire streaming provider for the 256-client test: the
-    simulator's fake is a thread per connection and saturates first, which would measure
-    the fake instead of the gateway. Same chunk shapes, a usage chunk, `[DONE]`."""
+def sse_fake(port: int, chunks: int, interval_ms: float) -> None:
+    """An asyncio (uvloop) OpenAI-wire streaming provider for the concurrent-streams test:
+    the simulator's fake is a thread per connection and saturates first, which would measure
+    the fake instead of the gateway. Each content chunk's text is the fake's CLOCK_MONOTONIC
+    in nanoseconds at the moment it is written (system-wide, so comparable in the load
+    processes): a client that reads it knows how long that chunk took to reach it, direct
+    or through the gateway. Chunks `interval_ms` apart, then finish, a usage chunk and
+    `[DONE]`, chunked transfer encoding, keep-alive."""
+    import uvloop
 
     def chunk(obj: dict) -> bytes:
         data = b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
         return b"%x\r\n%s\r\n" % (len(data), data)
 
     base = {"id": "chatcmpl-fast", "object": "chat.completion.chunk", "created": 0, "model": "s-1"}
-    parts = [chunk({**base, "choices": [{"index": 0, "delta": {"role": "assistant"}}]})]
-    parts += [
-        chunk({**base, "choices": [{"index": 0, "delta": {"content": w}}]}) for w in SSE_WORDS
-    ]
-    parts.append(chunk({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
-    usage = {"prompt_tokens": 20, "completion_tokens": len(SSE_WORDS), "total_tokens": 28}
-    parts.append(chunk({**base, "choices": [], "usage": usage}))
+    first = chunk({**base, "choices": [{"index": 0, "delta": {"role": "assistant"}}]})
+    prefix = json.dumps({**base, "choices": [{"index": 0, "delta": {"content": "@"}}]})
+    pre, post = (x.encode() for x in prefix.replace(" ", "").split("@"))
+    tail = chunk({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    usage = {"prompt_tokens": 20, "completion_tokens": chunks, "total_tokens": 20 + chunks}
+    tail += chunk({**base, "choices": [], "usage": usage})
     done = b"data: [DONE]\n\n"
-    parts.append(b"%x\r\n%s\r\n0\r\n\r\n" % (len(done), done))  # last event, end of body
+    tail += b"%x\r\n%s\r\n0\r\n\r\n" % (len(done), done)  # last event, end of body
     head = (
         b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
     )
+    gap = interval_ms / 1000
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -120,10 +123,12 @@ def sse_fake(port: int) -> None:
                     if line.lower().startswith(b"content-length:"):
                         n = int(line.split(b":")[1])
                 await reader.readexactly(n)
-                writer.write(head + parts[0])
-                for p in parts[1:]:
-                    await writer.drain()
-                    writer.write(p)
+                writer.write(head + first)
+                for _ in range(chunks):
+                    await asyncio.sleep(gap)
+                    data = b"data: %s%d%s\n\n" % (pre, time.monotonic_ns(), post)
+                    writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+                writer.write(tail)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
@@ -133,7 +138,88 @@ def sse_fake(port: int) -> None:
         async with server:
             await server.serve_forever()
 
-    asyncio.run(main())
+    uvloop.run(main())
+
+
+def stream_load(spec: dict[str, Any]) -> None:
+    """One load-generator process (uvloop, raw sockets: no HTTP client library on the
+    measuring side, so the client is not what saturates): `clients` keep-alive connections,
+    each sending `rounds` streamed requests one after another, their starts spread over
+    `ramp_s` so the streams overlap as steady traffic rather than one burst. Per stream:
+    time to the first content chunk, total time, and each content chunk's delivery delay
+    (arrival minus the fake's send timestamp). Prints one JSON object."""
+    import re
+
+    import uvloop
+
+    host, port = spec["host"], spec["port"]
+    body = json.dumps(spec["body"]).encode()
+    head = f"POST {spec['path']} HTTP/1.1\r\nhost: {host}:{port}\r\n"
+    for k, v in spec["headers"].items():
+        head += f"{k}: {v}\r\n"
+    head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+    request = head.encode() + body
+    stamp = re.compile(rb'"content":"(\d{6,})"')
+    ttfb: list[float] = []
+    total: list[float] = []
+    delay: list[float] = []
+    errors: dict[str, int] = {}
+
+    def failed(kind: str) -> None:
+        errors[kind] = errors.get(kind, 0) + 1
+
+    async def one_client(i: int) -> None:
+        await asyncio.sleep(spec["ramp_s"] * i / max(1, spec["clients"]))
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError as e:
+            failed(f"connect {type(e).__name__}: {e}"[:160])
+            return
+        try:
+            for _ in range(spec["rounds"]):
+                t0 = time.monotonic_ns()
+                writer.write(request)
+                status = await reader.readuntil(b"\r\n\r\n")
+                if not status.startswith(b"HTTP/1.1 200"):
+                    failed(f"http {status[:40]!r}")
+                    return
+                first = None
+                buf = b""
+                while True:
+                    size = int((await reader.readuntil(b"\r\n"))[:-2].split(b";")[0], 16)
+                    data = await reader.readexactly(size + 2)
+                    now = time.monotonic_ns()
+                    if size == 0:
+                        break
+                    buf += data[:-2]
+                    for m in stamp.finditer(data):
+                        delay.append((now - int(m.group(1))) / 1e6)
+                        if first is None:
+                            first = now
+                if b"data: [DONE]" not in buf or first is None:
+                    last = buf.rstrip().rsplit(b"\n", 1)[-1]
+                    failed(f"no [DONE]; last event {last[:160]!r}")
+                    return
+                ttfb.append((first - t0) / 1e6)
+                total.append((time.monotonic_ns() - t0) / 1e6)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as e:
+            failed(f"{type(e).__name__}: {e}"[:160])
+        finally:
+            writer.close()
+
+    async def main() -> float:
+        t = time.monotonic()
+        tasks = [asyncio.create_task(one_client(i)) for i in range(spec["clients"])]
+        _, late = await asyncio.wait(tasks, timeout=spec["timeout_s"])
+        for task in late:  # bounded in time: a stuck stream is an error, not a hang
+            task.cancel()
+            failed(f"not finished within {spec['timeout_s']} s")
+        return time.monotonic() - t
+
+    wall = uvloop.run(main())
+    print(
+        json.dumps({"ttfb": ttfb, "total": total, "delay": delay, "errors": errors, "wall": wall})
+    )
 
 
 def config(folder: Path) -> Path:
@@ -219,11 +305,15 @@ class Procs:
                     p.kill()
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process (and its reaped children) used so far."""
+def cpu_s(pid: int, which: tuple[int, ...] = (11, 12, 13, 14)) -> float:
+    """User + system CPU seconds a process (and its reaped children) used so far
+    (`which=SYS` for the system part only)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks
+    return sum(int(fields[i]) for i in which) / ticks
+
+
+SYS = (12, 14)
 
 
 def sequential(targets: dict[str, tuple[str, dict, dict]], n: int, batch: int, warmup: int):
@@ -252,51 +342,63 @@ def sequential(targets: dict[str, tuple[str, dict, dict]], n: int, batch: int, w
     return lat, errors
 
 
-async def streaming(url: str, body: dict, headers: dict, clients: int, rounds: int):
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    times: list[float] = []
-    ttfb: list[float] = []
-    errors = 0
-    kinds: dict[str, int] = {}
+def stream_side(
+    host: str, port: int, path: str, body: dict, headers: dict, args: argparse.Namespace
+) -> dict[str, Any]:
+    """`args.stream_clients` concurrent streaming clients split over `args.stream_procs`
+    load-generator processes (each `stream_load`); their measurements merged."""
+    n_procs = max(1, min(args.stream_procs, args.stream_clients))
+    per = [
+        args.stream_clients // n_procs + (i < args.stream_clients % n_procs) for i in range(n_procs)
+    ]
+    timeout_s = 60.0
+    loaders = []
+    for clients in per:
+        spec = {
+            "host": host,
+            "port": port,
+            "path": path,
+            "body": body,
+            "headers": headers,
+            "clients": clients,
+            "rounds": args.stream_rounds,
+            "ramp_s": args.stream_chunks * args.chunk_ms / 1000,
+            "timeout_s": timeout_s,
+        }
+        loaders.append(
+            subprocess.Popen(
+                [PY, str(Path(__file__).resolve()), "--stream-load", json.dumps(spec)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+        )
+    merged: dict[str, Any] = {"ttfb": [], "total": [], "delay": [], "errors": {}, "wall": 0.0}
+    for p in loaders:
+        raw, _ = p.communicate(timeout=timeout_s + 30)
+        if p.returncode != 0:
+            raise SystemExit(f"a stream load process failed (exit {p.returncode})")
+        got = json.loads(raw)
+        for k in ("ttfb", "total", "delay"):
+            merged[k] += got[k]
+        for k, v in got["errors"].items():
+            merged["errors"][k] = merged["errors"].get(k, 0) + v
+        merged["wall"] = max(merged["wall"], got["wall"])
+    return merged
 
-    def failed(kind: str) -> None:
-        nonlocal errors
-        errors += 1
-        kinds[kind] = kinds.get(kind, 0) + 1
 
-    async with httpx.AsyncClient(timeout=60.0, limits=limits) as c:
-
-        async def one() -> None:
-            for _ in range(rounds):
-                t = time.perf_counter()
-                first = None
-                ok = False
-                try:
-                    async with c.stream("POST", url, json=body, headers=headers) as r:
-                        if r.status_code != 200:
-                            failed(f"http {r.status_code}: {(await r.aread())[:120]!r}")
-                            continue
-                        last = ""
-                        async for line in r.aiter_lines():
-                            if first is None and line.startswith("data: "):
-                                first = time.perf_counter() - t
-                            if line == "data: [DONE]":
-                                ok = True
-                            elif line:
-                                last = line
-                except httpx.HTTPError as e:
-                    failed(f"{type(e).__name__}: {e}"[:160])
-                    continue
-                if not ok:
-                    failed(f"no [DONE]; last event {last[:160]}")
-                    continue
-                times.append(time.perf_counter() - t)
-                ttfb.append(first or 0.0)
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(clients)))
-        wall = time.perf_counter() - t0
-    return times, ttfb, (errors, kinds), wall
+def summary(m: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "streams": len(m["total"]),
+        "errors": sum(m["errors"].values()),
+        "error_kinds": m["errors"],
+        "wall_s": round(m["wall"], 3),
+        "streams_per_s": round(len(m["total"]) / m["wall"], 1) if m["wall"] else None,
+    }
+    for k in ("ttfb", "total", "delay"):
+        if m[k]:
+            out[f"{k}_p50_ms"] = round(statistics.median(m[k]), 3)
+            out[f"{k}_p99_ms"] = round(pct(m[k], 99), 3)
+    return out
 
 
 def transports(url: str, body: dict, headers: dict, n: int, batch: int, conc: int):
@@ -382,6 +484,11 @@ def main() -> int:
     )
     ap.add_argument("--stream-clients", type=int, default=256)
     ap.add_argument("--stream-rounds", type=int, default=4, help="streams per client")
+    ap.add_argument(
+        "--stream-procs", type=int, default=2, help="load-generator processes for the streams"
+    )
+    ap.add_argument("--stream-chunks", type=int, default=32, help="content chunks per stream")
+    ap.add_argument("--chunk-ms", type=float, default=30.0, help="gap between content chunks")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument(
         "--profile",
@@ -389,9 +496,13 @@ def main() -> int:
         help="run the gateway under cProfile and write its stats to FILE (pstats) at exit",
     )
     ap.add_argument("--sse-fake", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--stream-load", metavar="SPEC", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.sse_fake:
-        sse_fake(args.sse_fake)
+        sse_fake(args.sse_fake, args.stream_chunks, args.chunk_ms)
+        return 0
+    if args.stream_load:
+        stream_load(json.loads(args.stream_load))
         return 0
 
     procs = Procs()
@@ -420,7 +531,10 @@ def main() -> int:
         fake_url = info["base_urls"]["p1"]
         secret = info["secrets"]["BENCH_K1"]
         sse_port = free_port()
-        sse = procs.start([PY, str(Path(__file__).resolve()), "--sse-fake", str(sse_port)])
+        sse = procs.start(
+            [PY, str(Path(__file__).resolve()), "--sse-fake", str(sse_port)]
+            + ["--stream-chunks", str(args.stream_chunks), "--chunk-ms", str(args.chunk_ms)]
+        )
         sse_url = f"http://127.0.0.1:{sse_port}/v1"
         deadline = time.monotonic() + 20
         while True:
@@ -545,58 +659,70 @@ def main() -> int:
         # ---------------------------------------------------------- streaming
         sbody = {**body, "stream": True, "stream_options": {"include_usage": True}}
         if args.stream_clients > 0:
-            res = {}
-            for name, (url, b, h) in (
-                (
-                    "direct",
-                    (
-                        sse_url + "/chat/completions",
-                        {**sbody, "model": "s-1"},
-                        {"authorization": "Bearer sk-fast"},
-                    ),
+            sides = {
+                "direct": (
+                    sse_port,
+                    "/v1/chat/completions",
+                    {**sbody, "model": "s-1"},
+                    {"authorization": "Bearer sk-fast"},
                 ),
-                (
-                    "gateway",
-                    (
-                        gw_url + "/v1/chat/completions",
-                        {**sbody, "model": "m/s"},
-                        targets["gateway"][2],
-                    ),
+                "gateway": (
+                    gw_port,
+                    "/v1/chat/completions",
+                    {**sbody, "model": "m/s"},
+                    targets["gateway"][2],
                 ),
-            ):
-                asyncio.run(streaming(url, b, h, 16, 1))  # warm the pools
-                c0 = cpu_s(gw.pid)
-                times, ttfb, errs, wall = asyncio.run(
-                    streaming(url, b, h, args.stream_clients, args.stream_rounds)
-                )
-                gw_cpu = cpu_s(gw.pid) - c0
-                errs, kinds = errs
-                res[name] = {
-                    "streams": len(times),
-                    "errors": errs,
-                    "error_kinds": kinds,
-                    "p50_ms": round(statistics.median(times) * 1000, 3) if times else None,
-                    "p99_ms": round(pct(times, 99) * 1000, 3) if times else None,
-                    "ttfb_p50_ms": round(statistics.median(ttfb) * 1000, 3) if ttfb else None,
-                    "wall_s": round(wall, 3),
-                    "streams_per_s": round(len(times) / wall, 1) if wall else None,
-                }
+            }
+            res: dict[str, Any] = {}
+            cpu_gw = sys_gw = 0.0
+            cpu_fake = {"direct": 0.0, "gateway": 0.0}
+            raw: dict[str, dict[str, Any]] = {}
+            # direct, gateway, gateway, direct: drift of the machine's load hits both alike
+            for name in ("direct", "gateway", "gateway", "direct"):
+                port, path, b, h = sides[name]
+                c0, s0, f0 = cpu_s(gw.pid), cpu_s(gw.pid, SYS), cpu_s(sse.pid)
+                got = stream_side("127.0.0.1", port, path, b, h, args)
+                cpu_fake[name] += cpu_s(sse.pid) - f0
                 if name == "gateway":
-                    res[name]["gateway_cpu_s"] = round(gw_cpu, 3)
-                    res[name]["streams_per_gateway_cpu_s"] = (
-                        round(len(times) / gw_cpu, 1) if gw_cpu else None
-                    )
+                    cpu_gw += cpu_s(gw.pid) - c0
+                    sys_gw += cpu_s(gw.pid, SYS) - s0
+                acc = raw.setdefault(name, {"ttfb": [], "total": [], "delay": [], "errors": {}})
+                for k in ("ttfb", "total", "delay"):
+                    acc[k] += got[k]
+                for k, v in got["errors"].items():
+                    acc["errors"][k] = acc["errors"].get(k, 0) + v
+                acc["wall"] = acc.get("wall", 0.0) + got["wall"]
+            for name, acc in raw.items():
+                res[name] = summary(acc)
+            res["gateway"]["gateway_cpu_s"] = round(cpu_gw, 3)
+            res["gateway"]["gateway_system_cpu_s"] = round(sys_gw, 3)
+            for name in res:
+                n = res[name]["streams"]
+                res[name]["fake_cpu_ms_per_stream"] = (
+                    round(cpu_fake[name] * 1000 / n, 3) if n else None
+                )
+            n_gw = res["gateway"]["streams"]
             st: dict[str, Any] = {
                 "clients": args.stream_clients,
-                "upstream": "asyncio streaming fake (bench/bench_gateway.py --sse-fake)",
+                "streams_per_side": 2 * args.stream_clients * args.stream_rounds,
+                "load_processes": args.stream_procs,
+                "chunks_per_stream": args.stream_chunks,
+                "chunk_gap_ms": args.chunk_ms,
+                "upstream": "asyncio streaming fake, timestamped chunks (--sse-fake)",
                 **res,
+                "added_ms": {
+                    f"{k}_{q}": round(
+                        res["gateway"][f"{k}_{q}_ms"] - res["direct"][f"{k}_{q}_ms"], 3
+                    )
+                    for k in ("ttfb", "total", "delay")
+                    for q in ("p50", "p99")
+                    if f"{k}_{q}_ms" in res["gateway"] and f"{k}_{q}_ms" in res["direct"]
+                },
+                # one worker = at most one core; on a loaded machine it gets less, so the
+                # load-independent figure is streams per CPU-second the gateway used
+                "gateway_streams_per_cpu_s": round(n_gw / cpu_gw, 1) if cpu_gw else None,
+                "gateway_cpu_ms_per_stream": round(cpu_gw * 1000 / n_gw, 3) if n_gw else None,
             }
-            if res["direct"]["p99_ms"] and res["gateway"]["p99_ms"]:
-                st["added_p99_ms"] = round(res["gateway"]["p99_ms"] - res["direct"]["p99_ms"], 3)
-                st["added_p50_ms"] = round(res["gateway"]["p50_ms"] - res["direct"]["p50_ms"], 3)
-            # one worker = at most one core; on a loaded machine it gets less, so the
-            # load-independent figure is streams per CPU-second the gateway used
-            st["gateway_streams_per_s_per_core"] = res["gateway"]["streams_per_gateway_cpu_s"]
             out["streaming"] = st
         out["loadavg_after"] = os.getloadavg()[0]
     finally:
