@@ -82,6 +82,9 @@ def _run(uvicorn: Any, host: str, port: int, workers: int) -> None:
         timeout_graceful_shutdown=GRACEFUL_S,
         backlog=4096,
         server_header=False,
+        # no X-Forwarded-For rewriting: the gateway never reads the client address, and the
+        # middleware runs on every request
+        proxy_headers=False,
         date_header=False,
     )
 

@@ -97,18 +97,28 @@ class _Conn(asyncio.Protocol):
             w.set_result(None)
 
     async def wait(self, timeout: float | None) -> None:
-        """Until more data, the end of the answer or the end of the connection."""
-        self.waiter = asyncio.get_running_loop().create_future()
+        """Until more data, the end of the answer or the end of the connection; raises
+        TimeoutError after `timeout` seconds. A timer handle rather than `asyncio.timeout`:
+        this runs once per streamed chunk, and the handle costs a fraction of it."""
+        loop = asyncio.get_running_loop()
+        w = self.waiter = loop.create_future()
+        timer = loop.call_later(timeout, _expire, w) if timeout is not None else None
         try:
-            async with asyncio.timeout(timeout):
-                await self.waiter
+            await w
         finally:
             self.waiter = None
+            if timer is not None:
+                timer.cancel()
 
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.close()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
 
 
 class _Body(httpx.AsyncByteStream):

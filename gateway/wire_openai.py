@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 from gateway.errors import GatewayError
@@ -180,6 +181,8 @@ class ChunkEncoder:
             "model": model,
             "provider": provider,
         }
+        self._text_pre: bytes | None = None
+        self._text_post = b""
 
     def _line(self, extra: dict[str, Any]) -> bytes:
         return (
@@ -202,9 +205,16 @@ class ChunkEncoder:
         )
 
     def text(self, text: str) -> bytes:
-        return self._line(
-            {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
-        )
+        """The same bytes as `_line` of the content delta, from a template: every content
+        chunk of a stream goes through here, and only its text changes."""
+        pre = self._text_pre
+        if pre is None:
+            line = self._line(
+                {"choices": [{"index": 0, "delta": {"content": "@"}, "finish_reason": None}]}
+            )
+            pre, post = line.rsplit(b'"@"', 1)  # the content is the last string
+            self._text_pre, self._text_post = pre, post
+        return pre + _quote(text).encode() + self._text_post
 
     def tool_call(self, index: int, call_id: str | None, name: str | None, args: str) -> bytes:
         call: dict[str, Any] = {"index": index, "function": {"arguments": args}}
