@@ -83,11 +83,20 @@ def load_requests(
     run_id = run_id or acc.new_run_id()
     logs = cfg.logs_dir
     acc.start_load(conn)
-    loads = acc.read_jsonl_files(
-        conn, REQUEST_SPEC, request_files(logs, days.days), logs, "_req_in"
-    )
-    acc.candidates(conn, acc.REQUESTS, "_req_in")
+    req_files = request_files(logs, days.days)
     gen_found = day_files(logs, GENERATIONS_DIR, days.days, ("*.json", "*.jsonl"))
+    sources = ("requests", "openrouter_generations")
+    # Nothing new or changed: nothing is read. Not with generation records, whose rows also
+    # depend on the config (providers, models, keys), which a file's fingerprint does not see.
+    prev = (
+        None if gen_found else acc.unchanged_since_last_load(conn, sources, *_span(days), req_files)
+    )
+    if prev is not None:
+        with transaction(conn):
+            acc.record_unchanged(conn, prev, run_id, days.start, days.end, sources)
+        return _ingest_stats(conn, days, run_id, "staging.requests")
+    loads = acc.read_jsonl_files(conn, REQUEST_SPEC, req_files, logs, "_req_in")
+    acc.candidates(conn, acc.REQUESTS, "_req_in")
     gen_inside, gen_outside = paths_inside(logs, gen_found)
     gen_loads, gen_refused = acc.refuse_outside("openrouter_generations", gen_outside, logs)
     scans = acc.fingerprint_all(gen_inside)
@@ -109,10 +118,12 @@ def load_requests(
     acc.add_rejects(conn, "openrouter_generations", gen_refused + gen_rejects)
     acc.add_files(conn, loads + gen_loads)
     with transaction(conn):
-        acc.replace_rows(
-            conn, acc.REQUESTS, days.start, days.end, run_id, ("requests", "openrouter_generations")
-        )
+        acc.replace_rows(conn, acc.REQUESTS, days.start, days.end, run_id, sources)
     return _ingest_stats(conn, days, run_id, "staging.requests")
+
+
+def _span(days: DayRange) -> tuple[dt.date, dt.date]:
+    return days.start, days.end
 
 
 def _ingest_stats(
@@ -163,9 +174,13 @@ def load_outcomes(
     run_id = run_id or acc.new_run_id()
     logs = cfg.logs_dir
     acc.start_load(conn)
-    loads = acc.read_jsonl_files(
-        conn, OUTCOME_SPEC, outcome_files(logs, days.days), logs, "_out_in"
-    )
+    files = outcome_files(logs, days.days)
+    prev = acc.unchanged_since_last_load(conn, ("outcomes",), *_span(days), files)
+    if prev is not None:  # nothing new or changed: nothing is read
+        with transaction(conn):
+            acc.record_unchanged(conn, prev, run_id, days.start, days.end, ("outcomes",))
+        return _ingest_stats(conn, days, run_id, "staging.outcomes")
+    loads = acc.read_jsonl_files(conn, OUTCOME_SPEC, files, logs, "_out_in")
     acc.candidates(conn, acc.OUTCOMES, "_out_in")
     acc.add_files(conn, loads)
     with transaction(conn):

@@ -537,5 +537,82 @@ def _write_manifest(
         ).fetchall()
 
 
+def unchanged_since_last_load(
+    conn: duckdb.DuckDBPyConnection,
+    sources: tuple[str, ...],
+    start: dt.date,
+    end: dt.date,
+    files: list[Path],
+) -> list[tuple[Any, ...]] | None:
+    """The latest manifest rows of the folders [start, end] when the load would change nothing:
+    the same set of files as their last load, each of them last loaded successfully (`loaded`
+    or `unchanged`, never refused) with the same size and the same sha256. None otherwise
+    (also when there are no files). The sizes are compared first, so a grown file (e.g. a torn
+    last line since completed by its writer) is not even hashed; the sha256 of the rest is
+    computed two files at a time."""
+    if not files:
+        return None
+    prev = conn.execute(
+        """SELECT file, source, bytes, fingerprint, lines, loaded, duplicates, quarantined,
+                  status, first_day, last_day
+        FROM raw.load_manifest
+        WHERE source IN (SELECT unnest($sources))
+          AND TRY_CAST(regexp_extract(file, 'dt=([0-9]{4}-[0-9]{2}-[0-9]{2})', 1) AS DATE)
+              BETWEEN $start AND $end
+        QUALIFY row_number() OVER (PARTITION BY file ORDER BY loaded_at DESC, run_id DESC) = 1""",
+        {"sources": list(sources), "start": start, "end": end},
+    ).fetchall()
+    by_file = {r[0]: r for r in prev}
+    if set(by_file) != {str(f) for f in files}:
+        return None
+    for f in files:
+        row = by_file[str(f)]
+        if row[8] not in ("loaded", "unchanged"):
+            return None
+        try:
+            if f.stat().st_size != row[2]:
+                return None
+        except OSError:
+            return None
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        try:
+            hashes = list(pool.map(fingerprint_of, files))
+        except OSError:
+            return None
+    if any(h != by_file[str(f)][3] for f, h in zip(files, hashes, strict=True)):
+        return None
+    return [by_file[str(f)] for f in files]
+
+
+def record_unchanged(
+    conn: duckdb.DuckDBPyConnection,
+    prev: list[tuple[Any, ...]],
+    run_id: str,
+    start: dt.date,
+    end: dt.date,
+    sources: tuple[str, ...],
+) -> None:
+    """A load that found every file as last loaded: its rows, rejects and load stats stay;
+    each file gets a manifest row with status `unchanged` and the counts of its last load
+    (so every line is still accounted for), and TEMP `_files` / `_rejects` describe it like
+    a load that read the files (for the load's totals)."""
+    conn.executemany(
+        "INSERT INTO _files VALUES (?, ?, ?, ?, ?, ?, 'unchanged', NULL)",
+        [(r[0], r[1], folder_day(Path(r[0])), r[2], r[3], r[4]) for r in prev],
+    )
+    conn.execute(
+        "INSERT INTO _rejects SELECT * FROM raw.rejected_records "
+        "WHERE source IN (SELECT unnest($sources)) AND day BETWEEN $start AND $end",
+        {"sources": list(sources), "start": start, "end": end},
+    )
+    conn.executemany(
+        "INSERT INTO raw.load_manifest (run_id, loaded_at, source, provider, file, bytes, "
+        "fingerprint, lines, loaded, duplicates, quarantined, out_of_scope, out_of_scope_usd, "
+        "status, reason, first_day, last_day) VALUES (?, CAST(now() AT TIME ZONE 'UTC' AS "
+        "TIMESTAMP), ?, NULL, ?, ?, ?, ?, ?, ?, ?, 0, 0, 'unchanged', NULL, ?, ?)",
+        [(run_id, r[1], r[0], r[2], r[3], r[4], r[5], r[6], r[7], r[9], r[10]) for r in prev],
+    )
+
+
 def new_run_id() -> str:
     return f"local-{uuid.uuid4()}"
