@@ -285,10 +285,10 @@ class Procs:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, args: list[str], env: dict[str, str] | None = None, **kw: Any):
+        kw.setdefault("cwd", ROOT)
         p = subprocess.Popen(
             args,
             env={**os.environ, **(env or {})},
-            cwd=ROOT,
             start_new_session=True,
             **kw,
         )
@@ -489,6 +489,12 @@ def main() -> int:
     )
     ap.add_argument("--stream-chunks", type=int, default=32, help="content chunks per stream")
     ap.add_argument("--chunk-ms", type=float, default=30.0, help="gap between content chunks")
+    ap.add_argument(
+        "--before",
+        metavar="DIR",
+        help="also run the gateway from this source tree (e.g. an older revision unpacked "
+        "with git archive) in the sequential comparison",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument(
         "--profile",
@@ -560,6 +566,19 @@ def main() -> int:
         )
         gw_url = f"http://127.0.0.1:{gw_port}"
         wait_http(gw_url + "/readyz", gw, 60, "byok-ledger serve")
+        before = None
+        if args.before:
+            # the same gateway from another source tree (e.g. `git archive <rev>`): before
+            # and after measured side by side, same fake, same requests, same load
+            b_port = free_port()
+            tree = str(Path(args.before).resolve())
+            before = procs.start(
+                [PY, "-m", "byok_ledger.cli", "serve", "--config", str(cfg)]
+                + ["--port", str(b_port)],
+                env={"BENCH_K1": secret, "BENCH_KS": "sk-fast", "PYTHONPATH": tree},
+                cwd=tree,
+            )
+            wait_http(f"http://127.0.0.1:{b_port}/readyz", before, 60, "gateway (before)")
 
         body = {"messages": MESSAGES, "max_tokens": 64}
         targets: dict[str, tuple[str, dict, dict]] = {
@@ -574,6 +593,12 @@ def main() -> int:
                 {"authorization": "Bearer " + GW_KEY},
             ),
         }
+        if before is not None:
+            targets["gateway_before"] = (
+                f"http://127.0.0.1:{b_port}/v1/chat/completions",
+                {**body, "model": "m/b"},
+                {"authorization": "Bearer " + GW_KEY},
+            )
         ll_bin = Path(args.litellm) / "bin" / "litellm" if args.litellm else None
         if ll_bin is not None and ll_bin.exists():
             ll_cfg = folder / "litellm.yaml"
@@ -624,6 +649,8 @@ def main() -> int:
             out["litellm"] = "skipped (no litellm virtualenv given)"
 
         pids = {"gateway": gw.pid, "fake": fake.pid}
+        if before is not None:
+            pids["gateway_before"] = before.pid
         if "litellm" in targets:
             pids["litellm"] = ll.pid
         cpu0 = {k: cpu_s(p) for k, p in pids.items()}
@@ -645,6 +672,8 @@ def main() -> int:
         # CPU per request is what a loaded machine cannot inflate the way it inflates
         # latency (every hop waits for a core): the cost the gateway itself adds.
         seq["cpu_ms_per_request"] = {k: round(v, 4) for k, v in cpu.items()}
+        if "gateway_before" in cpu and cpu["gateway"] > 0:
+            seq["gateway_cpu_before_over_after"] = round(cpu["gateway_before"] / cpu["gateway"], 2)
         if "litellm" in cpu and cpu["gateway"] > 0:
             seq["litellm_cpu_over_gateway_cpu"] = round(cpu["litellm"] / cpu["gateway"], 1)
         if "litellm" in added and added["gateway"] > 0:
@@ -673,19 +702,25 @@ def main() -> int:
                     targets["gateway"][2],
                 ),
             }
+            pid = {"gateway": gw.pid}
+            if before is not None:
+                sides["gateway_before"] = (b_port, *sides["gateway"][1:])
+                pid["gateway_before"] = before.pid
+            order = [*sides, *reversed(sides)]  # a, b, c, c, b, a: drift hits every side
             res: dict[str, Any] = {}
-            cpu_gw = sys_gw = 0.0
-            cpu_fake = {"direct": 0.0, "gateway": 0.0}
+            cpu_gw = dict.fromkeys(pid, 0.0)
+            sys_gw = dict.fromkeys(pid, 0.0)
+            cpu_fake = dict.fromkeys(sides, 0.0)
             raw: dict[str, dict[str, Any]] = {}
-            # direct, gateway, gateway, direct: drift of the machine's load hits both alike
-            for name in ("direct", "gateway", "gateway", "direct"):
+            for name in order:
                 port, path, b, h = sides[name]
-                c0, s0, f0 = cpu_s(gw.pid), cpu_s(gw.pid, SYS), cpu_s(sse.pid)
+                c0 = {k: (cpu_s(v), cpu_s(v, SYS)) for k, v in pid.items()}
+                f0 = cpu_s(sse.pid)
                 got = stream_side("127.0.0.1", port, path, b, h, args)
                 cpu_fake[name] += cpu_s(sse.pid) - f0
-                if name == "gateway":
-                    cpu_gw += cpu_s(gw.pid) - c0
-                    sys_gw += cpu_s(gw.pid, SYS) - s0
+                if name in pid:
+                    cpu_gw[name] += cpu_s(pid[name]) - c0[name][0]
+                    sys_gw[name] += cpu_s(pid[name], SYS) - c0[name][1]
                 acc = raw.setdefault(name, {"ttfb": [], "total": [], "delay": [], "errors": {}})
                 for k in ("ttfb", "total", "delay"):
                     acc[k] += got[k]
@@ -694,14 +729,18 @@ def main() -> int:
                 acc["wall"] = acc.get("wall", 0.0) + got["wall"]
             for name, acc in raw.items():
                 res[name] = summary(acc)
-            res["gateway"]["gateway_cpu_s"] = round(cpu_gw, 3)
-            res["gateway"]["gateway_system_cpu_s"] = round(sys_gw, 3)
-            for name in res:
                 n = res[name]["streams"]
                 res[name]["fake_cpu_ms_per_stream"] = (
                     round(cpu_fake[name] * 1000 / n, 3) if n else None
                 )
-            n_gw = res["gateway"]["streams"]
+                if name in pid:
+                    c = cpu_gw[name]
+                    res[name]["gateway_cpu_s"] = round(c, 3)
+                    res[name]["gateway_system_cpu_s"] = round(sys_gw[name], 3)
+                    # one worker = at most one core; on a loaded machine it gets less, so
+                    # the load-independent figure is streams per CPU-second it used
+                    res[name]["streams_per_cpu_s"] = round(n / c, 1) if c else None
+                    res[name]["cpu_ms_per_stream"] = round(c * 1000 / n, 3) if n else None
             st: dict[str, Any] = {
                 "clients": args.stream_clients,
                 "streams_per_side": 2 * args.stream_clients * args.stream_rounds,
@@ -710,19 +749,14 @@ def main() -> int:
                 "chunk_gap_ms": args.chunk_ms,
                 "upstream": "asyncio streaming fake, timestamped chunks (--sse-fake)",
                 **res,
-                "added_ms": {
-                    f"{k}_{q}": round(
-                        res["gateway"][f"{k}_{q}_ms"] - res["direct"][f"{k}_{q}_ms"], 3
-                    )
+            }
+            for name in pid:
+                st[f"added_ms_{name}"] = {
+                    f"{k}_{q}": round(res[name][f"{k}_{q}_ms"] - res["direct"][f"{k}_{q}_ms"], 3)
                     for k in ("ttfb", "total", "delay")
                     for q in ("p50", "p99")
-                    if f"{k}_{q}_ms" in res["gateway"] and f"{k}_{q}_ms" in res["direct"]
-                },
-                # one worker = at most one core; on a loaded machine it gets less, so the
-                # load-independent figure is streams per CPU-second the gateway used
-                "gateway_streams_per_cpu_s": round(n_gw / cpu_gw, 1) if cpu_gw else None,
-                "gateway_cpu_ms_per_stream": round(cpu_gw * 1000 / n_gw, 3) if n_gw else None,
-            }
+                    if f"{k}_{q}_ms" in res[name] and f"{k}_{q}_ms" in res["direct"]
+                }
             out["streaming"] = st
         out["loadavg_after"] = os.getloadavg()[0]
     finally:

@@ -247,3 +247,50 @@ def test_a_providers_cookie_never_rides_on_the_next_request(fast):
     assert len(seen) == 2
     assert all(b"cookie" not in req.lower().replace(b"set-cookie", b"") for req in seen)
     assert all(b"tenant-a-secret" not in req for req in seen)
+
+
+def test_upstream_client_short_cut_keeps_httpx_semantics():
+    """UpstreamClient.send goes straight to FastTransport only when httpx's client layer
+    has nothing to do: bodies are read (or streamed) the same, a 3xx is returned as it is,
+    and a request with auth still goes through httpx (its Authorization header arrives)."""
+    from gateway.transport import UpstreamClient
+
+    seen: list[bytes] = []
+
+    async def handler(reader, writer):
+        while True:
+            try:
+                req = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            seen.append(req)
+            if b"/redirect" in req:
+                writer.write(
+                    b"HTTP/1.1 307 Temporary Redirect\r\nlocation: /elsewhere\r\n"
+                    b"content-length: 0\r\n\r\n"
+                )
+            else:
+                writer.write(OK)
+
+    async def main() -> None:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        async with UpstreamClient(transport=FastTransport(max_connections=4), timeout=2.0) as c:
+            r = await c.post(url + "/v1/x", json={"a": 1})
+            assert r.json() == {"ok": True} and r.request.url.path == "/v1/x"
+            r = await c.post(url + "/redirect", json={})
+            assert r.status_code == 307 and len(seen) == 2  # not followed
+            req = c.build_request("POST", url + "/v1/s", json={})
+            r = await c.send(req, stream=True)
+            assert b"".join([p async for p in r.aiter_bytes()]) == b'{"ok":true}'
+            await r.aclose()
+            r = await c.post(url + "/v1/auth", json={}, auth=("user", "pw"))
+            assert r.json() == {"ok": True}
+            r = await c.post(url + "/redirect", json={}, follow_redirects=True)
+            assert r.status_code == 200 and r.url.path == "/elsewhere"
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+    assert b"Authorization: Basic dXNlcjpwdw==" in seen[3]  # httpx added the auth header
+    assert seen[-1].startswith(b"POST /elsewhere")
