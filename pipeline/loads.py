@@ -95,6 +95,12 @@ def load_requests(
         with transaction(conn):
             acc.record_unchanged(conn, prev, run_id, days.start, days.end, sources)
         return _ingest_stats(conn, days, run_id, "staging.requests")
+    # A clean day streams straight into staging.requests; any refused line, blank line or
+    # duplicate id rolls that back and the full path below names every line's fate.
+    if not gen_found and acc.stream_clean_load(
+        conn, REQUEST_SPEC, acc.REQUESTS, req_files, logs, days.start, days.end, run_id, sources
+    ):
+        return _ingest_stats(conn, days, run_id, "staging.requests")
     loads = acc.read_jsonl_files(conn, REQUEST_SPEC, req_files, logs, "_req_in")
     acc.candidates(conn, acc.REQUESTS, "_req_in")
     gen_inside, gen_outside = paths_inside(logs, gen_found)
@@ -179,6 +185,10 @@ def load_outcomes(
     if prev is not None:  # nothing new or changed: nothing is read
         with transaction(conn):
             acc.record_unchanged(conn, prev, run_id, days.start, days.end, ("outcomes",))
+        return _ingest_stats(conn, days, run_id, "staging.outcomes")
+    if acc.stream_clean_load(
+        conn, OUTCOME_SPEC, acc.OUTCOMES, files, logs, days.start, days.end, run_id, ("outcomes",)
+    ):
         return _ingest_stats(conn, days, run_id, "staging.outcomes")
     loads = acc.read_jsonl_files(conn, OUTCOME_SPEC, files, logs, "_out_in")
     acc.candidates(conn, acc.OUTCOMES, "_out_in")

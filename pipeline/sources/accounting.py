@@ -35,10 +35,12 @@ from .jsonl import (
     create_target,
     day_of,
     explain,
+    fingerprint_and_lines,
     fingerprint_of,
     load_files,
     locate,
     paths_inside,
+    read_sql,
     rejects_of,
     scan_file,
 )
@@ -256,6 +258,116 @@ def read_jsonl_files(
         fl.lines = int(counts.get(str(fl.path), 0))
     add_rejects(conn, spec.source, rejects)
     return loads
+
+
+class _NotClean(Exception):
+    """The streamed load found a line it does not take (a bad line, a blank line, a duplicate
+    id): rolled back, the day is loaded by the full path."""
+
+
+def stream_clean_load(
+    conn: duckdb.DuckDBPyConnection,
+    spec: JsonlSpec,
+    target: Target,
+    files: list[Path],
+    root: Path,
+    start: dt.date,
+    end: dt.date,
+    run_id: str,
+    sources: tuple[str, ...],
+) -> bool:
+    """Load the days [start, end] by streaming the validated read of every file straight into
+    the staging table (no TEMP copy), in ONE transaction, when every line of every file is
+    loaded: each file's rows are numbered 1..n by its own read, and n must equal the file's
+    physical line count (counted with its sha256, in threads, while DuckDB reads), so no line
+    was refused, blank or lost; no id may be seen twice, nor near this load in another folder.
+    Then the manifest and load stats are written exactly as the full path writes them for a
+    clean load. Returns False, with everything rolled back, when a file is not clean (or has
+    a line over MAX_LINE): the caller then runs the full path, which names every refused line.
+    Acceptance is the same SQL (`read_sql`) either way."""
+    inside, outside = paths_inside(root, files)
+    scans = {f: _scan_or_error(f, fingerprint=False) for f in inside}
+    if any(isinstance(s, OSError) or s.long_lines for s in scans.values()):
+        return False
+    t, idc = target.table, target.id_col
+    loads, refused = refuse_outside(spec.source, outside, root)
+    fl_by_path = {}
+    for f in inside:
+        fl = FileLoad(f, spec.source, folder_day(f), scans[f])  # type: ignore[arg-type]
+        fl_by_path[f] = fl
+        loads.append(fl)
+    conn.execute(
+        "CREATE OR REPLACE TEMP TABLE _load_files (read_path VARCHAR, orig VARCHAR, file_day DATE)"
+    )
+    if inside:
+        conn.executemany(
+            "INSERT INTO _load_files VALUES (?, ?, ?)",
+            [(str(f), str(f), fl_by_path[f].file_day) for f in inside],
+        )
+    p = {"start": start, "end": end}
+    owned = "coalesce(file_day, day) BETWEEN $start AND $end"
+    insert = f"INSERT INTO {t} BY NAME SELECT {target.select} FROM ({read_sql(spec)}) AS r WHERE r.reason IS NULL"
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fut = {f: pool.submit(fingerprint_and_lines, f) for f in inside}
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(f"DELETE FROM {t} WHERE {owned}", p).fetchall()
+            for f in inside:  # one read per file: its rows are numbered 1..n
+                conn.execute(insert, {"files": [str(f)]}).fetchall()
+            got = {
+                r[0]: (int(r[1]), int(r[2]))
+                for r in conn.execute(
+                    f"SELECT source_file, count(*), max(source_record) FROM {t} "
+                    f"WHERE {owned} GROUP BY 1",
+                    p,
+                ).fetchall()
+            }
+            for f in inside:
+                sha, physical = fut[f].result()
+                n, last = got.get(str(f), (0, 0))
+                if not (n == last == physical):
+                    raise _NotClean(str(f))
+                fl = fl_by_path[f]
+                assert fl.scan is not None
+                fl.scan.fingerprint, fl.lines = sha, n
+            n, distinct = conn.execute(
+                f"SELECT count(*), count(DISTINCT {idc}) FROM {t} WHERE {owned}", p
+            ).fetchone()
+            if n != distinct:
+                raise _NotClean("an id is seen twice")
+            near = conn.execute(
+                f"""SELECT count(*) FROM {t} o
+                WHERE o.day BETWEEN (SELECT min(day) FROM {t} WHERE {owned}) - 2
+                                AND (SELECT max(day) FROM {t} WHERE {owned}) + 2
+                  AND NOT (coalesce(o.file_day, o.day) BETWEEN $start AND $end)
+                  AND o.{idc} IN (SELECT {idc} FROM {t} WHERE {owned})""",
+                p,
+            ).fetchone()[0]
+            if near:
+                raise _NotClean("an id is already loaded from another folder")
+            conn.execute(
+                f"""CREATE OR REPLACE TEMP TABLE _fate_counts AS
+                SELECT source_file AS file, count(*) AS loaded, 0 AS duplicates, 0 AS conflicts,
+                       min(day) AS first_day, max(day) AS last_day
+                FROM {t} WHERE {owned} GROUP BY 1""",
+                p,
+            )
+            conn.execute(
+                "CREATE OR REPLACE TEMP TABLE _fate (cand_rowid BIGINT, old_rowid BIGINT, "
+                "source_file VARCHAR, source_record BIGINT, fate VARCHAR, win_file VARCHAR, "
+                "win_record BIGINT)"
+            )
+            add_rejects(conn, spec.source, refused)
+            add_files(conn, loads)
+            _write_manifest(conn, run_id, start, end, sources)
+        except _NotClean:
+            conn.execute("ROLLBACK")
+            return False
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return True
 
 
 def candidates(conn: duckdb.DuckDBPyConnection, target: Target, target_in: str) -> None:

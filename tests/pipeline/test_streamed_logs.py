@@ -1,0 +1,140 @@
+"""A clean day is streamed straight into staging (no TEMP copy); anything else (a refused line,
+a blank line, a torn tail, a duplicate id, an id already loaded from another folder) rolls the
+stream back and takes the full path. Either way the tables are exactly what the full path
+alone builds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from pipeline_testkit import Ledger, outcome, request
+
+from pipeline import loads
+from pipeline.sources import accounting
+from routing_core.config import load_config
+
+DAY = "2026-10-26"
+RANGE = loads.DayRange(dt.date(2026, 10, 26), dt.date(2026, 10, 26))
+
+
+def _good(i: int, day: str = DAY, rid: str | None = None) -> bytes:
+    rec = request(rid or f"r-{i}", f"{day}T1{i % 10}:00:00.000Z", provider_usd=f"{i}.5")
+    return json.dumps(rec).encode()
+
+
+CASES: dict[str, dict[str, bytes]] = {
+    "clean": {"a.jsonl": b"\n".join(_good(i) for i in range(4)) + b"\n", "b.jsonl": b""},
+    "bad_line": {"a.jsonl": _good(1) + b"\n{not json\n" + _good(2) + b"\n"},
+    "bad_last_line": {"a.jsonl": _good(1) + b"\n" + _good(2) + b'\n{"schema_version": 2}\n'},
+    "blank_line": {"a.jsonl": _good(1) + b"\n   \n" + _good(2) + b"\n"},
+    "torn_tail": {"a.jsonl": _good(1) + b'\n{"schema_version": 1, "req'},
+    "unterminated_good": {"a.jsonl": _good(1) + b"\n" + _good(2)},
+    "dup_in_file": {"a.jsonl": _good(1) + b"\n" + _good(1) + b"\n"},
+    "dup_across_files": {"a.jsonl": _good(1) + b"\n", "b.jsonl": _good(1) + b"\n"},
+    "conflict": {"a.jsonl": _good(1) + b"\n", "b.jsonl": _good(2, rid="r-1") + b"\n"},
+}
+
+
+def _fill(ledger: Ledger, files: dict[str, bytes]) -> None:
+    folder = ledger.logs / "requests" / f"dt={DAY}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+
+
+def _load(ledger: Ledger, run_id: str = "run-1") -> dict[str, int]:
+    conn = duckdb.connect(str(ledger.duckdb))
+    try:
+        return loads.load_requests(conn, load_config(ledger.config), RANGE, run_id=run_id)
+    finally:
+        conn.close()
+
+
+def _tables(ledger: Ledger) -> dict[str, list[tuple]]:
+    out = {k: v for k, v in ledger.snapshot().items() if k.startswith(("staging.", "raw."))}
+    out["manifest"] = ledger.query(
+        "SELECT run_id, source, file, bytes, fingerprint, lines, loaded, duplicates, quarantined, "
+        "status, reason, first_day, last_day FROM raw.load_manifest ORDER BY file"
+    )
+    return out
+
+
+def _relocated(tables: dict[str, list[tuple]], old: Path, new: Path) -> dict[str, Any]:
+    return json.loads(json.dumps(tables, default=str).replace(str(old), str(new)))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_streamed_or_not_the_tables_equal_the_full_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "f").mkdir()
+    streamed, full = Ledger(tmp_path / "s"), Ledger(tmp_path / "f")
+    for led in (streamed, full):
+        _fill(led, CASES[case])
+    calls: list[bool] = []
+    real = accounting.stream_clean_load
+
+    def spy(*a: Any, **k: Any) -> bool:
+        calls.append(ok := real(*a, **k))
+        return ok
+
+    monkeypatch.setattr(accounting, "stream_clean_load", spy)
+    s_stats = _load(streamed)
+    assert calls == [case in ("clean", "unterminated_good")]  # which path ran
+    monkeypatch.setattr(accounting, "stream_clean_load", lambda *a, **k: False)
+    f_stats = _load(full)
+    assert s_stats == f_stats
+    assert _relocated(_tables(streamed), streamed.root, full.root) == _relocated(
+        _tables(full), full.root, full.root
+    )
+
+
+def test_an_id_loaded_from_another_folder_takes_the_full_path(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+):
+    prev = "2026-10-25"
+    folder = ledger.logs / "requests" / f"dt={prev}"
+    folder.mkdir(parents=True)
+    (folder / "a.jsonl").write_bytes(_good(1, day=prev) + b"\n")
+    conn = duckdb.connect(str(ledger.duckdb))
+    try:
+        loads.load_requests(
+            conn, load_config(ledger.config), loads.DayRange(dt.date(2026, 10, 25), RANGE.end)
+        )
+    finally:
+        conn.close()
+    _fill(ledger, {"a.jsonl": _good(1, day=prev) + b"\n" + _good(2) + b"\n"})
+    stats = _load(ledger, "run-2")
+    # r-1 (reported 10-25, filed under 10-26) loses to its copy in its own day's folder.
+    assert stats["duplicates_dropped"] == 1 and stats["loaded"] == 1
+    assert ledger.query("SELECT request_id, file_day FROM staging.requests ORDER BY 1") == [
+        ("r-1", dt.date(2026, 10, 25)),
+        ("r-2", dt.date(2026, 10, 26)),
+    ]
+
+
+def test_outcomes_stream_when_clean(ledger: Ledger, monkeypatch: pytest.MonkeyPatch):
+    ledger.write_outcomes(
+        DAY,
+        [outcome(f"e-{i}", f"{DAY}T08:0{i}:00.000Z", i % 2 == 0, request_id="r") for i in range(3)],
+    )
+
+    def boom(*_a: Any, **_k: Any) -> None:
+        raise AssertionError("the full path ran for a clean day")
+
+    monkeypatch.setattr(accounting, "read_jsonl_files", boom)
+    conn = duckdb.connect(str(ledger.duckdb))
+    try:
+        stats = loads.load_outcomes(conn, load_config(ledger.config), RANGE)
+    finally:
+        conn.close()
+    assert stats["loaded"] == stats["lines_read"] == 3
+    assert ledger.query(
+        "SELECT event_id, accepted, source_record FROM staging.outcomes ORDER BY 1"
+    ) == [("e-0", True, 1), ("e-1", False, 2), ("e-2", True, 3)]
