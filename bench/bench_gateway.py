@@ -217,7 +217,9 @@ def stream_load(spec: dict[str, Any]) -> None:
         return time.monotonic() - t
 
     wall = uvloop.run(main())
-    print(
+    # a file, not stdout: the results outgrow a pipe's buffer while the parent still
+    # waits for another load process
+    Path(spec["out"]).write_text(
         json.dumps({"ttfb": ttfb, "total": total, "delay": delay, "errors": errors, "wall": wall})
     )
 
@@ -353,7 +355,9 @@ def stream_side(
     ]
     timeout_s = 60.0
     loaders = []
-    for clients in per:
+    outs: list[Path] = []
+    for i, clients in enumerate(per):
+        outs.append(Path(args.work) / f"stream-load-{i}.json")
         spec = {
             "host": host,
             "port": port,
@@ -364,20 +368,17 @@ def stream_side(
             "rounds": args.stream_rounds,
             "ramp_s": args.stream_chunks * args.chunk_ms / 1000,
             "timeout_s": timeout_s,
+            "out": str(outs[-1]),
         }
         loaders.append(
-            subprocess.Popen(
-                [PY, str(Path(__file__).resolve()), "--stream-load", json.dumps(spec)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
+            subprocess.Popen([PY, str(Path(__file__).resolve()), "--stream-load", json.dumps(spec)])
         )
     merged: dict[str, Any] = {"ttfb": [], "total": [], "delay": [], "errors": {}, "wall": 0.0}
-    for p in loaders:
-        raw, _ = p.communicate(timeout=timeout_s + 30)
-        if p.returncode != 0:
+    for p, out in zip(loaders, outs, strict=True):
+        if p.wait(timeout=timeout_s + 30) != 0:
             raise SystemExit(f"a stream load process failed (exit {p.returncode})")
-        got = json.loads(raw)
+        got = json.loads(out.read_text())
+        out.unlink()
         for k in ("ttfb", "total", "delay"):
             merged[k] += got[k]
         for k, v in got["errors"].items():
@@ -516,6 +517,7 @@ def main() -> int:
     folder = Path(tmp.name)
     out: dict[str, Any] = {"cores": os.cpu_count(), "loadavg_before": os.getloadavg()[0]}
     try:
+        args.work = str(folder)
         cfg = config(folder)
         # The fake's listening backlog is raised from the stdlib's 5 so 256 concurrent
         # clients are not turned into SYN retransmits (which would measure the kernel).
