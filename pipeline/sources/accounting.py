@@ -277,14 +277,15 @@ def stream_clean_load(
     sources: tuple[str, ...],
 ) -> bool:
     """Load the days [start, end] by streaming the validated read of every file straight into
-    the staging table (no TEMP copy), in ONE transaction, when every line of every file is
-    loaded: each file's rows are numbered 1..n by its own read, and n must equal the file's
-    physical line count (counted with its sha256, in threads, while DuckDB reads), so no line
-    was refused, blank or lost; no id may be seen twice, nor near this load in another folder.
-    Then the manifest and load stats are written exactly as the full path writes them for a
-    clean load. Returns False, with everything rolled back, when a file is not clean (or has
-    a line over MAX_LINE): the caller then runs the full path, which names every refused line.
-    Acceptance is the same SQL (`read_sql`) either way."""
+    the staging table (no TEMP copy), in ONE transaction. Each file is read on its own, so its
+    rows are numbered 1..n; when n loaded rows equal the file's physical line count (counted
+    with its sha256, in threads, while DuckDB reads) every line loaded. A file where they
+    differ (a refused, blank or torn line) is read a second time, that file only, for its
+    refused rows, which `locate` names as the full path does. Then no id may be seen twice,
+    nor near this load in another folder, and the manifest and load stats are written as the
+    full path writes them. Returns False, with everything rolled back, when an id is seen
+    twice (ranking needs the full path) or a file has a line over MAX_LINE: the caller then
+    runs the full path. Acceptance is the same SQL (`read_sql`) either way."""
     inside, outside = paths_inside(root, files)
     scans = {f: _scan_or_error(f, fingerprint=False) for f in inside}
     if any(isinstance(s, OSError) or s.long_lines for s in scans.values()):
@@ -322,11 +323,22 @@ def stream_clean_load(
                     p,
                 ).fetchall()
             }
+            rejects: list[Reject] = []
             for f in inside:
                 sha, physical = fut[f].result()
                 n, last = got.get(str(f), (0, 0))
                 if not (n == last == physical):
-                    raise _NotClean(str(f))
+                    # Not every line loaded: a second read of this file only, for the rows it
+                    # refused (their reasons, located by `locate` like the full path does).
+                    total, bad = conn.execute(
+                        f"SELECT count(*), coalesce(map_from_entries(list((line_no, reason)) "
+                        f"FILTER (WHERE reason IS NOT NULL)), MAP {{}}) FROM ({read_sql(spec)})",
+                        {"files": [str(f)]},
+                    ).fetchone()
+                    if n + len(bad) != total:  # pragma: no cover - the reads disagree
+                        raise _NotClean(str(f))
+                    rejects.extend(locate(f, {int(k): v for k, v in bad.items()}))
+                    n = total
                 fl = fl_by_path[f]
                 assert fl.scan is not None
                 fl.scan.fingerprint, fl.lines = sha, n
@@ -357,7 +369,7 @@ def stream_clean_load(
                 "source_file VARCHAR, source_record BIGINT, fate VARCHAR, win_file VARCHAR, "
                 "win_record BIGINT)"
             )
-            add_rejects(conn, spec.source, refused)
+            add_rejects(conn, spec.source, refused + rejects)
             add_files(conn, loads)
             _write_manifest(conn, run_id, start, end, sources)
         except _NotClean:

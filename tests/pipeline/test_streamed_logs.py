@@ -1,7 +1,7 @@
-"""A clean day is streamed straight into staging (no TEMP copy); anything else (a refused line,
-a blank line, a torn tail, a duplicate id, an id already loaded from another folder) rolls the
-stream back and takes the full path. Either way the tables are exactly what the full path
-alone builds."""
+"""A day is streamed straight into staging (no TEMP copy), a file with refused, blank or torn
+lines read a second time for those lines only; a duplicate id (in the load, or already loaded
+from another folder) rolls the stream back and takes the full path. Either way the tables are
+exactly what the full path alone builds."""
 
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def test_streamed_or_not_the_tables_equal_the_full_paths(
 
     monkeypatch.setattr(accounting, "stream_clean_load", spy)
     s_stats = _load(streamed)
-    assert calls == [case in ("clean", "unterminated_good")]  # which path ran
+    # which path ran: the stream unless an id is seen twice
+    assert calls == [case not in ("dup_in_file", "dup_across_files", "conflict")]
     monkeypatch.setattr(accounting, "stream_clean_load", lambda *a, **k: False)
     f_stats = _load(full)
     assert s_stats == f_stats
