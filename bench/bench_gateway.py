@@ -4,21 +4,32 @@
    direct   POST <fake>/chat/completions              (the upstream, no gateway)
    gateway  POST <serve>/v1/chat/completions           (auth, plan, budget hold, record)
    litellm  POST <litellm proxy>/v1/chat/completions   (LiteLLM's proxy, its own venv)
-   in alternating batches so drift hits every side alike; added = p50(side) - p50(direct).
-   Targets: gateway ≤ 0.5 ms p50 added, and ≥ 10× less added than LiteLLM.
-2. Streaming: 256 concurrent clients, each streaming requests to the end (`data: [DONE]`),
-   direct vs through the gateway; p50/p99 of the whole-stream time, the added p99
-   (target ≤ 10 ms), errors (target 0), and the gateway's requests/s per core (one worker).
+   (and `gateway_before` with --before DIR: the gateway from another source tree)
+   in alternating batches so drift hits every side alike; added = p50(side) - p50(direct),
+   plus each process's CPU per request. Targets: gateway <= 0.5 ms p50 added, and >= 10x
+   less added than LiteLLM.
+2. The upstream call alone, in this process: httpx's default transport (httpcore) against
+   gateway/transport.py, with and without httpx's cookie jar: CPU and p50 per request.
+3. Streaming: 256 concurrent clients (2 load-generator processes on raw sockets, so the
+   measuring side is not the bottleneck), each sending 4 streams one after another, their
+   starts spread over one stream's length; an asyncio fake upstream streams 32 content
+   chunks 30 ms apart, each carrying its send time (CLOCK_MONOTONIC, system-wide). Per
+   side: time to the first content chunk, whole-stream time, and every chunk's delivery
+   delay (arrival minus send); added = the gateway's percentile minus the direct one, in
+   passes direct, gateway, gateway, direct. Errors are counted by exception type. Targets:
+   p99 added <= 10 ms, 0 errors; reported: streams per gateway CPU-second (one worker).
 
-The fake provider (simulator/fake_providers.py) runs in its own process, the gateway in
-another (one uvicorn worker), LiteLLM in a third; the client is this process.
+The fakes run in their own processes, the gateway in another (one uvicorn worker), LiteLLM
+in a third; the sequential client is this process.
 
     .venv/bin/python bench/bench_gateway.py [--n 2000] [--litellm /tmp/litellm-venv]
-        [--stream-clients 256] [--stream-rounds 4] [--json]
+        [--before DIR] [--stream-clients 256] [--stream-rounds 4] [--profile FILE] [--json]
 
 LiteLLM is never our dependency: install it in its own virtualenv
 (`python3 -m venv /tmp/litellm-venv && /tmp/litellm-venv/bin/pip install 'litellm[proxy]'`)
-and pass that folder; without it that column is skipped.
+and pass that folder; without it that column is skipped. For a before/after, unpack an
+older revision (`git archive <rev> | tar -x -C /tmp/old`) and pass `--before /tmp/old`.
+`--profile FILE` writes the gateway's cProfile stats (pstats) when it exits.
 """
 
 from __future__ import annotations
