@@ -319,11 +319,19 @@ class Procs:
 
 
 def cpu_s(pid: int, which: tuple[int, ...] = (11, 12, 13, 14)) -> float:
-    """User + system CPU seconds a process (and its reaped children) used so far
-    (`which=SYS` for the system part only)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User + system CPU seconds a process, its live child processes (uvicorn's workers)
+    and its reaped children used so far (`which=SYS` for the system part only)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    return sum(int(fields[i]) for i in which) / ticks
+    total = 0.0
+    pids = [pid]
+    while pids:
+        p = pids.pop()
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(fields[i]) for i in which) / ticks
+            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+            pids += [int(k) for k in kids]
+    return total
 
 
 SYS = (12, 14)
@@ -507,6 +515,13 @@ def main() -> int:
         help="also run the gateway from this source tree (e.g. an older revision unpacked "
         "with git archive) in the sequential comparison",
     )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway worker processes (above 1 the budgets live in Redis, --redis)",
+    )
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument(
         "--profile",
@@ -526,7 +541,11 @@ def main() -> int:
     procs = Procs()
     tmp = tempfile.TemporaryDirectory(prefix="bench-gw-")
     folder = Path(tmp.name)
-    out: dict[str, Any] = {"cores": os.cpu_count(), "loadavg_before": os.getloadavg()[0]}
+    out: dict[str, Any] = {
+        "cores": os.cpu_count(),
+        "gateway_workers": args.workers,
+        "loadavg_before": os.getloadavg()[0],
+    }
     try:
         args.work = str(folder)
         cfg = config(folder)
@@ -565,10 +584,14 @@ def main() -> int:
         data = yaml.safe_load(cfg.read_text())
         data["providers"][0]["base_url"] = fake_url
         data["providers"][1]["base_url"] = sse_url
+        if args.workers > 1:  # several workers share budgets through Redis only
+            data["router"]["state"] = args.redis
+            data["router"]["state_prefix"] = f"bench-gw-{os.getpid()}-{time.time_ns()}"
         cfg.write_text(yaml.safe_dump(data, sort_keys=False))
 
         gw_port = free_port()
         serve = ["serve", "--config", str(cfg), "--port", str(gw_port)]
+        serve += ["--workers", str(args.workers)]
         if args.profile:  # stats written when the gateway exits (SIGTERM at the end)
             run = [PY, "-c", PROFILED, args.profile, *serve]
         else:
