@@ -39,6 +39,7 @@ from .jsonl import (
     fingerprint_of,
     load_files,
     locate,
+    missing_rows,
     paths_inside,
     read_sql,
     rejects_of,
@@ -280,8 +281,8 @@ def stream_clean_load(
     the staging table (no TEMP copy), in ONE transaction. Each file is read on its own, so its
     rows are numbered 1..n; when n loaded rows equal the file's physical line count (counted
     with its sha256, in threads, while DuckDB reads) every line loaded. A file where they
-    differ (a refused, blank or torn line) is read a second time, that file only, for its
-    refused rows, which `locate` names as the full path does. Then no id may be seen twice,
+    differ (a refused, blank or torn line) has its lines numbered in Python and only the lines
+    not loaded validated again for their reasons (`jsonl.missing_rows`). Then no id may be seen twice,
     nor near this load in another folder, and the manifest and load stats are written as the
     full path writes them. Returns False, with everything rolled back, when an id is seen
     twice (ranking needs the full path) or a file has a line over MAX_LINE: the caller then
@@ -328,17 +329,20 @@ def stream_clean_load(
                 sha, physical = fut[f].result()
                 n, last = got.get(str(f), (0, 0))
                 if not (n == last == physical):
-                    # Not every line loaded: a second read of this file only, for the rows it
-                    # refused (their reasons, located by `locate` like the full path does).
-                    total, bad = conn.execute(
-                        f"SELECT count(*), coalesce(map_from_entries(list((line_no, reason)) "
-                        f"FILTER (WHERE reason IS NOT NULL)), MAP {{}}) FROM ({read_sql(spec)})",
-                        {"files": [str(f)]},
-                    ).fetchone()
-                    if n + len(bad) != total:  # pragma: no cover - the reads disagree
-                        raise _NotClean(str(f))
-                    rejects.extend(locate(f, {int(k): v for k, v in bad.items()}))
-                    n = total
+                    # Not every line loaded: the lines not loaded, of this file only, are
+                    # validated again for their reasons.
+                    loaded = {
+                        int(r[0])
+                        for r in conn.execute(
+                            f"SELECT source_record FROM {t} WHERE source_file = $f AND {owned}",
+                            {**p, "f": str(f)},
+                        ).fetchall()
+                    }
+                    got_missing = missing_rows(conn, spec, f, fl_by_path[f].file_day, loaded)
+                    if got_missing is None or len(loaded) + len(got_missing[1]) != got_missing[0]:
+                        raise _NotClean(str(f))  # pragma: no cover - the reads disagree
+                    n, file_rejects = got_missing
+                    rejects.extend(file_rejects)
                 fl = fl_by_path[f]
                 assert fl.scan is not None
                 fl.scan.fingerprint, fl.lines = sha, n

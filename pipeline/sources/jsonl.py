@@ -530,6 +530,55 @@ def locate(path: Path, bad: dict[int, str], source_name: str | None = None) -> l
     return out
 
 
+def missing_rows(
+    conn: duckdb.DuckDBPyConnection,
+    spec: JsonlSpec,
+    path: Path,
+    file_day: dt.date,
+    loaded: set[int],
+) -> tuple[int, list[Reject]] | None:
+    """(records, rejects) of a file whose rows `loaded` (record numbers) are already known:
+    one pass over its lines in Python numbers the records (blank lines skipped, as DuckDB
+    does), the records not loaded are copied to a small temp file (after a blank first line,
+    so none of them sits at the start of a file) and only those are validated again by the
+    same SQL for their reasons. None if that read does not refuse each of them exactly once
+    (the caller then reads the whole file the full way)."""
+    keep = max(MAX_RAW, MAX_LINE + 1)
+    found: list[tuple[int, int, int, bytes, bool]] = []  # ordinal, line, length, text, torn
+    ordinal = 0
+    for lineno, length, prefix, unterminated in iter_lines(path, keep):
+        if length <= MAX_LINE and not prefix.strip(_BLANK):
+            continue
+        ordinal += 1
+        if ordinal not in loaded:
+            found.append((ordinal, lineno, length, prefix, unterminated))
+    if not found:
+        return ordinal, []
+    fd, name = tempfile.mkstemp(suffix=".jsonl", prefix="byok-missing-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(b"\n")
+            for *_, prefix, _ in found:
+                out.write(prefix + b"\n")
+        conn.execute("INSERT INTO _load_files VALUES (?, ?, ?)", [name, str(path), file_day])
+        rows = conn.execute(
+            f"SELECT line_no, reason FROM ({read_sql(spec)}) ORDER BY line_no", {"files": [name]}
+        ).fetchall()
+        conn.execute("DELETE FROM _load_files WHERE read_path = ?", [name])
+    finally:
+        Path(name).unlink(missing_ok=True)
+    if [r[0] for r in rows] != list(range(1, len(found) + 1)) or any(r[1] is None for r in rows):
+        return None
+    out_rejects = []
+    for (_, lineno, length, prefix, unterminated), (_, reason) in zip(found, rows, strict=True):
+        raw = prefix[:MAX_RAW].decode("utf-8", errors="replace")
+        if reason.startswith("missing:schema_version") or reason == "unparsed":
+            reason = _classify_unparsed(prefix, length, unterminated) or reason
+        torn = reason == "torn_line"
+        out_rejects.append(Reject(str(path), lineno, reason, explain(reason), raw, torn))
+    return ordinal, out_rejects
+
+
 def day_of(value: str) -> dt.date | None:
     """The date of a dt=YYYY-MM-DD folder name, or None."""
     try:
