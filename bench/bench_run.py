@@ -5,10 +5,12 @@ For each code tree given (default: this checkout; pass an older checkout to comp
 after), in fresh child processes, on one generated day of N requests:
 
 - first run    `run` on a day with no data, on a new Dagster instance (it is created)
-- fixed start  the same again: Dagster import, instance, bookkeeping, no data (target <= 3 s)
+- fixed start  the same again with `--force` (where the tree has it): Dagster import,
+               instance, bookkeeping, no data (target <= 3 s)
 - day          `run` of the N-request day (target for 1M: <= 8 s; beyond the fixed start,
                <= 4x the bare scan)
-- re-run       the same day again, no new or changed input (target <= 3 s)
+- re-run       the same day again, no new or changed input (target <= 3 s); a tree that
+               records its last run skips it (reported when it does not)
 - bare scan    DuckDB reading and aggregating the same files, nothing else
 
 Wall time and peak RSS of each child. The machine is shared: run it a few times (`--repeats`)
@@ -95,7 +97,13 @@ RUN_WRAPPER = (
 )
 
 
-def _run(code: Path, config: Path, day: dt.date) -> dict:
+def _has_force(code: Path) -> bool:
+    """Whether the tree's `run` has `--force` (and so skips a re-run with nothing new)."""
+    cli = code / "byok_ledger" / "cli.py"
+    return cli.exists() and '"--force"' in cli.read_text(encoding="utf-8")
+
+
+def _run(code: Path, config: Path, day: dt.date, *, force: bool = False) -> dict:
     d = day.isoformat()
     cmd = [
         sys.executable,
@@ -109,9 +117,12 @@ def _run(code: Path, config: Path, day: dt.date) -> dict:
         "--end",
         d,
     ]
+    if force and _has_force(code):
+        cmd.append("--force")
     res = _child(cmd, code)
     if res["rc"] not in (0, 1):
         raise SystemExit(f"byok-ledger run failed in {code}:\n{res['out'][-4000:]}")
+    res["skipped"] = "nothing changed since run" in res["out"]
     return res
 
 
@@ -131,10 +142,14 @@ def bench_code(code: Path, logs: Path, day: dt.date, n: int, bp, fallback: list[
     empty = day - dt.timedelta(days=1)
     out = {
         "first_run": _run(code, config, empty),
-        "fixed_start": _run(code, config, empty),
+        # --force: the real fixed start (without it, the same empty day again is skipped).
+        "fixed_start": _run(code, config, empty, force=True),
         "day": _run(code, config, day),
         "rerun": _run(code, config, day),
     }
+    if not out["rerun"]["skipped"]:
+        why = [ln for ln in out["rerun"]["out"].splitlines() if "running again" in ln]
+        print(f"  {code.name}: the re-run was not skipped {why}", flush=True)
     # The bare scan: a tree's bench_pipeline.py `--child bare` (read_json with the log
     # contract's column types + GROUP BY); this tree's, else the first given tree's that runs.
     for tree in (code, *fallback):
@@ -160,7 +175,8 @@ def bench_code(code: Path, logs: Path, day: dt.date, n: int, bp, fallback: list[
     for k, v in out.items():
         rss = f"{v['rss_mb']:.0f} MB" if v.get("rss_mb") else ""
         print(
-            f"  {code.name}: {k:<12} wall {v['wall_s']:>7.2f}s  cpu {v['cpu_s']:>7.2f}s  {rss}",
+            f"  {code.name}: {k:<12} wall {v['wall_s']:>7.2f}s  cpu {v['cpu_s']:>7.2f}s  {rss}"
+            + ("  (skipped: nothing changed)" if v.get("skipped") else ""),
             flush=True,
         )
     return out

@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", required=True, help="the ledger.yaml to run the pipeline for")
     s.add_argument("--start", help="first UTC day, YYYY-MM-DD (default: first day in the logs)")
     s.add_argument("--end", help="last UTC day, YYYY-MM-DD (default: last day in the logs)")
+    s.add_argument(
+        "--force",
+        action="store_true",
+        help="run even when no log, invoice, statement, config or code changed since the last "
+        "successful run over the same days (without it, such a re-run prints one line and "
+        "exits 0)",
+    )
 
     s = sub.add_parser("explain", help="dry run: ordered attempts and excluded candidates")
     s.add_argument("--config", required=True, help="the ledger.yaml whose routing to explain")

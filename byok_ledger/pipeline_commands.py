@@ -8,7 +8,7 @@ import sys
 
 
 def run(args: argparse.Namespace) -> int:
-    """`byok-ledger run --config FILE [--start DAY] [--end DAY]`."""
+    """`byok-ledger run --config FILE [--start DAY] [--end DAY] [--force]`."""
     from pipeline.cli import parse_day, run_ledger
 
     try:
@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"byok-ledger run: {e}", file=sys.stderr)
         return 2
-    return run_ledger(args.config, start, end)
+    return run_ledger(args.config, start, end, force=args.force)
 
 
 def alerts(args: argparse.Namespace) -> int:

@@ -22,8 +22,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from pipeline import run_record
 from pipeline import settings as pipeline_settings
-from pipeline.instance import prepare_instance
+from pipeline.instance import fast_sqlite, instance_dir, prepare_instance
 from routing_core.config import LedgerConfig
 from routing_core.money import format_amount
 
@@ -226,15 +227,34 @@ def run_ledger(
     end: dt.date | None = None,
     *,
     webhook_url: str | None = None,
+    force: bool = False,
 ) -> int:
     """Materialize the ledger graph (alerts included) for start..end (default: the days in the
     logs) on the config's Dagster instance; print progress, failed checks and a summary.
-    `webhook_url` replaces the config's alert webhook for this run (the demo's local one)."""
+    `webhook_url` replaces the config's alert webhook for this run (the demo's local one).
+
+    When nothing the run depends on changed since the last successful run over the same days
+    (`pipeline.run_record`: inputs, config, code, DuckDB file), print one line and return 0
+    without starting Dagster; `force` runs anyway."""
     config_file = Path(config_file).resolve()
     # Loaded once for the whole run (the resources and settings reuse this load).
     cfg = pipeline_settings.get_config(config_file)  # ConfigError: byok_ledger.cli.main reports it
     try:
         start, end = _days(cfg, start, end)
+    except ValueError as e:
+        print(f"byok-ledger run: {e}", file=sys.stderr)
+        return 2
+    asked = (start, end)
+    inputs = run_record.RunInputs.of(cfg, config_file, start, end, webhook_url=webhook_url)
+    last = run_record.load(instance_dir(cfg))
+    changed = run_record.differences(last, inputs, cfg.duckdb_path)
+    if not changed and not force and last is not None:
+        print(
+            f"byok-ledger run: nothing changed since run {last['run_id']} at "
+            f"{last['finished_at']}: 0 days re-materialized ({start}..{end}; --force runs anyway)"
+        )
+        return 0
+    try:
         # Days whose invoices changed since they were built are re-run, even outside the range.
         from pipeline.sources.invoice_store import widen_for_invoices
 
@@ -244,6 +264,7 @@ def run_ledger(
         print(f"byok-ledger run: {e}", file=sys.stderr)
         return 2
     home = prepare_instance(cfg)
+    run_record.forget(home)  # until this run succeeds, nothing may be skipped
     # One "materialization planned" event per asset for the whole day range instead of one per
     # asset and day: on SQLite each event is its own fsynced transaction, and for a 30-day run
     # these were ~45% of all events. The per-day materializations are unchanged; what is lost is
@@ -262,9 +283,12 @@ def run_ledger(
     print(f"  duckdb  {cfg.duckdb_path}\n  dagster {home}")
     if reinvoiced:
         print(f"  invoices changed: re-materializing {', '.join(map(str, reinvoiced))}")
+    if last is not None:
+        why = "--force" if force else f"{', '.join(changed)} changed"
+        print(f"  last successful run {last['run_id']}; running again: {why}")
     t0 = time.perf_counter()
     run_id = str(uuid.uuid4())
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with fast_sqlite(), dg.DagsterInstance.from_config(str(home)) as instance:
         box: dict[str, Any] = {}
 
         def work() -> None:
@@ -294,14 +318,30 @@ def run_ledger(
         raise box["error"]
     result = box["result"]
     elapsed = time.perf_counter() - t0
-    return _report(cfg, result, start, end, elapsed)
+    rc, failed = _report(cfg, result, start, end, elapsed)
+    # Recorded only when a re-run could not do better: every blocking check passed, and no
+    # alert waits for a webhook that is configured (a re-run retries the delivery). Inputs
+    # that changed while the run read them are not recorded either: the next run sees them.
+    # The days asked for are recorded even if invoices widened the run: after it, no day's
+    # invoices are pending, so a re-run of those days would widen nothing.
+    waiting = "alerts_delivered" in failed and inputs.webhook != "none"
+    if rc == 0 and not waiting:
+        after = run_record.RunInputs.of(cfg, config_file, *asked, webhook_url=webhook_url)
+        if after == inputs:
+            run_record.save(home, inputs, cfg.duckdb_path, result.run_id)
+    return rc
 
 
-def _report(cfg: LedgerConfig, result: Any, start: dt.date, end: dt.date, elapsed: float) -> int:
+def _report(
+    cfg: LedgerConfig, result: Any, start: dt.date, end: dt.date, elapsed: float
+) -> tuple[int, set[str]]:
+    """Print failed checks, the outcome and the summary: (exit code, names of failed checks)."""
     blocking_failed = False
+    failed: set[str] = set()
     for ev in result.get_asset_check_evaluations():
         if ev.passed:
             continue
+        failed.add(ev.check_name)
         severity = getattr(ev.severity, "value", ev.severity)
         blocking = bool(getattr(ev, "blocking", False)) and severity == "ERROR"
         blocking_failed |= blocking
@@ -319,4 +359,4 @@ def _report(cfg: LedgerConfig, result: Any, start: dt.date, end: dt.date, elapse
             _print_summary(_summary(cfg, start, end))
         except Exception as e:  # the marts may not exist when the very first load failed
             print(f"(no summary: {e})")
-    return 0 if result.success and not blocking_failed else 1
+    return (0 if result.success and not blocking_failed else 1), failed

@@ -70,9 +70,12 @@ def test_a_late_correction_outside_the_window_is_picked_up_by_the_next_plain_run
         "SELECT count(*) FROM marts.non_usage_charges WHERE day = DATE '2026-03-01'"
     ) == [(1,)]
     assert ledger.query("SELECT count(*) FROM raw.invoice_pending_days") == [(0,)]
-    # A third run with no new input parses nothing and widens nothing.
+    # A third run with no new input is skipped without starting Dagster; forced, it parses
+    # nothing and widens nothing.
+    skipped = _run(ledger)
+    assert skipped.returncode == 0 and "nothing changed since run" in skipped.stdout
     before = _manifest_rows(ledger)
-    third = _run(ledger)
+    third = _run(ledger, "--force")
     assert third.returncode == 0, third.stdout + third.stderr
     assert "invoices changed" not in third.stdout
     assert "2 day(s) 2026-03-02..2026-03-03" in third.stdout
