@@ -539,6 +539,7 @@ def main() -> int:
         return 0
 
     procs = Procs()
+    state_prefix: str | None = None
     tmp = tempfile.TemporaryDirectory(prefix="bench-gw-")
     folder = Path(tmp.name)
     out: dict[str, Any] = {
@@ -586,7 +587,9 @@ def main() -> int:
         data["providers"][1]["base_url"] = sse_url
         if args.workers > 1:  # several workers share budgets through Redis only
             data["router"]["state"] = args.redis
-            data["router"]["state_prefix"] = f"bench-gw-{os.getpid()}-{time.time_ns()}"
+            state_prefix = data["router"]["state_prefix"] = (
+                f"bench-gw-{os.getpid()}-{time.time_ns()}"
+            )
         cfg.write_text(yaml.safe_dump(data, sort_keys=False))
 
         gw_port = free_port()
@@ -801,6 +804,13 @@ def main() -> int:
                 procs.procs[0].stdin.close()
         procs.close()
         tmp.cleanup()
+        if state_prefix is not None:  # the run's budget keys, under its own prefix
+            import redis
+
+            r = redis.Redis.from_url(args.redis)
+            for key in r.scan_iter(match=state_prefix + ":*", count=1000):
+                r.delete(key)
+            r.close()
 
     if args.json:
         print(json.dumps(out))

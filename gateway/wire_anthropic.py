@@ -10,6 +10,7 @@ message_delta, message_stop).
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 from gateway.errors import GatewayError
@@ -277,6 +278,10 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
+_TEXT_DELTA_PRE = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+_TEXT_DELTA_MID = b',"delta":{"type":"text_delta","text":'
+
+
 class EventEncoder:
     """Anthropic stream events for one stream: opens and closes content blocks as text
     and tool-call pieces arrive."""
@@ -328,13 +333,13 @@ class EventEncoder:
                     "content_block": {"type": "text", "text": ""},
                 },
             )
-        return out + _event(
-            "content_block_delta",
-            {
-                "type": "content_block_delta",
-                "index": self.block,
-                "delta": {"type": "text_delta", "text": text},
-            },
+        # the bytes _event gives for this delta, without building and dumping a dict for
+        # every streamed piece of text
+        return out + b"%s%d%s%s}}\n\n" % (
+            _TEXT_DELTA_PRE,
+            self.block,
+            _TEXT_DELTA_MID,
+            _quote(text).encode(),
         )
 
     def tool_call(self, index: int, call_id: str | None, name: str | None, args: str) -> bytes:

@@ -9,6 +9,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.wire_anthropic import EventEncoder
 from gateway.wire_openai import ChunkEncoder
 
 
@@ -39,3 +40,31 @@ def test_marker_in_ids_and_text_does_not_confuse_the_template():
     enc = ChunkEncoder("@", "@", '"@"')
     for text in ("@", '"@"', "", "a\u2028b\x00\ud83d\ude00"):
         assert enc.text(text) == reference(enc, text)
+
+
+def anthropic_reference(index: int, text: str) -> bytes:
+    data = {
+        "type": "content_block_delta",
+        "index": index,
+        "delta": {"type": "text_delta", "text": text},
+    }
+    return (
+        f"event: content_block_delta\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    )
+
+
+@given(texts=st.lists(st.text(max_size=50), min_size=1, max_size=5), tool_at=st.integers(0, 5))
+def test_anthropic_text_deltas_are_the_json_encoding(texts, tool_at):
+    """Text deltas (block index included, also after a tool-call block closed the text
+    block) are the bytes json.dumps gives for the event."""
+    enc = EventEncoder("msg_1", "m/x")
+    enc.start()
+    for i, text in enumerate(texts):
+        if i == tool_at:
+            enc.tool_call(0, "call_1", "f", "{}")
+        out = enc.text(text)
+        delta = anthropic_reference(enc.block, text)
+        assert out.endswith(delta)
+        assert out == delta or out.startswith(b"event: content_block_st")
+        data = json.loads(delta.split(b"data: ", 1)[1])
+        assert data["delta"]["text"] == text
