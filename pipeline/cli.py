@@ -24,7 +24,7 @@ from typing import Any
 
 from pipeline import run_record
 from pipeline import settings as pipeline_settings
-from pipeline.instance import fast_sqlite, instance_dir, prepare_instance
+from pipeline.instance import fast_sqlite, instance_dir, open_run_instance, prepare_instance
 from routing_core.config import LedgerConfig
 from routing_core.money import format_amount
 
@@ -271,8 +271,6 @@ def run_ledger(
     # only the UI marking a failed range run's days "failed" (the run itself shows failed).
     os.environ.setdefault(PLANNED_SUBSET_ENV, "1")
 
-    import dagster as dg
-
     from pipeline.definitions import defs
     from pipeline.defs.metadata import RANGE_END, RANGE_START
     from pipeline.defs.resources import AlertDeliveryResource, build_resources
@@ -288,7 +286,7 @@ def run_ledger(
         print(f"  last successful run {last['run_id']}; running again: {why}")
     t0 = time.perf_counter()
     run_id = str(uuid.uuid4())
-    with fast_sqlite(), dg.DagsterInstance.from_config(str(home)) as instance:
+    with fast_sqlite(), open_run_instance(home) as instance:
         box: dict[str, Any] = {}
 
         def work() -> None:

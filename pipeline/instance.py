@@ -14,6 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from routing_core.config import LedgerConfig
 
@@ -52,6 +53,34 @@ def prepare_instance(cfg: LedgerConfig) -> Path:
         tmp.write_text(DEFAULT_INSTANCE_YAML)
         tmp.replace(yaml_file)
     return home
+
+
+# Dagster's default compute-log manager starts helper processes per run to mirror stdout and
+# stderr into files; the ledger's steps print nothing (they log through Dagster's event log),
+# so `byok-ledger run` turns it off unless the instance's dagster.yaml chose one.
+_NO_COMPUTE_LOGS = {
+    "compute_logs": {
+        "module": "dagster._core.storage.noop_compute_log_manager",
+        "class": "NoOpComputeLogManager",
+    }
+}
+
+
+def open_run_instance(home: Path) -> Any:
+    """The Dagster instance of `home` for one `byok-ledger run`: as its `dagster.yaml` says,
+    except that stdout/stderr capture is off when the file does not configure `compute_logs`."""
+    import dagster as dg
+    import yaml
+    from dagster._core.instance.ref import InstanceRef
+
+    try:
+        configured = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        configured = {}  # Dagster reports a broken file itself, below
+    if isinstance(configured, dict) and "compute_logs" in configured:
+        return dg.DagsterInstance.from_config(str(home))
+    ref = InstanceRef.from_dir(str(home), overrides=_NO_COMPUTE_LOGS)  # type: ignore[arg-type]
+    return dg.DagsterInstance.from_ref(ref)
 
 
 def workspace_yaml(working_directory: Path) -> str:

@@ -76,3 +76,25 @@ def test_the_keepers_close_even_when_the_block_raises(tmp_path: Path):
     except RuntimeError:
         pass
     assert _keeper.kept == {} and not _keeper.active
+
+
+def test_run_instances_capture_no_stdout_unless_the_instance_configures_it(tmp_path: Path):
+    from pipeline.instance import DEFAULT_INSTANCE_YAML, open_run_instance
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "dagster.yaml").write_text(DEFAULT_INSTANCE_YAML)
+    with open_run_instance(plain) as instance:
+        assert type(instance.compute_log_manager).__name__ == "NoOpComputeLogManager"
+        assert instance.root_directory == str(plain)
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    (chosen / "dagster.yaml").write_text(
+        DEFAULT_INSTANCE_YAML
+        + "compute_logs:\n"
+        + "  module: dagster._core.storage.local_compute_log_manager\n"
+        + "  class: LocalComputeLogManager\n"
+        + f"  config:\n    base_dir: {tmp_path / 'logs'}\n"
+    )
+    with open_run_instance(chosen) as instance:
+        assert type(instance.compute_log_manager).__name__ == "LocalComputeLogManager"

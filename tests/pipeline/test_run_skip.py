@@ -201,3 +201,31 @@ def test_a_different_code_version_or_webhook_is_a_difference(quiet_day: Ledger):
     rec["format"] = 0
     run_record.record_path(home).write_text(json.dumps(rec))
     assert run_record.load(home) is None
+
+
+def test_the_recorded_webhook_is_the_one_alert_delivery_would_use(
+    quiet_day: Ledger, monkeypatch: pytest.MonkeyPatch
+):
+    """run_record resolves the webhook without importing the alert modules; it must make the
+    same choice as `resolve_webhook_url` (config URL, else the named environment variable)."""
+    import hashlib
+
+    from pipeline.alerts.evaluation import resolve_webhook_url
+
+    cfg = load_config(quiet_day.config)
+    env_cfg = cfg.model_copy(
+        update={"alerts": cfg.alerts.model_copy(update={"webhook_url_env": "P2_TEST_HOOK"})}
+    )
+    url_cfg = cfg.model_copy(
+        update={"alerts": cfg.alerts.model_copy(update={"webhook_url": "http://127.0.0.1:9/h"})}
+    )
+    monkeypatch.delenv("P2_TEST_HOOK", raising=False)
+    for c in (cfg, env_cfg, url_cfg):
+        url = resolve_webhook_url(c.alerts)[0]
+        expected = hashlib.sha256(url.encode()).hexdigest() if url else "none"
+        assert run_record._webhook(c, None) == expected
+    monkeypatch.setenv("P2_TEST_HOOK", " http://127.0.0.1:9/from-env ")
+    url = resolve_webhook_url(env_cfg.alerts)[0]
+    assert url == "http://127.0.0.1:9/from-env"
+    assert run_record._webhook(env_cfg, None) == hashlib.sha256(url.encode()).hexdigest()
+    assert run_record._webhook(cfg, "http://x") == hashlib.sha256(b"http://x").hexdigest()
