@@ -326,7 +326,10 @@ def stream_clean_load(
             }
             rejects: list[Reject] = []
             for f in inside:
-                sha, physical = fut[f].result()
+                try:
+                    sha, physical = fut[f].result()
+                except OSError as e:  # vanished or unreadable meanwhile: the full path refuses it
+                    raise _NotClean(str(f)) from e
                 n, last = got.get(str(f), (0, 0))
                 if not (n == last == physical):
                     # Not every line loaded: the lines not loaded, of this file only, are

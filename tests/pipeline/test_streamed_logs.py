@@ -148,3 +148,19 @@ def test_outcomes_stream_when_clean(ledger: Ledger, monkeypatch: pytest.MonkeyPa
     assert ledger.query(
         "SELECT event_id, accepted, source_record FROM staging.outcomes ORDER BY 1"
     ) == [("e-0", True, 1), ("e-1", False, 2), ("e-2", True, 3)]
+
+
+def test_a_file_that_cannot_be_hashed_mid_stream_rolls_back_to_the_full_path(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+):
+    _fill(ledger, CASES["clean"])
+
+    def unreadable(path: Path) -> tuple[str, int]:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(accounting, "fingerprint_and_lines", unreadable)
+    stats = _load(ledger)
+    assert stats["loaded"] == stats["rows"] == 4
+    assert ledger.query("SELECT count(*), count(DISTINCT request_id) FROM staging.requests") == [
+        (4, 4)
+    ]
