@@ -79,11 +79,20 @@ def _tree(root: Path) -> str:
     entries: list[str] = []
     while stack:
         folder = stack.pop()
-        st = folder.stat()
+        try:
+            st = folder.stat()
+        except OSError:  # removed meanwhile
+            entries.append(f"{folder.relative_to(root)}\0gone")
+            continue
         if (st.st_dev, st.st_ino) in seen:
             continue
         seen.add((st.st_dev, st.st_ino))
-        with os.scandir(folder) as it:
+        try:
+            it = os.scandir(folder)
+        except OSError as err:  # unreadable: recorded as such (the run itself will say why)
+            entries.append(f"{folder.relative_to(root)}\0unreadable {err.errno}")
+            continue
+        with it:
             for e in it:
                 if e.is_dir(follow_symlinks=True):
                     stack.append(Path(e.path))

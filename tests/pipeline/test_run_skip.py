@@ -229,3 +229,17 @@ def test_the_recorded_webhook_is_the_one_alert_delivery_would_use(
     assert url == "http://127.0.0.1:9/from-env"
     assert run_record._webhook(env_cfg, None) == hashlib.sha256(url.encode()).hexdigest()
     assert run_record._webhook(cfg, "http://x") == hashlib.sha256(b"http://x").hexdigest()
+
+
+def test_the_input_fingerprint_survives_symlink_loops_and_dangling_links(tmp_path: Path):
+    logs = tmp_path / "logs"
+    (logs / "requests" / f"dt={DAY}").mkdir(parents=True)
+    log = logs / "requests" / f"dt={DAY}" / "r.jsonl"
+    log.write_text("{}\n")
+    (logs / "loop").symlink_to(logs)
+    (logs / "dangling").symlink_to(tmp_path / "nowhere")
+    first = run_record._tree(logs)
+    assert first == run_record._tree(logs)
+    (logs / "dangling").unlink()
+    assert run_record._tree(logs) != first  # a removed entry is a change
+    assert run_record._tree(tmp_path / "missing") != run_record._tree(logs)
