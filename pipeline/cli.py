@@ -221,6 +221,30 @@ def _activate(config_file: Path, start: dt.date, end: dt.date) -> None:
     pipeline_settings.activate(replace(active, config_path=wanted.config_path))
 
 
+def _unusable_duckdb(path: Path) -> str | None:
+    """Why the configured DuckDB file cannot hold the ledger, or None. A file that is not a
+    DuckDB database (or one of another storage version) would otherwise be retried by every
+    step's connection back-off for minutes; a lock held by another run is waited for as usual."""
+    if not path.exists():
+        return None
+    if path.is_dir():
+        return f"{path} (paths.duckdb) is a folder, not a DuckDB file"
+    import duckdb
+
+    try:
+        duckdb.connect(str(path), read_only=True).close()
+    except duckdb.Error as e:
+        text = str(e)
+        if "lock" in text.lower():  # another run is writing: the steps wait for it
+            return None
+        return (
+            f"{path} (paths.duckdb) cannot be opened as a DuckDB database: "
+            f"{text.splitlines()[0]}. Move the file away or point paths.duckdb elsewhere; "
+            "it is never overwritten."
+        )
+    return None
+
+
 def run_ledger(
     config_file: str | Path,
     start: dt.date | None = None,
@@ -243,6 +267,10 @@ def run_ledger(
         start, end = _days(cfg, start, end)
     except ValueError as e:
         print(f"byok-ledger run: {e}", file=sys.stderr)
+        return 2
+    problem = _unusable_duckdb(cfg.duckdb_path)
+    if problem:
+        print(f"byok-ledger run: {problem}", file=sys.stderr)
         return 2
     asked = (start, end)
     inputs = run_record.RunInputs.of(cfg, config_file, start, end, webhook_url=webhook_url)

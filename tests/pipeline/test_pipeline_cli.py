@@ -6,9 +6,10 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from decimal import Decimal
 
-from pipeline_testkit import FIXTURES, REPO, Ledger
+from pipeline_testkit import FIXTURES, REPO, Ledger, request
 
 
 def _run(led: Ledger, *args: str) -> subprocess.CompletedProcess:
@@ -192,3 +193,17 @@ def test_run_refuses_days_before_pipeline_start_date_and_bad_days(acme_day: Ledg
     proc = _run(acme_day, "--start", "2026-03-03", "--end", "2026-03-02")
     assert proc.returncode == 2 and "before --start" in proc.stderr
     assert not (acme_day.duckdb.parent / ".dagster" / "storage").exists()  # nothing ran
+
+
+def test_a_file_that_is_not_duckdb_is_refused_at_once_and_kept(ledger: Ledger):
+    # It used to be retried by every step's connection back-off for minutes.
+    ledger.write_requests("2026-03-02", [request("r1", "2026-03-02T10:00:00.000Z")])
+    ledger.duckdb.parent.mkdir(parents=True, exist_ok=True)
+    ledger.duckdb.write_bytes(b"my notes, not a database\n")
+    t0 = time.monotonic()
+    proc = _run(ledger)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert time.monotonic() - t0 < 30
+    assert "cannot be opened as a DuckDB database" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert ledger.duckdb.read_bytes() == b"my notes, not a database\n"
