@@ -39,7 +39,7 @@ def _months(start: dt.date, end: dt.date) -> list[str]:
     return months_between(start, end)
 
 
-def _summary(duckdb_path: Path) -> tuple[list[tuple], list[tuple]]:
+def _summary(duckdb_path: Path) -> tuple[list[tuple], list[tuple], list[tuple]]:
     import duckdb
 
     with duckdb.connect(str(duckdb_path), read_only=True) as conn:
@@ -57,7 +57,15 @@ def _summary(duckdb_path: Path) -> tuple[list[tuple], list[tuple]]:
             FROM marts.reconciliation_daily GROUP BY status ORDER BY status
             """
         ).fetchall()
-    return layers, recon
+        # What explains the variance of the cells that are not matched, largest first.
+        causes = conn.execute(
+            """
+            SELECT coalesce(likely_cause, 'unknown'), count(*), sum(abs(variance_usd))
+            FROM marts.reconciliation_daily WHERE status <> 'matched'
+            GROUP BY 1 ORDER BY 3 DESC, 1
+            """
+        ).fetchall()
+    return layers, recon, causes
 
 
 def _alerts(duckdb_path: Path) -> list[tuple]:
@@ -133,7 +141,7 @@ def demo(args: argparse.Namespace) -> int:
     _done(t0)
 
     _step(5, "summary")
-    layers, recon = _summary(cfg.duckdb_path)
+    layers, recon, causes = _summary(cfg.duckdb_path)
     billed, estimated, fee, credits, total, requests = layers[0]
     print(f"      requests                          {requests:>12,}")
     print(
@@ -145,6 +153,10 @@ def demo(args: argparse.Namespace) -> int:
     print("      reconciliation cells:")
     for st, n, var in recon:
         print(f"        {st:<16} {n:>5}   variance {_money(var)}")
+    if causes:
+        print("      variance of the unmatched cells by likely cause (marts.reconciliation_daily):")
+    for cause, n, var in causes:
+        print(f"        {cause:<22} {n:>5}   {_money(var)}")
     kinds: dict[str, int] = {}
     for kind, _severity, n, _delivered in alert_rows:
         kinds[kind] = kinds.get(kind, 0) + n

@@ -40,6 +40,10 @@ def test_demo_finishes_and_prints_where_everything_is(demo_run) -> None:
             assert Path(line.split()[-1]).is_file(), line
     assert "provider invoices (own accounts)" in proc.stdout
     assert "reconciliation cells:" in proc.stdout
+    # The summary says what explains the variance, not only how many cells are off: the demo's
+    # lost log hours are its largest unmatched variance.
+    causes = proc.stdout.split("by likely cause", 1)[1].splitlines()[1:]
+    assert causes and causes[0].split()[0] == "logs_missing", causes[:4]
 
 
 def test_demo_data_shows_every_behaviour_the_report_is_for(demo_run) -> None:
