@@ -345,6 +345,8 @@ def run_ledger(
     result = box["result"]
     elapsed = time.perf_counter() - t0
     rc, failed = _report(cfg, result, start, end, elapsed)
+    if reinvoiced:  # said again under the summary: these days moved although nobody asked
+        print(f"re-materialized because their invoices changed: {', '.join(map(str, reinvoiced))}")
     # Recorded only when a re-run could not do better: every blocking check passed, and no
     # alert waits for a webhook that is configured (a re-run retries the delivery). Inputs
     # that changed while the run read them are not recorded either: the next run sees them.

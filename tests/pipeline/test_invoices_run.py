@@ -62,6 +62,10 @@ def test_a_late_correction_outside_the_window_is_picked_up_by_the_next_plain_run
     second = _run(ledger)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "invoices changed: re-materializing 2026-03-01" in second.stdout
+    # ... and the closing summary names them again, after the day table.
+    assert second.stdout.rstrip().splitlines()[-1] == (
+        "re-materialized because their invoices changed: 2026-03-01"
+    )
     assert "3 day(s) 2026-03-01..2026-03-03" in second.stdout
     assert ledger.query(
         "SELECT sum(BilledCost) FROM staging.invoice_lines WHERE day = DATE '2026-03-01'"
