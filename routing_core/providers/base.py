@@ -470,6 +470,19 @@ class UpstreamStream:
                 await self.resp.aclose()
 
 
+def _require_event_stream(resp: httpx.Response) -> None:
+    """A 2xx answer to a stream request must be `text/event-stream`; anything else is an
+    invalid response (both the sync and the async opener check it here)."""
+    ctype = resp.headers.get("content-type", "")
+    if "text/event-stream" not in ctype:
+        raise ProviderError(
+            SERVER,
+            f"provider answered a stream request with {ctype or 'no content type'}",
+            http_status=resp.status_code,
+            error_type="invalid_response",
+        )
+
+
 async def open_stream(
     client: httpx.AsyncClient,
     url: str,
@@ -497,14 +510,7 @@ async def open_stream(
                     if len(raw) > MAX_SSE_LINE:
                         break
             raise classify(status, _json_or_none(raw), resp.headers)
-        ctype = resp.headers.get("content-type", "")
-        if "text/event-stream" not in ctype:
-            raise ProviderError(
-                SERVER,
-                f"provider answered a stream request with {ctype or 'no content type'}",
-                http_status=status,
-                error_type="invalid_response",
-            )
+        _require_event_stream(resp)
     except BaseException:
         await resp.aclose()
         raise
@@ -592,14 +598,7 @@ def open_stream_sync(
                     if len(raw) > MAX_SSE_LINE:
                         break
             raise classify(status, _json_or_none(raw), resp.headers)
-        ctype = resp.headers.get("content-type", "")
-        if "text/event-stream" not in ctype:
-            raise ProviderError(
-                SERVER,
-                f"provider answered a stream request with {ctype or 'no content type'}",
-                http_status=status,
-                error_type="invalid_response",
-            )
+        _require_event_stream(resp)
     except BaseException:
         resp.close()
         raise
