@@ -397,3 +397,26 @@ def test_non_json_success_is_a_server_error(client):
             )
         )
     assert e.kind == SERVER and e.error_type == "invalid_response"
+
+
+def test_a_stream_answered_without_event_stream_is_a_server_error_sync_and_async():
+    # A 2xx answer to a stream request that is not text/event-stream must not be read as one.
+    import asyncio
+
+    from routing_core.providers.base import open_stream, open_stream_sync
+
+    def answer(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"not": "a stream"})
+
+    args = ("http://x/v1/chat/completions", {}, {"stream": True}, 1.0, None, None)
+    with httpx.Client(transport=httpx.MockTransport(answer)) as mc:
+        e = error_of(lambda: open_stream_sync(mc, *args))
+    assert e.kind == SERVER and e.error_type == "invalid_response"
+    assert "application/json" in str(e)
+
+    async def run_async() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as ac:
+            await open_stream(ac, *args)
+
+    e = error_of(lambda: asyncio.run(run_async()))
+    assert e.kind == SERVER and e.error_type == "invalid_response"
