@@ -41,7 +41,7 @@ from .jsonl import (
     locate,
     missing_rows,
     paths_inside,
-    read_sql,
+    read_file_sql,
     rejects_of,
     scan_file,
 )
@@ -286,7 +286,8 @@ def stream_clean_load(
     nor near this load in another folder, and the manifest and load stats are written as the
     full path writes them. Returns False, with everything rolled back, when an id is seen
     twice (ranking needs the full path) or a file has a line over MAX_LINE: the caller then
-    runs the full path. Acceptance is the same SQL (`read_sql`) either way."""
+    runs the full path. Acceptance is the same generated SQL either way (`read_file_sql` here,
+    `read_sql` there)."""
     inside, outside = paths_inside(root, files)
     scans = {f: _scan_or_error(f, fingerprint=False) for f in inside}
     if any(isinstance(s, OSError) or s.long_lines for s in scans.values()):
@@ -308,14 +309,30 @@ def stream_clean_load(
         )
     p = {"start": start, "end": end}
     owned = "coalesce(file_day, day) BETWEEN $start AND $end"
-    insert = f"INSERT INTO {t} BY NAME SELECT {target.select} FROM ({read_sql(spec)}) AS r WHERE r.reason IS NULL"
+    # Each file is read on every thread into a fresh TEMP table in file order, so a row's
+    # record number is its rowid's place (a table made inside a transaction numbers its rows
+    # from a large base; the count check below proves them contiguous), then its loadable rows
+    # are copied on.
+    read = f"CREATE OR REPLACE TEMP TABLE _file_rows AS {read_file_sql(spec)}"
+    insert = (
+        f"INSERT INTO {t} BY NAME SELECT {target.select} FROM "
+        "(SELECT rowid - (SELECT min(rowid) FROM _file_rows) + 1 AS line_no, * FROM _file_rows)"
+        " AS r WHERE r.reason IS NULL"
+    )
+    keep_order = conn.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
     with ThreadPoolExecutor(max_workers=2) as pool:
         fut = {f: pool.submit(fingerprint_and_lines, f) for f in inside}
         conn.execute("BEGIN TRANSACTION")
         try:
             conn.execute(f"DELETE FROM {t} WHERE {owned}", p).fetchall()
             for f in inside:  # one read per file: its rows are numbered 1..n
-                conn.execute(insert, {"files": [str(f)]}).fetchall()
+                conn.execute("SET preserve_insertion_order = true")
+                try:
+                    conn.execute(read, {"file": str(f), "file_day": fl_by_path[f].file_day})
+                finally:
+                    conn.execute(f"SET preserve_insertion_order = {str(keep_order).lower()}")
+                conn.execute(insert).fetchall()
+            conn.execute("DROP TABLE IF EXISTS _file_rows")
             got = {
                 r[0]: (int(r[1]), int(r[2]))
                 for r in conn.execute(

@@ -56,8 +56,8 @@ def _fill(ledger: Ledger, files: dict[str, bytes]) -> None:
         (folder / name).write_bytes(data)
 
 
-def _load(ledger: Ledger, run_id: str = "run-1") -> dict[str, int]:
-    conn = duckdb.connect(str(ledger.duckdb))
+def _load(ledger: Ledger, run_id: str = "run-1", threads: int | None = None) -> dict[str, int]:
+    conn = duckdb.connect(str(ledger.duckdb), config={"threads": threads} if threads else {})
     try:
         return loads.load_requests(conn, load_config(ledger.config), RANGE, run_id=run_id)
     finally:
@@ -164,3 +164,53 @@ def test_a_file_that_cannot_be_hashed_mid_stream_rolls_back_to_the_full_path(
     assert ledger.query("SELECT count(*), count(DISTINCT request_id) FROM staging.requests") == [
         (4, 4)
     ]
+
+
+@pytest.mark.parametrize("with_bad_lines", [False, True])
+def test_a_file_read_on_several_threads_keeps_every_line_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_bad_lines: bool
+):
+    """The stream reads each file on every thread and numbers its records by their order: on a
+    file three read buffers long (DuckDB reads a buffer of about 16 MB per thread), on four
+    threads, clean or with refused and blank lines spread through it, the stream path loads it
+    and every row's record number and every quarantined line's number are the file's own."""
+    pad = "x" * 700
+    lines: list[bytes] = []
+    for i in range(40_000):
+        if with_bad_lines and i % 4_999 == 17:
+            lines.append(b'{"schema_version": 1, "request_id": 7}')  # refused: wrong type
+        elif with_bad_lines and i % 6_007 == 5:
+            lines.append(b"   ")  # blank: not a record
+        else:
+            rec = request(f"r-{i}", f"{DAY}T0{i % 10}:00:00.000Z", provider_usd="0.25")
+            rec["app"] = pad
+            lines.append(json.dumps(rec).encode())
+    data = b"\n".join(lines) + b"\n"
+    assert len(data) > 40 << 20
+    ledger = Ledger(tmp_path)
+    _fill(ledger, {"a.jsonl": data})
+    calls: list[bool] = []
+    real = accounting.stream_clean_load
+
+    def spy(*a: Any, **k: Any) -> bool:
+        calls.append(ok := real(*a, **k))
+        return ok
+
+    monkeypatch.setattr(accounting, "stream_clean_load", spy)
+    stats = _load(ledger, threads=4)
+    assert calls == [True]  # the stream path loaded it (a misnumbered read falls back)
+    # Record numbers count non-blank lines; each good line's id names its physical line.
+    expected, bad_lines, n = {}, [], 0
+    for i, line in enumerate(lines):
+        if line.strip():
+            n += 1
+            if b'"request_id": 7' in line:
+                bad_lines.append(i + 1)
+            else:
+                expected[f"r-{i}"] = n
+    assert stats["loaded"] == len(expected) and stats["rejected"] == len(bad_lines)
+    got = dict(ledger.query("SELECT request_id, source_record FROM staging.requests"))
+    assert got == expected
+    assert [r[0] for r in ledger.query("SELECT line FROM raw.rejected_records ORDER BY 1")] == (
+        bad_lines
+    )
