@@ -384,7 +384,9 @@ def read_file_sql(spec: JsonlSpec) -> str:
     table scan's order then), so a fresh table's `rowid + 1` is the record's ordinal."""
     renamed = ", ".join(f'"{f.name}" AS f_{f.name}' for f in spec.fields)
     vnames = ", ".join(f"v_{f.name}" for f in spec.fields)
-    source = f"SELECT CAST($file_day AS DATE) AS file_day, {renamed} FROM {_read_json(spec, '$file')}"
+    source = (
+        f"SELECT CAST($file_day AS DATE) AS file_day, {renamed} FROM {_read_json(spec, '$file')}"
+    )
     return (
         f"SELECT {reason_sql(spec)} AS reason, {vnames}, CAST($file AS VARCHAR) AS filename, "
         f"file_day\nFROM ({_validated(spec, source)})"
