@@ -294,3 +294,62 @@ def test_upstream_client_short_cut_keeps_httpx_semantics():
     asyncio.run(main())
     assert b"Authorization: Basic dXNlcjpwdw==" in seen[3]  # httpx added the auth header
     assert seen[-1].startswith(b"POST /elsewhere")
+
+
+def test_upstream_client_post_short_cut_sends_what_httpx_sends():
+    """UpstreamClient.post writes a JSON POST itself: the bytes on the wire are the ones
+    httpx's own request building gives (same headers, order and JSON encoding, non-ASCII
+    text included), a gzip answer is decoded, an error status is read whole, and the
+    answer's `request` is there when asked for."""
+    import gzip
+
+    from gateway.transport import UpstreamClient
+
+    seen: list[bytes] = []
+    packed = gzip.compress(b'{"zipped":true}')
+
+    async def handler(reader, writer):
+        while True:
+            try:
+                req = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            seen.append(req)
+            if b"/gz" in req:
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    b"content-encoding: gzip\r\ncontent-length: %d\r\n\r\n%s"
+                    % (len(packed), packed)
+                )
+            elif b"/bad" in req:
+                writer.write(
+                    b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 3\r\n"
+                    b'content-length: 12\r\n\r\n{"error":{}}'
+                )
+            else:
+                writer.write(OK)
+
+    body = {"messages": [{"role": "user", "content": "h\u00e9llo \u2603"}], "max_tokens": 5}
+    headers = {"authorization": "Bearer sk-x", "anthropic-version": "2023-06-01"}
+
+    async def main() -> None:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        url = httpx.URL(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x?q=1")
+        async with httpx.AsyncClient(transport=FastTransport(), timeout=2.0) as plain:
+            r = await plain.post(url, json=body, headers=headers)
+            assert r.json() == {"ok": True}
+        async with UpstreamClient(transport=FastTransport(), timeout=2.0) as c:
+            r = await c.post(url, json=body, headers=headers, timeout=1.5)
+            assert r.json() == {"ok": True} and r.status_code == 200
+            assert isinstance(r, httpx.Response) and r.request.url == url
+            r = await c.post(url.copy_with(path="/gz"), json={})
+            assert r.json() == {"zipped": True}
+            r = await c.post(url.copy_with(path="/bad"), json={})
+            assert r.status_code == 429 and r.headers["retry-after"] == "3"
+            assert r.json() == {"error": {}}
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+    assert seen[0] == seen[1]  # byte for byte what httpx itself sends
+    assert "h\u00e9llo \u2603".encode() in seen[1]
