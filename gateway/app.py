@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -59,6 +59,62 @@ def _no_constants(name: str) -> Any:
 
 def _json_bytes(obj: Any) -> bytes:
     return _dumps(obj, separators=(",", ":")).encode()
+
+
+# The request headers the gateway reads; the rest are never decoded.
+_READ_HEADERS = frozenset(
+    {
+        b"authorization",
+        b"x-api-key",
+        b"content-length",
+        b"x-workload",
+        b"x-workflow-id",
+        b"idempotency-key",
+        b"x-title",
+        b"http-referer",
+    }
+)
+
+
+def read_headers(scope: Scope) -> dict[str, str]:
+    """The headers the gateway reads, from an ASGI scope (names arrive lower-cased; the
+    first of a repeated header counts, as with Starlette's `Headers.get`)."""
+    out: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        if name in _READ_HEADERS:
+            key = name.decode("latin-1")
+            if key not in out:
+                out[key] = value.decode("latin-1")
+    return out
+
+
+class Answer:
+    """A whole JSON answer, as an ASGI callable: the completion endpoints send it
+    straight from the raw ASGI path, the other endpoints hand it to Starlette."""
+
+    __slots__ = ("status", "body", "headers", "content_type")
+
+    def __init__(
+        self,
+        status: int,
+        body: bytes,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        content_type: bytes = b"application/json",
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers
+        self.content_type = content_type
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [
+            (b"content-type", self.content_type),
+            (b"content-length", b"%d" % len(self.body)),
+        ]
+        if self.headers:
+            headers += self.headers
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 class Gateway:
@@ -119,9 +175,9 @@ class Gateway:
 
     # ------------------------------------------------------------------ helpers
 
-    async def _read_json(self, request: Request) -> Any:
+    async def _read_json(self, receive: Receive, headers: Mapping[str, str]) -> Any:
         limit = self.settings.max_body_bytes
-        cl = request.headers.get("content-length")
+        cl = headers.get("content-length")
         if cl is not None:
             if not cl.isdigit():
                 raise GatewayError(400, "Content-Length must be a whole number")
@@ -129,26 +185,27 @@ class Gateway:
                 raise GatewayError(413, f"request body over {limit} bytes (router.max_body_bytes)")
         chunks: list[bytes] = []
         n = 0
+        while True:
+            msg = await receive()
+            if msg["type"] != "http.request":  # http.disconnect
+                raise GatewayError(499, "the client closed the connection while sending the body")
+            chunk = msg.get("body", b"")
+            n += len(chunk)
+            if n > limit:
+                raise GatewayError(413, f"request body over {limit} bytes (router.max_body_bytes)")
+            chunks.append(chunk)
+            if not msg.get("more_body", False):
+                break
         try:
-            async for chunk in request.stream():
-                n += len(chunk)
-                if n > limit:
-                    raise GatewayError(
-                        413, f"request body over {limit} bytes (router.max_body_bytes)"
-                    )
-                chunks.append(chunk)
-        except ClientDisconnect:
-            raise GatewayError(
-                499, "the client closed the connection while sending the body"
-            ) from None
-        try:
-            return json.loads(b"".join(chunks), parse_constant=_no_constants)
+            return json.loads(
+                chunks[0] if len(chunks) == 1 else b"".join(chunks), parse_constant=_no_constants
+            )
         except (ValueError, RecursionError) as e:
             raise GatewayError(400, f"the request body is not valid JSON ({_short(e)})") from None
 
     @staticmethod
-    def _header(request: Request, name: str) -> str | None:
-        v = request.headers.get(name)
+    def _header(headers: Mapping[str, str], name: str) -> str | None:
+        v = headers.get(name)
         if v is None:
             return None
         v = v.strip()
@@ -156,14 +213,14 @@ class Gateway:
             raise GatewayError(400, f"header {name} must be 1 to {MAX_HEADER_CHARS} characters")
         return v
 
-    def _caller_headers(self, request: Request) -> dict[str, Any]:
+    def _caller_headers(self, headers: Mapping[str, str]) -> dict[str, Any]:
         kw: dict[str, Any] = {}
         for header, arg in (
             ("x-workload", "workload"),
             ("x-workflow-id", "workflow_id"),
             ("idempotency-key", "idempotency_key"),
         ):
-            v = self._header(request, header)
+            v = self._header(headers, header)
             if v is not None:
                 kw[arg] = v
         return kw
@@ -218,26 +275,26 @@ class Gateway:
 
     def _error(
         self, anthropic: bool, endpoint: str, code: int, message: str, meta: dict[str, Any]
-    ) -> Response:
+    ) -> Answer:
         assert self.metrics is not None
         status = http_status(code)
         self.metrics.child(self.metrics.errors, endpoint, str(code)).inc()
         self.metrics.child(self.metrics.requests, endpoint, str(status)).inc()
         body = (anthropic_error if anthropic else openai_error)(code, message, meta)
-        headers = {}
+        headers = []
         rid = meta.get("request_id")
         if isinstance(rid, str):
-            headers["x-request-id"] = rid
+            headers.append((b"x-request-id", rid.encode("latin-1")))
         ra = meta.get("retry_after_s")
         if status == 429 and isinstance(ra, int | float) and math.isfinite(ra):
-            headers["retry-after"] = str(max(1, math.ceil(ra)))
-        return Response(body, status, headers=headers, media_type=_JSON)
+            headers.append((b"retry-after", str(max(1, math.ceil(ra))).encode()))
+        return Answer(status, body, headers)
 
-    def _ok(self, endpoint: str, body: dict[str, Any], rid: str | None = None) -> Response:
+    def _ok(self, endpoint: str, body: dict[str, Any], rid: str | None = None) -> Answer:
         assert self.metrics is not None
         self.metrics.child(self.metrics.requests, endpoint, "200").inc()
-        headers = {"x-request-id": rid} if rid else None
-        return Response(_json_bytes(body), 200, headers=headers, media_type=_JSON)
+        headers = [(b"x-request-id", rid.encode("latin-1"))] if rid else None
+        return Answer(200, _json_bytes(body), headers)
 
     def _observe(self, comp: Any, endpoint: str, t0: float) -> None:
         m = self.metrics
@@ -247,20 +304,25 @@ class Gateway:
             m.observe_attempts(comp.attempts)
             m.observe_served(comp.model, comp.usage, comp.cost, comp.fallback_reason)
 
-    def _authenticate(self, request: Request, anthropic: bool) -> str | None:
-        return self.keys.lookup(presented_key(request.headers, allow_x_api_key=anthropic))
+    def _authenticate(self, headers: Mapping[str, str], anthropic: bool) -> str | None:
+        return self.keys.lookup(presented_key(headers, allow_x_api_key=anthropic))
 
     # ------------------------------------------------------------------ completions
 
-    async def completion(self, request: Request, anthropic: bool) -> Response:
+    async def completion(
+        self, scope: Scope, receive: Receive, anthropic: bool
+    ) -> Answer | SSEResponse:
+        """`POST /v1/chat/completions` or `/v1/messages` (raw ASGI: this is the hot path,
+        and Starlette's request and response objects were a tenth of its CPU)."""
         endpoint = "/v1/messages" if anthropic else "/v1/chat/completions"
         t0 = time.perf_counter()
         started = dt.datetime.now(dt.UTC)
         router = self.router
         assert router is not None and self.metrics is not None
-        key_id = self._authenticate(request, anthropic)
+        headers = read_headers(scope)
+        key_id = self._authenticate(headers, anthropic)
         if key_id is None:
-            rid = self._reject_record(None, 401, t0, started, request.headers)
+            rid = self._reject_record(None, 401, t0, started, headers)
             return self._error(
                 anthropic,
                 endpoint,
@@ -270,18 +332,18 @@ class Gateway:
                 {"request_id": rid},
             )
         try:
-            body = await self._read_json(request)
+            body = await self._read_json(receive, headers)
             if anthropic:
                 kw, stream = wire_anthropic.decode_messages(body)
                 include_usage = True
             else:
                 kw, stream, include_usage = wire_openai.decode_chat(body)
-            kw.update(self._caller_headers(request))
+            kw.update(self._caller_headers(headers))
             if stream and not self.streaming:
                 raise GatewayError(400, "streaming is not available in this build")
             self._acquire(key_id)
         except GatewayError as e:
-            rid = self._reject_record(key_id, e.code, t0, started, request.headers, e.message)
+            rid = self._reject_record(key_id, e.code, t0, started, headers, e.message)
             return self._error(
                 anthropic, endpoint, e.code, e.message, {**e.metadata, "request_id": rid}
             )
@@ -314,7 +376,7 @@ class Gateway:
         include_usage: bool,
         endpoint: str,
         t0: float,
-    ) -> Response:
+    ) -> Answer | SSEResponse:
         router = self.router
         m = self.metrics
         assert router is not None and m is not None
@@ -355,8 +417,8 @@ class Gateway:
 
     # ------------------------------------------------------------------ other endpoints
 
-    async def models(self, request: Request) -> Response:
-        key_id = self._authenticate(request, True)
+    async def models(self, request: Request) -> Answer:
+        key_id = self._authenticate(read_headers(request.scope), True)
         if key_id is None:
             return self._error(False, "/v1/models", 401, "unknown API key", {})
         data = self._models_cache.get(key_id)
@@ -395,24 +457,25 @@ class Gateway:
             },
         )
 
-    async def explain(self, request: Request) -> Response:
+    async def explain(self, request: Request) -> Answer:
         endpoint = "/v1/explain"
-        key_id = self._authenticate(request, True)
+        headers = read_headers(request.scope)
+        key_id = self._authenticate(headers, True)
         if key_id is None:
             return self._error(False, endpoint, 401, "unknown API key", {})
         try:
-            body = await self._read_json(request)
+            body = await self._read_json(request.receive, headers)
             if not isinstance(body, dict):
                 raise GatewayError(400, "the request body must be a JSON object")
             if "messages" not in body:
                 body = {**body, "messages": [{"role": "user", "content": ""}]}
             workload = body.pop("workload", None)
             kw, _, _ = wire_openai.decode_chat(body)
-            headers = self._caller_headers(request)
+            caller = self._caller_headers(headers)
             if workload is not None:
                 if not isinstance(workload, str) or not workload:
                     raise GatewayError(400, "workload must be a non-empty string")
-                headers["workload"] = workload
+                caller["workload"] = workload
         except GatewayError as e:
             return self._error(False, endpoint, e.code, e.message, e.metadata)
         models = kw["models"] or []
@@ -423,7 +486,7 @@ class Gateway:
             plan = self.router.plan(
                 api_key_id=key_id,
                 models=models,
-                workload=headers.get("workload"),
+                workload=caller.get("workload"),
                 member_id=kw["member_id"],
                 zdr=kw["zdr"],
                 provider=kw["provider"],
@@ -433,13 +496,14 @@ class Gateway:
             return self._error(False, endpoint, e.code, e.message, dict(e.metadata))
         return self._ok(endpoint, plan.to_dict())
 
-    async def outcomes(self, request: Request) -> Response:
+    async def outcomes(self, request: Request) -> Answer:
         endpoint = "/v1/outcomes"
-        key_id = self._authenticate(request, True)
+        headers = read_headers(request.scope)
+        key_id = self._authenticate(headers, True)
         if key_id is None:
             return self._error(False, endpoint, 401, "unknown API key", {})
         try:
-            body = await self._read_json(request)
+            body = await self._read_json(request.receive, headers)
             event = _decode_outcome(body)
         except GatewayError as e:
             return self._error(False, endpoint, e.code, e.message, e.metadata)
@@ -633,28 +697,66 @@ class SSEResponse:
 # --------------------------------------------------------------------------- app
 
 
+_INTERNAL = "internal gateway error; the server log has the details"
+
+
+class Completions:
+    """The raw ASGI endpoint of `POST /v1/chat/completions` (or `/v1/messages`): the
+    gateway's answer, or a 500 envelope (never a traceback) when it fails unexpectedly
+    before answering."""
+
+    def __init__(self, gw: Gateway, anthropic: bool) -> None:
+        self.gw = gw
+        self.anthropic = anthropic
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            answer = await self.gw.completion(scope, receive, self.anthropic)
+        except Exception:  # noqa: BLE001 - never a traceback in an answer
+            log.exception("gateway: unexpected error on %s", scope["path"][:200])
+            error = anthropic_error if self.anthropic else openai_error
+            answer = Answer(500, error(500, _INTERNAL, {}))
+        await answer(scope, receive, send)
+
+
+class GatewayApp:
+    """The ASGI app: `POST /v1/chat/completions` and `POST /v1/messages` go straight to
+    their raw ASGI endpoints; everything else (the other endpoints, 404/405 envelopes,
+    the lifespan) is Starlette's. `state.gateway` is the `Gateway`."""
+
+    def __init__(self, gw: Gateway, starlette: Starlette) -> None:
+        self.gateway = gw
+        self.starlette = starlette
+        self.state = starlette.state
+        self._fast = {
+            "/v1/chat/completions": Completions(gw, anthropic=False),
+            "/v1/messages": Completions(gw, anthropic=True),
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = self._fast.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await self.starlette(scope, receive, send)
+
+
 def create_app(
     config: LedgerConfig | str | os.PathLike[str],
     **gateway_kw: Any,
-) -> Starlette:
-    """The Starlette app for a config (object or path). Keywords go to `Gateway`."""
+) -> GatewayApp:
+    """The ASGI app for a config (object or path). Keywords go to `Gateway`."""
     cfg = config if isinstance(config, LedgerConfig) else load_config(config)
     gw = Gateway(cfg, **gateway_kw)
 
-    async def guarded(request: Request, handler: Callable[[Request], Any]) -> Response:
-        try:
-            return await handler(request)
-        except Exception:  # noqa: BLE001 - never a traceback in an answer
-            log.exception("gateway: unexpected error on %s", request.url.path)
-            anthropic = request.url.path == "/v1/messages"
-            body = (anthropic_error if anthropic else openai_error)(
-                500, "internal gateway error; the server log has the details", {}
-            )
-            return Response(body, 500, media_type=_JSON)
-
     def route(path: str, handler: Callable[[Request], Any], methods: list[str]) -> Route:
-        async def endpoint(request: Request) -> Response:
-            return await guarded(request, handler)
+        async def endpoint(request: Request) -> Any:
+            try:
+                return await handler(request)
+            except Exception:  # noqa: BLE001 - never a traceback in an answer
+                log.exception("gateway: unexpected error on %s", request.url.path)
+                return Answer(500, openai_error(500, _INTERNAL, {}))
 
         return Route(path, endpoint, methods=methods)
 
@@ -665,12 +767,6 @@ def create_app(
             yield
         finally:
             await gw.stop()
-
-    async def chat(request: Request) -> Response:
-        return await gw.completion(request, anthropic=False)
-
-    async def messages(request: Request) -> Response:
-        return await gw.completion(request, anthropic=True)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         code = getattr(exc, "status_code", 404)
@@ -683,8 +779,10 @@ def create_app(
     app = Starlette(
         exception_handlers={404: not_found, 405: not_found},
         routes=[
-            route("/v1/chat/completions", chat, ["POST"]),
-            route("/v1/messages", messages, ["POST"]),
+            # Also here (not only in GatewayApp's short cut) for Starlette's 405 answer
+            # to another method and its redirect of a trailing slash.
+            Route("/v1/chat/completions", Completions(gw, False), methods=["POST"]),
+            Route("/v1/messages", Completions(gw, True), methods=["POST"]),
             route("/v1/models", gw.models, ["GET"]),
             route("/v1/explain", gw.explain, ["POST"]),
             route("/v1/outcomes", gw.outcomes, ["POST"]),
@@ -695,13 +793,13 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gw
-    return app
+    return GatewayApp(gw, app)
 
 
 CONFIG_ENV = "BYOK_LEDGER_SERVE_CONFIG"
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> GatewayApp:
     """uvicorn's factory in each worker process: the config path comes from
     BYOK_LEDGER_SERVE_CONFIG (set by `byok-ledger serve`)."""
     path = os.environ.get(CONFIG_ENV)

@@ -424,3 +424,21 @@ def test_a_client_that_leaves_mid_body_is_logged_499(gw):
         time.sleep(0.05)
     assert [(r["error_code"], r["api_key_id"]) for r in new] == [(499, "app")]
     assert re.fullmatch(r"req_[0-9a-f]{24}", new[0]["request_id"])
+
+
+def test_other_methods_and_paths_get_envelopes_not_the_completion_path(gw):
+    """The completion endpoints are served on a raw ASGI path for POST only: another
+    method gets the 405 envelope, an unknown path the 404 one (Starlette's routing), and
+    a duplicated header counts once, the first one (as Starlette's Headers.get)."""
+    _, _, server = gw
+    r = httpx.get(server.url + "/v1/chat/completions")
+    assert r.status_code == 405 and r.json()["error"]["code"] == 405
+    r = httpx.put(server.url + "/v1/messages", json={})
+    assert r.status_code == 405 and r.json()["type"] == "error"
+    r = httpx.post(server.url + "/v1/chat/completion", json={})
+    assert r.status_code == 404 and "no such endpoint" in r.json()["error"]["message"]
+    body = {"model": "m/b", "messages": MSG}
+    twice = [("authorization", "Bearer " + SECRETS["app"]), ("authorization", "Bearer nope")]
+    r = httpx.post(server.url + "/v1/chat/completions", json=body, headers=twice)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-length"] == str(len(r.content))
