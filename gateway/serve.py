@@ -76,7 +76,9 @@ def _run(uvicorn: Any, host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers if workers > 1 else None,
         loop="auto",
-        http="auto",
+        # uvicorn's httptools protocol with one write per response (gateway/protocol.py);
+        # an import path, so --workers processes import it themselves
+        http="gateway.protocol:CoalescingHttpToolsProtocol",
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=GRACEFUL_S,

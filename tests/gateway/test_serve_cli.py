@@ -1,6 +1,6 @@
 """`byok-ledger serve` as a command: refusals that exit 2, graceful shutdown (a request in
 flight when SIGTERM arrives still finishes and is logged), and --workers N with Redis state
-(every worker writes its own log file)."""
+(every worker writes its own log file); the server's coalesced writes."""
 
 from __future__ import annotations
 
@@ -177,3 +177,48 @@ def test_per_key_concurrency_bound_answers_429_and_logs_it(tmp_path):
             assert recs[err["metadata"]["request_id"]]["error_code"] == 429
         finally:
             server.stop()
+
+
+def test_writes_in_one_loop_iteration_leave_as_one():
+    """The server's transport wrapper (gateway.protocol): uvicorn's separate writes of a
+    response's head and body leave as one write at the end of the loop iteration, in
+    order; close() sends what is pending first; a closed transport gets nothing."""
+    import asyncio
+
+    from gateway.protocol import CoalescedWrites
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+            self.closed = False
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(data)
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+        def close(self) -> None:
+            self.closed = True
+
+        def get_extra_info(self, name: str) -> str:
+            return "info:" + name
+
+    async def main() -> None:
+        real = Recorder()
+        t = CoalescedWrites(real)  # type: ignore[arg-type]
+        t.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        t.write(b"body")
+        assert real.writes == []
+        await asyncio.sleep(0)
+        assert real.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+        t.write(b"a")
+        t.write(b"b")
+        t.close()
+        assert real.writes[-1] == b"ab" and real.closed
+        t.write(b"late")
+        await asyncio.sleep(0)
+        assert real.writes[-1] == b"ab"  # nothing written to a closed transport
+        assert t.get_extra_info("peername") == "info:peername"
+
+    asyncio.run(main())
