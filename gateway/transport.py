@@ -43,6 +43,10 @@ class _Conn(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.waiter: asyncio.Future[None] | None = None
+        self.loop = asyncio.get_running_loop()
+        self.deadline: float | None = None  # of the current wait (loop time)
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
         self.begin()
 
     def begin(self) -> None:
@@ -76,6 +80,9 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         self._wake()
 
     # httptools callbacks
@@ -101,27 +108,46 @@ class _Conn(asyncio.Protocol):
 
     async def wait(self, timeout: float | None) -> None:
         """Until more data, the end of the answer or the end of the connection; raises
-        TimeoutError after `timeout` seconds. A timer handle rather than `asyncio.timeout`:
-        this runs once per streamed chunk, and the handle costs a fraction of it."""
-        loop = asyncio.get_running_loop()
+        TimeoutError after `timeout` seconds. This runs once per streamed chunk, so there
+        is one timer per connection rather than one per wait: armed for a wait's
+        deadline, and when it fires while a later wait moved the deadline out, armed
+        again for that (a wait with a nearer deadline re-arms it at once)."""
+        loop = self.loop
         w = self.waiter = loop.create_future()
-        timer = loop.call_later(timeout, _expire, w) if timeout is not None else None
+        if timeout is None:
+            self.deadline = None
+        else:
+            self.deadline = deadline = loop.time() + timeout
+            if self.timer is None or deadline < self.timer_at:
+                self._arm(deadline)
         try:
             await w
         finally:
             self.waiter = None
-            if timer is not None:
-                timer.cancel()
+
+    def _arm(self, when: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer_at = when
+        self.timer = self.loop.call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        self.timer = None
+        w, deadline = self.waiter, self.deadline
+        if w is None or w.done() or deadline is None:
+            return  # nobody waits with a deadline: the next wait arms a timer
+        if self.loop.time() >= deadline:
+            w.set_exception(TimeoutError())
+        else:
+            self._arm(deadline)
 
     def close(self) -> None:
         self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.transport is not None:
             self.transport.close()
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 class _Body(httpx.AsyncByteStream):

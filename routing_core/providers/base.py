@@ -393,7 +393,10 @@ class UpstreamStream:
         # shorter than that.
         self.read_timeout = read_timeout
         self._decoder = SSEDecoder()
-        self._raw = resp.aiter_bytes()
+        # Without a content encoding httpx's decoder and re-chunker only pass the bytes
+        # along: two async generators less per streamed chunk.
+        identity = resp.headers.get("content-encoding", "identity") == "identity"
+        self._raw = resp.aiter_raw() if identity else resp.aiter_bytes()
         self._pending: list[Any] = []
         self.closed = False
 

@@ -97,6 +97,48 @@ def test_no_answer_is_a_read_timeout():
     run(handler, body)
 
 
+def test_one_timer_per_connection_still_times_every_wait():
+    """The connection keeps one read timer across waits: a stall after a long-deadline
+    answer on the same keep-alive connection still times out at its own, shorter read
+    timeout, and a stream's stall mid-body too."""
+
+    async def handler(reader, writer):
+        while True:
+            try:
+                req = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            if b"/stall" in req:
+                await asyncio.sleep(5)
+            elif b"/drip" in req:
+                writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                for _ in range(3):
+                    writer.write(b"1\r\na\r\n")
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(5)
+            else:
+                writer.write(OK)
+
+    async def body(client, url):
+        r = await client.post(url + "/ok", json={}, timeout=30.0)
+        assert r.status_code == 200
+        t = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(url + "/stall", json={}, timeout=0.3)
+        assert time.monotonic() - t < 1.5
+        req = client.build_request("POST", url + "/drip", json={}, timeout=0.3)
+        r = await client.send(req, stream=True)
+        got = b""
+        t = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            async for part in r.aiter_raw():
+                got += part
+        assert got == b"aaa" and time.monotonic() - t < 1.5
+        await r.aclose()
+
+    run(handler, body)
+
+
 def test_refused_port_is_a_connect_error():
     async def main():
         async with httpx.AsyncClient(transport=FastTransport()) as c:
