@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import json
 import logging
 import math
@@ -117,6 +118,24 @@ class Answer:
         await send({"type": "http.response.body", "body": self.body})
 
 
+GC_GEN0_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """The collector of a serving process, once start-up is done. What start-up built
+    (config, indexes, caches, imported modules) lives as long as the process, so it is
+    moved out of the collector's sight (`gc.freeze`): a full collection then scans only
+    what requests allocate, not ~50,000 long-lived objects (pauses of 20-100 ms mid-stream
+    in bench/bench_gateway.py's 256 streams). The youngest generation is collected every
+    10,000 net allocations instead of 700: each request allocates a few hundred objects
+    that live until it ends, and collecting them 14 times as often took about half a
+    second of every ten in that test, for a few MB of memory at most."""
+    gc.collect()
+    gc.freeze()
+    _, g1, g2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, g1, g2)
+
+
 class Gateway:
     """One worker process's gateway: the router, the key table, the per-key concurrency
     counters and the metrics. `start()` inside the event loop, `stop()` at shutdown."""
@@ -129,7 +148,11 @@ class Gateway:
         base_urls: Mapping[str, str] | None = None,
         writer_id: str | None = None,
         router_factory: Callable[..., Router] | None = None,
+        own_process: bool = False,
     ) -> None:
+        """`own_process`: this gateway is the process (`byok-ledger serve`'s workers), so
+        `start()` may tune the process's garbage collector (`tune_gc`)."""
+        self.own_process = own_process
         self.config = config
         self.settings = config.router
         self.keys = KeyTable(config.api_keys)
@@ -162,6 +185,8 @@ class Gateway:
         )
         self.streaming = hasattr(self.router, "astream")
         self.metrics = GatewayMetrics(self.router.guard, [m.id for m in self.config.models])
+        if self.own_process:
+            tune_gc()
 
     async def stop(self) -> None:
         if self.metrics is not None:
@@ -805,4 +830,4 @@ def app_from_env() -> GatewayApp:
     path = os.environ.get(CONFIG_ENV)
     if not path:
         raise RuntimeError(f"{CONFIG_ENV} is not set; start the gateway with byok-ledger serve")
-    return create_app(path)
+    return create_app(path, own_process=True)

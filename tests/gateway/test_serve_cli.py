@@ -222,3 +222,28 @@ def test_writes_in_one_loop_iteration_leave_as_one():
         assert t.get_extra_info("peername") == "info:peername"
 
     asyncio.run(main())
+
+
+def test_a_serving_process_freezes_what_start_up_built(tmp_path):
+    """`app_from_env` (what serve's workers run) tunes the collector once the router is
+    built; an app made with create_app in someone else's process leaves it alone."""
+    cfg, _ = write_config(tmp_path, {})
+    code = (
+        "import asyncio, gc, os, sys\n"
+        "from gateway.app import CONFIG_ENV, app_from_env, create_app\n"
+        "os.environ[CONFIG_ENV] = sys.argv[1]\n"
+        "async def main():\n"
+        "    before = gc.get_threshold()[0]\n"
+        "    lib = create_app(sys.argv[1]).gateway\n"
+        "    await lib.start(); await lib.stop()\n"
+        "    print(gc.get_freeze_count() == 0, gc.get_threshold()[0] == before)\n"
+        "    gw = app_from_env().gateway\n"
+        "    await gw.start(); await gw.stop()\n"
+        "    print(gc.get_freeze_count() > 1000, gc.get_threshold()[0])\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run(
+        [PY, "-c", code, str(cfg)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True", "True", "10000"]
