@@ -89,6 +89,29 @@ def read_headers(scope: Scope) -> dict[str, str]:
     return out
 
 
+def caller_header(headers: Mapping[str, str], name: str) -> str | None:
+    """A caller header's value (stripped), None when absent; 400 unless 1 to 256
+    characters."""
+    v = headers.get(name)
+    if v is None:
+        return None
+    v = v.strip()
+    if not v or len(v) > MAX_HEADER_CHARS:
+        raise GatewayError(400, f"header {name} must be 1 to {MAX_HEADER_CHARS} characters")
+    return v
+
+
+def app_of(headers: Mapping[str, str]) -> str | None:
+    """The calling app an OpenRouter-style request names: `X-Title` (1 to 256 characters,
+    else 400 like the other caller headers), or when it is absent `HTTP-Referer` (used
+    only when 1 to 256 characters: a long site URL must not fail the request)."""
+    title = caller_header(headers, "x-title")
+    if title is not None:
+        return title
+    referer = (headers.get("http-referer") or "").strip()
+    return referer if 0 < len(referer) <= MAX_HEADER_CHARS else None
+
+
 class Answer:
     """A whole JSON answer, as an ASGI callable: the completion endpoints send it
     straight from the raw ASGI path, the other endpoints hand it to Starlette."""
@@ -228,16 +251,6 @@ class Gateway:
         except (ValueError, RecursionError) as e:
             raise GatewayError(400, f"the request body is not valid JSON ({_short(e)})") from None
 
-    @staticmethod
-    def _header(headers: Mapping[str, str], name: str) -> str | None:
-        v = headers.get(name)
-        if v is None:
-            return None
-        v = v.strip()
-        if not v or len(v) > MAX_HEADER_CHARS:
-            raise GatewayError(400, f"header {name} must be 1 to {MAX_HEADER_CHARS} characters")
-        return v
-
     def _caller_headers(self, headers: Mapping[str, str]) -> dict[str, Any]:
         kw: dict[str, Any] = {}
         for header, arg in (
@@ -245,9 +258,12 @@ class Gateway:
             ("x-workflow-id", "workflow_id"),
             ("idempotency-key", "idempotency_key"),
         ):
-            v = self._header(headers, header)
+            v = caller_header(headers, header)
             if v is not None:
                 kw[arg] = v
+        app = app_of(headers)
+        if app is not None:
+            kw["app"] = app
         return kw
 
     def _acquire(self, key_id: str) -> None:
@@ -294,6 +310,7 @@ class Gateway:
             workload=bounded("x-workload"),
             workflow_id=bounded("x-workflow-id"),
             idempotency_key=bounded("idempotency-key"),
+            app=bounded("x-title") or bounded("http-referer"),
             start=started,
             t0=t0,
         )

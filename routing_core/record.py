@@ -276,18 +276,20 @@ class RecordWriter:
         self.log.write_line(REQUESTS_DIR, ts[:10], line)
 
     def who(self, ctx: RequestCtx) -> str:
-        """`"api_key_id":...,"data_class":...` for this caller (cached)."""
+        """`"api_key_id":...,"data_class":...` for this caller (cached). The app is the
+        one the request named (`ctx.app`) once the caller resolved, else the API key's."""
         r = ctx.resolved
+        app = ctx.app
         # Keyed by object identity (resolved callers are cached objects and hashing the
         # dataclass costs more than the lookup); the stored object guards against id reuse.
-        key = (ctx.api_key_id, id(r))
+        key = (ctx.api_key_id, id(r), app)
         hit = self._who.get(key)
         if hit is not None and hit[0] is r:
             return hit[1]
         frag = who_fragment(
             ctx.api_key_id,
             r.environment if r else None,
-            r.app if r else None,
+            (r.app if app is None else app) if r else None,
             r.member_id if r else None,
             r.workload if r else None,
             r.data_class if r else None,

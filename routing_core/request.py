@@ -79,6 +79,9 @@ class RequestCtx:
     prompt_chars: int = 0  # prompt size, for usage estimates
     n_messages: int = 0
     stream: bool = False
+    # The calling application when the request names one (`app=`; the gateway's X-Title /
+    # HTTP-Referer): the record's `app` instead of the API key's configured one.
+    app: str | None = None
 
 
 PROVIDER_PREFS = frozenset(

@@ -346,6 +346,7 @@ class Router:
         provider: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         workflow_id: str | None = None,
+        app: str | None = None,
         **params: Any,
     ) -> Completion:
         """Route one chat completion. Who: `api_key` (the router secret, looked up by its
@@ -356,7 +357,8 @@ class Router:
         (OpenRouter-style `only`, `order`, `ignore`, `allow_fallbacks`, `data_collection`,
         `max_price` {prompt, completion} USD per 1M tokens, `zdr`). `idempotency_key`
         replays a stored result for the same API key within `router.idempotency_ttl_s`;
-        `workflow_id` groups requests for outcome events. Returns a `Completion` or raises
+        `workflow_id` groups requests for outcome events; `app` names the calling
+        application in the record (default: the API key's `app`). Returns a `Completion` or raises
         `RouteError` (the caller-facing codes and shape of docs/routing.md); writes exactly one request record."""
         kw = dict(
             api_key=api_key,
@@ -372,6 +374,7 @@ class Router:
             provider=provider,
             idempotency_key=idempotency_key,
             workflow_id=workflow_id,
+            app=app,
             **params,
         )
         while True:
@@ -598,6 +601,7 @@ class Router:
         workload: str | None = None,
         workflow_id: str | None = None,
         idempotency_key: str | None = None,
+        app: str | None = None,
         start: dt.datetime | None = None,
         t0: float | None = None,
         stream: bool = False,
@@ -606,7 +610,8 @@ class Router:
         authentication, body size, concurrency bounds) as one error record through the
         same encoder; returns its request id. `start`/`t0` are the request's arrival
         (router clock / timer readings; default now). The caller fields come from the API
-        key (and the workload, if it resolves); nothing else of the request is logged."""
+        key (and the workload, if it resolves; `app` as in `complete`); nothing else of the
+        request is logged."""
         ctx = RequestCtx(
             "req_" + self._new_id(),
             self._timer() if t0 is None else t0,
@@ -616,6 +621,7 @@ class Router:
             idempotency_key if isinstance(idempotency_key, str) else None,
             workflow_id if isinstance(workflow_id, str) else None,
             stream=stream,
+            app=app if isinstance(app, str) and app else None,
         )
         if ctx.api_key_id is not None:
             req = RouteRequest(
@@ -680,6 +686,7 @@ class Router:
         provider: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
         workflow_id: str | None = None,
+        app: str | None = None,
         _stream: bool = False,
         **params: Any,
     ) -> tuple[RequestCtx, Completion | threading.Event | None]:
@@ -697,6 +704,8 @@ class Router:
         ):
             bad_input = "idempotency_key and workflow_id must be strings"
             idempotency_key = workflow_id = None
+        if app is not None and not (isinstance(app, str) and app):
+            bad_input, app = "app must be a non-empty string", None
         ctx = RequestCtx(
             "req_" + self._new_id(),
             self._timer(),
@@ -706,6 +715,7 @@ class Router:
             idempotency_key,
             workflow_id,
             stream=_stream,
+            app=app,
         )
 
         if api_key is not None:

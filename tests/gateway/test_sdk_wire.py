@@ -442,3 +442,43 @@ def test_other_methods_and_paths_get_envelopes_not_the_completion_path(gw):
     r = httpx.post(server.url + "/v1/chat/completions", json=body, headers=twice)
     assert r.status_code == 200, r.text
     assert r.headers["content-length"] == str(len(r.content))
+
+
+def test_x_title_and_http_referer_name_the_app_in_the_record(gw):
+    """OpenRouter's attribution headers through the real openai SDK: X-Title is the
+    record's app (streamed or not), HTTP-Referer when there is no X-Title; a referer over
+    256 characters is ignored (the API key's app), an X-Title over it is a logged 400."""
+    _, logs, server = gw
+    client = oa(server)
+
+    def app_of(raw) -> str | None:
+        return record_of(logs, raw.headers["x-request-id"])["app"]
+
+    create = client.chat.completions.with_raw_response.create
+    plain = create(model="m/b", messages=MSG)
+    titled = create(
+        model="m/b",
+        messages=MSG,
+        extra_headers={"X-Title": "Checkout Bot", "HTTP-Referer": "https://shop.example"},
+    )
+    referred = create(model="m/b", messages=MSG, extra_headers={"HTTP-Referer": "https://a.b"})
+    long_ref = create(
+        model="m/b", messages=MSG, extra_headers={"HTTP-Referer": "https://a.b/" + "x" * 300}
+    )
+    configured = app_of(plain)
+    assert configured == "t"  # the API key's app in the test config
+    assert app_of(titled) == "Checkout Bot"
+    assert app_of(referred) == "https://a.b"
+    assert app_of(long_ref) == configured
+    with client.chat.completions.with_streaming_response.create(
+        model="m/b", messages=MSG, stream=True, extra_headers={"X-Title": "Stream Bot"}
+    ) as raw:
+        for _ in raw.iter_lines():
+            pass
+        rid = raw.headers["x-request-id"]
+    rec = record_of(logs, rid)
+    assert rec["app"] == "Stream Bot" and rec["stream"] is True and rec["status"] == "ok"
+    with pytest.raises(openai.BadRequestError) as e:
+        create(model="m/b", messages=MSG, extra_headers={"X-Title": "y" * 300})
+    assert "x-title" in str(e.value)
+    assert record_of(logs, e.value.response.headers["x-request-id"])["error_code"] == 400

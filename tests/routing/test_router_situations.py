@@ -475,3 +475,29 @@ def test_async_duplicates_of_an_idempotency_key_make_one_call(
     results = asyncio.run(go())
     assert fleet["openai"].count() == 1
     assert sorted(c.replayed for c in results) == [False, True, True, True]
+
+
+def test_a_request_may_name_its_app_in_the_record(logged, acme_router, fleet):
+    """`app=` (the gateway's X-Title / HTTP-Referer) is the record's app instead of the
+    API key's configured one once the caller resolved, served or refused (403 here);
+    streams too. An empty app is a 400, logged before the caller resolved (app null)."""
+    kw = dict(api_key="demo-secret-public-chat-prod", model="openai/gpt-4.1", messages=msg())
+    acme_router.complete(**kw)
+    acme_router.complete(app="checkout-bot", **kw)
+    with acme_router.stream(app="stream-bot", **kw) as s:
+        list(s)
+    assert error_of(lambda: acme_router.complete(app="", **kw)).code == 400
+    blocked = error_of(
+        lambda: acme_router.complete(
+            api_key_id="sandbox-dev",
+            model="anthropic/claude-opus-4.1",
+            messages=msg(),
+            app="sandbox-tool",
+        )
+    )
+    assert blocked.code == 403
+    recs = logged(acme_router)
+    configured = recs[0]["app"]
+    assert configured and configured != "checkout-bot"
+    assert [r["app"] for r in recs[1:]] == ["checkout-bot", "stream-bot", None, "sandbox-tool"]
+    assert recs[2]["stream"] is True and recs[3]["error_code"] == 400
