@@ -15,9 +15,23 @@
    starts spread over one stream's length; an asyncio fake upstream streams 32 content
    chunks 30 ms apart, each carrying its send time (CLOCK_MONOTONIC, system-wide). Per
    side: time to the first content chunk, whole-stream time, and every chunk's delivery
-   delay (arrival minus send); added = the gateway's percentile minus the direct one, in
-   passes direct, gateway, gateway, direct. Errors are counted by exception type. Targets:
-   p99 added <= 10 ms, 0 errors; reported: streams per gateway CPU-second (one worker).
+   delay (arrival minus send); added = the gateway's percentile minus the direct one (a
+   difference of percentiles: streams cannot be paired), in passes direct, gateway,
+   gateway, direct. Errors are counted by exception type. Targets: p99 added <= 10 ms,
+   0 errors; reported: streams and chunks per gateway CPU-second (one worker = the
+   requests per second one core sustains).
+
+   Where the processes run: the measuring side (fake, load generators, this process) is
+   busy at the same moments as the gateway, since every chunk passes through all three.
+   Left to the scheduler on 2 cores, the gateway pass then also measures the gateway
+   queueing behind its own load generators for a core, which the direct pass (no gateway)
+   never does. So by default (2+ cores, one worker) the streaming passes give the gateway
+   one core of its own and put the whole measuring side on the others, the same in the
+   direct passes as in the gateway ones: what the gateway adds is then its own work and
+   queueing, as with clients and providers on other machines. Other jobs on the machine
+   still land on either core: `loadavg_*` says how busy it was, and a run under load
+   measures that load. `--no-pin` leaves placement to the scheduler (the method before
+   2026-12-04; reported as `"pinned": false`). The sequential part is never pinned.
 
 The fakes run in their own processes, the gateway in another (one uvicorn worker), LiteLLM
 in a third; the sequential client is this process.
@@ -158,10 +172,14 @@ def stream_load(spec: dict[str, Any]) -> None:
     each sending `rounds` streamed requests one after another, their starts spread over
     `ramp_s` so the streams overlap as steady traffic rather than one burst. Per stream:
     time to the first content chunk, total time, and each content chunk's delivery delay
-    (arrival minus the fake's send timestamp). Prints one JSON object."""
+    (arrival minus the fake's send timestamp). Writes one JSON object to `spec["out"]`.
+    With `spec["cpus"]` it runs on those CPUs only (the measuring side's cores)."""
     import re
 
     import uvloop
+
+    if spec.get("cpus"):
+        os.sched_setaffinity(0, spec["cpus"])
 
     host, port = spec["host"], spec["port"]
     body = json.dumps(spec["body"]).encode()
@@ -337,6 +355,19 @@ def cpu_s(pid: int, which: tuple[int, ...] = (11, 12, 13, 14)) -> float:
 SYS = (12, 14)
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Run a process, every thread of it and its child processes (uvicorn's workers) on
+    `cpus` only."""
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(tid), cpus)
+            todo += [int(k) for k in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+
+
 def sequential(targets: dict[str, tuple[str, dict, dict]], n: int, batch: int, warmup: int):
     clients = {k: httpx.Client(timeout=30.0) for k in targets}
     lat: dict[str, list[float]] = {k: [] for k in targets}
@@ -388,6 +419,7 @@ def stream_side(
             "ramp_s": args.stream_chunks * args.chunk_ms / 1000,
             "timeout_s": timeout_s,
             "out": str(outs[-1]),
+            "cpus": args.apparatus_cpus,
         }
         loaders.append(
             subprocess.Popen([PY, str(Path(__file__).resolve()), "--stream-load", json.dumps(spec)])
@@ -522,6 +554,12 @@ def main() -> int:
         help="gateway worker processes (above 1 the budgets live in Redis, --redis)",
     )
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    ap.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="streaming part: do not give the gateway a core of its own (see the docstring)",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument(
         "--profile",
@@ -549,6 +587,11 @@ def main() -> int:
     }
     try:
         args.work = str(folder)
+        cores = sorted(os.sched_getaffinity(0))
+        gw_cpus: set[int] | None = None
+        args.apparatus_cpus = None
+        if args.pin and len(cores) >= 2 and args.workers == 1:
+            gw_cpus, args.apparatus_cpus = {cores[-1]}, cores[:-1]
         cfg = config(folder)
         # The fake's listening backlog is raised from the stdlib's 5 so 256 concurrent
         # clients are not turned into SYN retransmits (which would measure the kernel).
@@ -711,6 +754,10 @@ def main() -> int:
         # CPU per request is what a loaded machine cannot inflate the way it inflates
         # latency (every hop waits for a core): the cost the gateway itself adds.
         seq["cpu_ms_per_request"] = {k: round(v, 4) for k, v in cpu.items()}
+        # requests per second one core sustains at that CPU per request (one worker)
+        seq["requests_per_cpu_s"] = {
+            k: round(1000 / v) for k, v in cpu.items() if v > 0 and k != "fake"
+        }
         if "gateway_before" in cpu and cpu["gateway"] > 0:
             seq["gateway_cpu_before_over_after"] = round(cpu["gateway_before"] / cpu["gateway"], 2)
         if "litellm" in cpu and cpu["gateway"] > 0:
@@ -745,6 +792,13 @@ def main() -> int:
             if before is not None:
                 sides["gateway_before"] = (b_port, *sides["gateway"][1:])
                 pid["gateway_before"] = before.pid
+            if gw_cpus is not None:
+                # The gateway gets a core; the fake, the load generators and this process
+                # share the others, in the direct passes as in the gateway ones.
+                for p in pid.values():
+                    pin(p, gw_cpus)
+                pin(sse.pid, set(args.apparatus_cpus))
+                os.sched_setaffinity(0, args.apparatus_cpus)
             order = [*sides, *reversed(sides)]  # a, b, c, c, b, a: drift hits every side
             res: dict[str, Any] = {}
             cpu_gw = dict.fromkeys(pid, 0.0)
@@ -780,6 +834,9 @@ def main() -> int:
                     # the load-independent figure is streams per CPU-second it used
                     res[name]["streams_per_cpu_s"] = round(n / c, 1) if c else None
                     res[name]["cpu_ms_per_stream"] = round(c * 1000 / n, 3) if n else None
+                    # each stream is 1 + chunks + 2 events (role, content, finish, usage)
+                    ev = n * (args.stream_chunks + 3)
+                    res[name]["chunks_per_cpu_s"] = round(ev / c) if c else None
             st: dict[str, Any] = {
                 "clients": args.stream_clients,
                 "streams_per_side": 2 * args.stream_clients * args.stream_rounds,
@@ -787,6 +844,11 @@ def main() -> int:
                 "chunks_per_stream": args.stream_chunks,
                 "chunk_gap_ms": args.chunk_ms,
                 "upstream": "asyncio streaming fake, timestamped chunks (--sse-fake)",
+                "pinned": (
+                    {"gateway_cpus": sorted(gw_cpus), "measuring_cpus": args.apparatus_cpus}
+                    if gw_cpus is not None
+                    else False
+                ),
                 **res,
             }
             for name in pid:
