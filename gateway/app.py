@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import gc
 import json
 import logging
@@ -116,7 +117,7 @@ class Answer:
     """A whole JSON answer, as an ASGI callable: the completion endpoints send it
     straight from the raw ASGI path, the other endpoints hand it to Starlette."""
 
-    __slots__ = ("status", "body", "headers", "content_type")
+    __slots__ = ("status", "body", "headers", "content_type", "after")
 
     def __init__(
         self,
@@ -129,6 +130,8 @@ class Answer:
         self.body = body
         self.headers = headers
         self.content_type = content_type
+        # Bookkeeping for once the answer has left (see Completions): a callable or None.
+        self.after: Callable[[], None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [
@@ -341,6 +344,7 @@ class Gateway:
     def _observe(self, comp: Any, endpoint: str, t0: float) -> None:
         m = self.metrics
         assert m is not None
+        m.child(m.requests, endpoint, "200").inc()
         m.child(m.latency, endpoint).observe(time.perf_counter() - t0)
         if not getattr(comp, "replayed", False):
             m.observe_attempts(comp.attempts)
@@ -400,7 +404,6 @@ class Gateway:
         finally:
             self._release(key_id)
             self.metrics.in_flight.dec()
-        self._observe(comp, endpoint, t0)
         if anthropic:
             out = wire_anthropic.encode_message(
                 comp.request_id, comp.body, comp.model, comp.usage, comp.cost
@@ -408,7 +411,11 @@ class Gateway:
         else:
             out = wire_openai.encode_completion(comp.body, comp.usage, comp.cost)
             out["request_id"] = comp.request_id
-        return self._ok(endpoint, out, comp.request_id)
+        answer = Answer(200, _json_bytes(out), [(b"x-request-id", comp.request_id.encode())])
+        # The metrics wait until the answer is on its way (they are the caller's latency
+        # otherwise); the record and the budget were settled before it.
+        answer.after = functools.partial(self._observe, comp, endpoint, t0)
+        return answer
 
     async def _stream(
         self,
@@ -759,6 +766,11 @@ class Completions:
             error = anthropic_error if self.anthropic else openai_error
             answer = Answer(500, error(500, _INTERNAL, {}))
         await answer(scope, receive, send)
+        after = getattr(answer, "after", None)
+        if after is not None:
+            # After the write the answer's send scheduled (gateway/protocol.py coalesces a
+            # loop iteration's writes into one at its end), so not on the caller's time.
+            asyncio.get_running_loop().call_soon(after)
 
 
 class GatewayApp:
