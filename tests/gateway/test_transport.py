@@ -28,6 +28,21 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
     return head + (await reader.readexactly(n) if n else b"")
 
 
+def each_request(answer: Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]) -> Handler:
+    """A server handler that reads the requests of a keep-alive connection one after
+    another and lets `answer(request, writer)` reply to each, until the client leaves."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                req = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            await answer(req, writer)
+
+    return handler
+
+
 def run(handler: Handler, body: Callable[[httpx.AsyncClient, str], Awaitable[None]]) -> None:
     async def main() -> None:
         server = await asyncio.start_server(handler, "127.0.0.1", 0)
@@ -102,22 +117,17 @@ def test_one_timer_per_connection_still_times_every_wait():
     answer on the same keep-alive connection still times out at its own, shorter read
     timeout, and a stream's stall mid-body too."""
 
-    async def handler(reader, writer):
-        while True:
-            try:
-                req = await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
-            if b"/stall" in req:
-                await asyncio.sleep(5)
-            elif b"/drip" in req:
-                writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
-                for _ in range(3):
-                    writer.write(b"1\r\na\r\n")
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(5)
-            else:
-                writer.write(OK)
+    async def answer(req, writer):
+        if b"/stall" in req:
+            await asyncio.sleep(5)
+        elif b"/drip" in req:
+            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            for _ in range(3):
+                writer.write(b"1\r\na\r\n")
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(5)
+        else:
+            writer.write(OK)
 
     async def body(client, url):
         r = await client.post(url + "/ok", json={}, timeout=30.0)
@@ -136,7 +146,7 @@ def test_one_timer_per_connection_still_times_every_wait():
         assert got == b"aaa" and time.monotonic() - t < 1.5
         await r.aclose()
 
-    run(handler, body)
+    run(each_request(answer), body)
 
 
 def test_refused_port_is_a_connect_error():
@@ -299,23 +309,18 @@ def test_upstream_client_short_cut_keeps_httpx_semantics():
 
     seen: list[bytes] = []
 
-    async def handler(reader, writer):
-        while True:
-            try:
-                req = await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
-            seen.append(req)
-            if b"/redirect" in req:
-                writer.write(
-                    b"HTTP/1.1 307 Temporary Redirect\r\nlocation: /elsewhere\r\n"
-                    b"content-length: 0\r\n\r\n"
-                )
-            else:
-                writer.write(OK)
+    async def answer(req, writer):
+        seen.append(req)
+        if b"/redirect" in req:
+            writer.write(
+                b"HTTP/1.1 307 Temporary Redirect\r\nlocation: /elsewhere\r\n"
+                b"content-length: 0\r\n\r\n"
+            )
+        else:
+            writer.write(OK)
 
     async def main() -> None:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        server = await asyncio.start_server(each_request(answer), "127.0.0.1", 0)
         url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         async with UpstreamClient(transport=FastTransport(max_connections=4), timeout=2.0) as c:
             r = await c.post(url + "/v1/x", json={"a": 1})
@@ -350,32 +355,26 @@ def test_upstream_client_post_short_cut_sends_what_httpx_sends():
     seen: list[bytes] = []
     packed = gzip.compress(b'{"zipped":true}')
 
-    async def handler(reader, writer):
-        while True:
-            try:
-                req = await read_request(reader)
-            except asyncio.IncompleteReadError:
-                return
-            seen.append(req)
-            if b"/gz" in req:
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                    b"content-encoding: gzip\r\ncontent-length: %d\r\n\r\n%s"
-                    % (len(packed), packed)
-                )
-            elif b"/bad" in req:
-                writer.write(
-                    b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 3\r\n"
-                    b'content-length: 12\r\n\r\n{"error":{}}'
-                )
-            else:
-                writer.write(OK)
+    async def answer(req, writer):
+        seen.append(req)
+        if b"/gz" in req:
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                b"content-encoding: gzip\r\ncontent-length: %d\r\n\r\n%s" % (len(packed), packed)
+            )
+        elif b"/bad" in req:
+            writer.write(
+                b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 3\r\n"
+                b'content-length: 12\r\n\r\n{"error":{}}'
+            )
+        else:
+            writer.write(OK)
 
     body = {"messages": [{"role": "user", "content": "h\u00e9llo \u2603"}], "max_tokens": 5}
     headers = {"authorization": "Bearer sk-x", "anthropic-version": "2023-06-01"}
 
     async def main() -> None:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        server = await asyncio.start_server(each_request(answer), "127.0.0.1", 0)
         url = httpx.URL(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x?q=1")
         async with httpx.AsyncClient(transport=FastTransport(), timeout=2.0) as plain:
             r = await plain.post(url, json=body, headers=headers)
