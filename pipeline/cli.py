@@ -121,17 +121,20 @@ def _print_summary(rows: list[tuple]) -> None:
 
 class _StepPrinter:
     """Prints the run's step outcomes as the event log records them, reading only the events
-    recorded since the last call (a cursor), not the whole log each time."""
+    recorded since the last call (a cursor), not the whole log each time. Checks run inside
+    their asset's step: each gets a line of its own under that step's, named as before
+    (`<asset>_<check>`), `ok`, `warn` or `FAILED`."""
+
+    RANK = {"ok": 0, "warn": 1, "FAILED": 2}
 
     def __init__(self, instance: Any, run_id: str, t0: float) -> None:
         import dagster as dg
 
         self.instance, self.run_id, self.t0 = instance, run_id, t0
         self.cursor: str | None = None
-        # A check step "succeeds" even when its check did not pass; printing "ok" there and
-        # "check ... failed" below contradicted itself. An evaluation is logged before its
-        # step's STEP_SUCCESS, so it has been read whenever that step has.
-        self.failed_checks: dict[str, str] = {}
+        # step key -> check -> worst outcome so far (a per-day check has one result per day).
+        # A step's evaluations are logged before its STEP_SUCCESS or STEP_FAILURE.
+        self.checks: dict[str, dict[str, str]] = {}
         self.types = {
             dg.DagsterEventType.STEP_SUCCESS,
             dg.DagsterEventType.STEP_FAILURE,
@@ -152,32 +155,38 @@ class _StepPrinter:
             if ev is not None:
                 self._print(ev)
 
+    def _line(self, label: str, name: str, rest: str = "") -> None:
+        print(f"  {time.perf_counter() - self.t0:6.1f}s  {label:<6}  {name}{rest}", flush=True)
+
     def _print(self, ev: Any) -> None:
         kind = ev.event_type_value
         if kind == "ASSET_CHECK_EVALUATION":
             data = ev.event_specific_data
-            if data is not None and not data.passed:
-                severity = getattr(data.severity, "value", data.severity)
-                # Dagster blocks downstream steps only on a blocking check's ERROR result; a
-                # blocking check that reports WARN (e.g. too few quarantined lines) is a warning.
-                label = "FAILED" if severity == "ERROR" else "warn"
-                self.failed_checks[ev.step_key] = label
+            if data is None:
+                return
+            severity = getattr(data.severity, "value", data.severity)
+            # Dagster blocks downstream steps only on a blocking check's ERROR result; a
+            # blocking check that reports WARN (e.g. too few quarantined lines) is a warning.
+            label = "ok" if data.passed else "FAILED" if severity == "ERROR" else "warn"
+            name = f"{data.asset_key.to_python_identifier()}_{data.check_name}"
+            seen = self.checks.setdefault(ev.step_key, {})
+            if self.RANK[label] >= self.RANK[seen.get(name, "ok")]:
+                seen[name] = label
             return
-        at = f"{time.perf_counter() - self.t0:6.1f}s"
-        if kind == "STEP_SUCCESS" and ev.step_key in self.failed_checks:
-            label = self.failed_checks[ev.step_key]
-            print(f"  {at}  {label:<6}  {ev.step_key} (check did not pass, below)", flush=True)
-        elif kind == "STEP_SUCCESS":
-            print(f"  {at}  ok      {ev.step_key}", flush=True)
+        if kind == "STEP_SUCCESS":
+            self._line("ok", ev.step_key)
         elif kind == "STEP_FAILURE":
             err = ev.event_specific_data.error if ev.event_specific_data else None
-            msg = err.message.strip().splitlines()[-1] if err else "failed"
-            print(f"  {at}  FAILED  {ev.step_key}: {msg}", flush=True)
+            lines = err.message.strip().splitlines() if err else ["failed"]
+            # A failed blocking check fails its asset's step ("<error class>: 1 blocking asset
+            # check failed with ERROR severity:", then the checks); its own line follows.
+            blocked = err is not None and err.cls_name == "DagsterAssetCheckFailedError"
+            msg = lines[0].split(": ", 1)[-1].rstrip(":") if blocked else lines[-1]
+            self._line("FAILED", ev.step_key, f": {msg}")
         else:
-            print(
-                f"  {at}  skipped {ev.step_key} (an upstream step or blocking check failed)",
-                flush=True,
-            )
+            self._line("skipped", ev.step_key, " (an upstream step or blocking check failed)")
+        for name, label in self.checks.pop(ev.step_key, {}).items():
+            self._line(label, name, "" if label == "ok" else " (check did not pass, below)")
 
 
 def _days(cfg: LedgerConfig, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:

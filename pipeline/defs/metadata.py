@@ -1,10 +1,11 @@
-"""Small helpers shared by the asset files: the day range of a run (assets and checks), and the
-row-count + preview metadata every asset returns (per day on each day's materialization)."""
+"""Small helpers shared by the asset files: the day range of a run, the row-count + preview
+metadata every asset returns (per day on each day's materialization), and the events of a
+per-day check evaluated inside its asset's step."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import dagster as dg
@@ -18,7 +19,7 @@ PARTITION = "dagster/partition"
 
 
 def run_days(context: Any) -> DayRange:
-    """The days a run covers: its partition key range (assets) or its tags (checks)."""
+    """The days a run covers: its partition key range, or its tags."""
     if isinstance(context, dg.AssetExecutionContext) and context.has_partition_key_range:
         keys = context.partition_key_range
         return DayRange(dt.date.fromisoformat(keys.start), dt.date.fromisoformat(keys.end))
@@ -88,11 +89,29 @@ def rebuild_table(
     table: str,
     build: Callable[[duckdb.DuckDBPyConnection, Any, DayRange], Any],
     day_col: str = "day",
+    checks: Callable[[duckdb.DuckDBPyConnection, DayRange], Iterable[dg.AssetCheckResult]]
+    | None = None,
 ) -> dg.MaterializeResult:
     """The body of a one-table asset (`db`: its DuckDB resource): replace the run's days with
-    `build(conn, config, days)` (a `pipeline.loads` function), then report the table."""
+    `build(conn, config, days)` (a `pipeline.loads` function), then report the table and the
+    results of its `checks(conn, days)` (the asset's `check_specs`)."""
     days = run_days(context)
     with db.get_connection() as conn:
         build(conn, ledger.config(), days)
         meta = table_metadata(context, conn, table, days, day_col=day_col)
-    return dg.MaterializeResult(metadata=meta)
+        results = list(checks(conn, days)) if checks else None
+    return dg.MaterializeResult(metadata=meta, check_results=results)
+
+
+def per_day_check(
+    context: dg.AssetExecutionContext,
+    spec: dg.AssetCheckSpec,
+    evaluations: Iterable[dg.AssetCheckEvaluation],
+) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+    """The events of a partitioned check of this step: one evaluation per day of the run (an
+    `AssetCheckResult` holds one result for the whole range), then the step output Dagster
+    expects of every check spec (what downstream steps wait for)."""
+    yield from evaluations
+    yield dg.Output(
+        None, output_name=context.assets_def.get_output_name_for_asset_check_key(spec.key)
+    )

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from pipeline_testkit import Ledger, outcome, request
 
 from pipeline import loads
+from pipeline.loads import DayRange
 from routing_core.config import load_config
 
 DAY = "2026-10-26"
@@ -724,25 +725,19 @@ def test_the_line_accounting_check_fails_naming_the_file_whose_lines_do_not_add_
 ):
     """The blocking check reads raw.load_manifest: a manifest row that loses a line (here
     edited by hand, as a bug would) fails it, and the failure names the file."""
-    from types import SimpleNamespace
-
-    from dagster_duckdb import DuckDBResource
-
-    from pipeline.defs.ingest.checks import _accounting
-    from pipeline.defs.metadata import PARTITION
+    from pipeline.defs.ingest.checks import EVERY_REQUEST_LINE, _accounting
 
     path = _write(
         ledger.logs / "requests" / f"dt={DAY}" / "router-a.jsonl", [_line(_good(1)), b"{bad"]
     )
     _load(ledger)
-    context = SimpleNamespace(run=SimpleNamespace(tags={PARTITION: DAY}))
-    resource = DuckDBResource(database=str(ledger.duckdb))
-    ok = _accounting(context, resource, ("requests", "openrouter_generations"))
-    assert ok.passed and ok.metadata["files"].value == 1
-    conn = duckdb.connect(str(ledger.duckdb))
-    conn.execute("UPDATE raw.load_manifest SET quarantined = 0")
-    conn.close()
-    bad = _accounting(context, resource, ("requests", "openrouter_generations"))
+    d = dt.date.fromisoformat(DAY)
+    sources = ("requests", "openrouter_generations")
+    with duckdb.connect(str(ledger.duckdb)) as conn:
+        ok = _accounting(conn, DayRange(d, d), EVERY_REQUEST_LINE, sources)
+        assert ok.passed and ok.metadata["files"].value == 1
+        conn.execute("UPDATE raw.load_manifest SET quarantined = 0")
+        bad = _accounting(conn, DayRange(d, d), EVERY_REQUEST_LINE, sources)
     assert not bad.passed
     assert str(path) in bad.description
 

@@ -139,6 +139,9 @@ def test_run_exits_non_zero_when_a_blocking_check_fails(ledger: Ledger):
     )
     assert "router-a.jsonl` line 2" in proc.stdout
     assert "FAILED  staging__requests_rejected_rate_under_threshold" in proc.stdout
+    # The check runs in its asset's step: that step fails after the load, nothing downstream runs.
+    assert "FAILED  staging__requests: 1 blocking asset check failed" in proc.stdout
+    assert "intermediate__request_groups" not in proc.stdout
 
 
 def test_a_failed_warn_check_is_not_printed_as_ok(acme_day: Ledger):

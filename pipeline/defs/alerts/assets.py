@@ -11,6 +11,7 @@ from pipeline.alerts import evaluate_alerts
 from pipeline.alerts import ledger as alert_ledger
 from pipeline.alerts.evaluation import DEFAULT_WINDOW_DAYS
 from pipeline.alerts.queries import sql
+from pipeline.defs.alerts.checks import ALERTS, ALERTS_DELIVERED, alerts_delivered
 from pipeline.defs.metadata import run_days
 from pipeline.defs.partitions import daily_partitions, single_run
 from pipeline.defs.resources import AlertDeliveryResource, LedgerConfigResource
@@ -19,7 +20,6 @@ SPLIT = dg.AssetKey(["marts", "split_billing_daily"])
 RECONCILIATION = dg.AssetKey(["marts", "reconciliation_daily"])
 UNATTRIBUTED = dg.AssetKey(["marts", "unattributed_usage"])
 BUDGET_STATUS = dg.AssetKey(["marts", "budget_status"])
-ALERTS = dg.AssetKey(["marts", "alerts"])
 RANK = {"critical": 0, "warning": 1, "info": 2}
 
 
@@ -39,6 +39,7 @@ RANK = {"critical": 0, "warning": 1, "info": 2}
             "alert once, with its delivery state (delivered_at, attempts, last_error).",
         ),
     ],
+    check_specs=[ALERTS_DELIVERED],
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     group_name="alerts",
@@ -74,6 +75,7 @@ def alert_marts(
         pending = conn.execute(
             "SELECT count(*) FROM marts.alerts WHERE delivered_at IS NULL"
         ).fetchone()[0]
+        delivered = alerts_delivered(conn)
     for alert, err in result.failed:
         context.log.warning(f"alert {alert.alert_id} ({alert.scope}) not delivered: {err}")
     if result.webhook_missing and result.new:
@@ -110,3 +112,4 @@ def alert_marts(
             ),
         },
     )
+    yield delivered

@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from pipeline import loads
+from pipeline.defs.insights.checks import NO_POLICY_VIOLATIONS, no_policy_violations
 from pipeline.defs.metadata import rebuild_table
 from pipeline.defs.partitions import daily_partitions, single_run
 from pipeline.defs.resources import LedgerConfigResource
@@ -18,11 +19,12 @@ def _build(
     duckdb: DuckDBResource,
     name: str,
     day_col: str = "day",
+    checks=None,
 ) -> dg.MaterializeResult:
     def build(conn, cfg, days):
         return loads.build_mart(conn, cfg, days, name)
 
-    return rebuild_table(context, ledger, duckdb, f"marts.{name}", build, day_col)
+    return rebuild_table(context, ledger, duckdb, f"marts.{name}", build, day_col, checks)
 
 
 @dg.asset(
@@ -43,13 +45,19 @@ def cost_per_accepted_output(
     return _build(context, ledger, duckdb, "cost_per_accepted_output", "period")
 
 
-@dg.asset(key=["marts", "policy_violations"], kinds={"duckdb"}, deps=[REQUESTS], **COMMON)
+@dg.asset(
+    key=NO_POLICY_VIOLATIONS.asset_key,
+    kinds={"duckdb"},
+    deps=[REQUESTS],
+    check_specs=[NO_POLICY_VIOLATIONS],
+    **COMMON,
+)
 def policy_violations(
     context: dg.AssetExecutionContext, ledger: LedgerConfigResource, duckdb: DuckDBResource
 ) -> dg.MaterializeResult:
     """Requests that broke policy (ZDR, strict BYOK, key filters, environment crossing), each
     row explaining itself. Expected empty."""
-    return _build(context, ledger, duckdb, "policy_violations")
+    return _build(context, ledger, duckdb, "policy_violations", checks=no_policy_violations)
 
 
 @dg.asset(key=["marts", "routing_health"], kinds={"duckdb"}, deps=[REQUESTS], **COMMON)

@@ -1,18 +1,26 @@
-"""Reconciliation and split-billing assets (the marts are described in docs/marts.md)."""
+"""Reconciliation and split-billing assets (the marts are described in docs/marts.md), with
+their per-day checks (checks.py) evaluated in the same step."""
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from pipeline import loads
-from pipeline.defs.metadata import rebuild_table, run_days, table_metadata
+from pipeline.defs.metadata import per_day_check, rebuild_table, run_days, table_metadata
 from pipeline.defs.partitions import daily_partitions, single_run
+from pipeline.defs.reconcile.checks import (
+    RECONCILIATION,
+    SPLIT,
+    SPLIT_ADDS_UP,
+    VARIANCE,
+    split_billing_adds_up,
+    variance_within_tolerance,
+)
 from pipeline.defs.resources import LedgerConfigResource
 
 COMMON = dict(partitions_def=daily_partitions, backfill_policy=single_run, group_name="reconcile")
 REQUESTS = dg.AssetKey(["staging", "requests"])
 INVOICES = dg.AssetKey(["staging", "invoice_lines"])
 GROUPS = dg.AssetKey(["intermediate", "request_groups"])
-RECONCILIATION = dg.AssetKey(["marts", "reconciliation_daily"])
 
 
 @dg.asset(key=GROUPS, deps=[REQUESTS, INVOICES], kinds={"duckdb"}, **COMMON)
@@ -26,22 +34,31 @@ def request_groups(
     )
 
 
-@dg.asset(key=RECONCILIATION, deps=[GROUPS, INVOICES, REQUESTS], kinds={"duckdb"}, **COMMON)
+@dg.asset(
+    key=RECONCILIATION,
+    deps=[GROUPS, INVOICES, REQUESTS],
+    kinds={"duckdb"},
+    check_specs=[VARIANCE],
+    **COMMON,
+)
 def reconciliation_daily(
     context: dg.AssetExecutionContext, ledger: LedgerConfigResource, duckdb: DuckDBResource
-) -> dg.MaterializeResult:
+):
     """Expected (logs) vs billed (invoice Usage lines) per day x provider x account x
     upstream_model, with variance, status, likely cause and a one-sentence explanation (and
     the log writers' empty hours in marts.reconciliation_log_gaps)."""
-    return rebuild_table(
+    yield rebuild_table(
         context, ledger, duckdb, "marts.reconciliation_daily", loads.build_reconciliation
     )
+    with duckdb.get_connection() as conn:
+        evaluations = variance_within_tolerance(conn, ledger.config(), run_days(context))
+        yield from per_day_check(context, VARIANCE, evaluations)
 
 
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
-            ["marts", "split_billing_daily"],
+            SPLIT,
             deps=[GROUPS, INVOICES],
             kinds={"duckdb"},
             description="Who bills what: provider invoice vs platform fee and credits, "
@@ -61,13 +78,15 @@ def reconciliation_daily(
             description="Credits, tax, purchases and adjustments, beside usage.",
         ),
     ],
+    check_specs=[SPLIT_ADDS_UP],
     **COMMON,
 )
 def split_billing(
     context: dg.AssetExecutionContext, ledger: LedgerConfigResource, duckdb: DuckDBResource
 ):
     """Allocates each invoice cell and statement cell over the logged requests behind it
-    (largest remainder at 1e-9 USD: money is conserved exactly)."""
+    (largest remainder at 1e-9 USD: money is conserved exactly). A day whose split does not
+    add up fails this step after its marts are written: nothing downstream runs."""
     days = run_days(context)
     with duckdb.get_connection() as conn:
         loads.build_split_billing(conn, ledger.config(), days)
@@ -77,3 +96,4 @@ def split_billing(
                 asset_key=key,
                 metadata=table_metadata(context, conn, f"marts.{name}", days, asset_key=key),
             )
+        yield from per_day_check(context, SPLIT_ADDS_UP, split_billing_adds_up(conn, days))
