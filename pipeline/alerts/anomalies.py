@@ -11,13 +11,16 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import duckdb
-import polars as pl
 
 from pipeline.alerts.model import Alert, alert_id, money
 from pipeline.alerts.queries import sql
 from routing_core.config import LedgerConfig
+
+if TYPE_CHECKING:  # imported where baselines are computed: a day with no spend needs none
+    import polars as pl
 
 # dimension name -> column of anomaly_daily_spend.sql
 DIMENSIONS = {
@@ -118,6 +121,8 @@ def baseline_frame(
     Returns one row per (day, vid) for each checked day with at least MIN_BASELINE_DAYS
     baseline days: `actual` (nanos), `med2` (2 x median, nanos), `mad4` (4 x MAD, nanos),
     `n` (baseline days) and `same_weekday`."""
+    import polars as pl
+
     batches: list[list[tuple[dt.date, dt.date]]] = [[]]
     meta: list[tuple[dt.date, int, bool]] = []
     per_batch = max(1, _BATCH_ROWS // max(n_values, 1))
@@ -299,6 +304,10 @@ def _anomalous_values(
     `baseline_frame` (polars, exact integers); only values whose move reaches the minimum
     dollar impact get the exact Decimal verdict of `is_anomalous`."""
     found: dict[dt.date, list[tuple[str, object, Baseline]]] = defaultdict(list)
+    if not days or not any(series.get(dim) for dim in DIMENSIONS):
+        return found  # nothing to evaluate
+    import polars as pl
+
     # Prefilters on the integer frame, each conservative (never a verdict: is_anomalous
     # decides exactly): |2 x (actual - median)| (delta2) against 2 x the minimum impact,
     # rounded down; against the relative move (q x delta2 >= p x 2 x median for p/q = 0.2);

@@ -7,8 +7,10 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:  # imported where a delivery happens: most runs deliver nothing
+    import httpx
 
 from pipeline.alerts.model import Alert, jsonable
 
@@ -58,6 +60,8 @@ def deliver(
 ) -> Delivery:
     """POST the alert; retry transport errors and retryable statuses with exponential backoff
     (base * 2^n, capped), at most `max_attempts` times. Never raises for delivery failures."""
+    import httpx
+
     body = json.dumps(webhook_body(alert)).encode()
     headers = {
         "content-type": "application/json",

@@ -8,9 +8,9 @@ import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import httpx
 
 from pipeline.alerts import ledger
 from pipeline.alerts.anomalies import evaluate_anomalies
@@ -19,6 +19,9 @@ from pipeline.alerts.delivery import deliver
 from pipeline.alerts.model import Alert
 from pipeline.alerts.queries import sql
 from routing_core.config import Alerts, LedgerConfig
+
+if TYPE_CHECKING:  # imported when there is a webhook to deliver to
+    import httpx
 
 # Days re-examined each run: a missed daily run, or a late invoice that moves spend, is caught
 # up without re-alerting (ids are deterministic).
@@ -189,6 +192,8 @@ def _evaluate(
 
     if not url:
         return result  # recorded; delivered once a webhook is configured
+    import httpx
+
     own_client = client is None
     client = client or httpx.Client(timeout=httpx.Timeout(10.0))
     try:
