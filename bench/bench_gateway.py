@@ -14,12 +14,17 @@
    measuring side is not the bottleneck), each sending 4 streams one after another, their
    starts spread over one stream's length; an asyncio fake upstream streams 32 content
    chunks 30 ms apart, each carrying its send time (CLOCK_MONOTONIC, system-wide). Per
-   side: time to the first content chunk, whole-stream time, and every chunk's delivery
-   delay (arrival minus send); added = the gateway's percentile minus the direct one (a
-   difference of percentiles: streams cannot be paired), in passes direct, gateway,
-   gateway, direct. Errors are counted by exception type. Targets: p99 added <= 10 ms,
-   0 errors; reported: streams and chunks per gateway CPU-second (one worker = the
-   requests per second one core sustains).
+   side: time to the first content chunk, whole-stream time, every chunk's delivery delay
+   (arrival minus send), the tail (last content chunk to the end of the body: the usage
+   chunk and [DONE]), the fake's own span (its send times of the first and the last content
+   chunk) and the stream's overhead (whole time minus that span); added = the gateway's
+   percentile minus the direct one (a difference of percentiles: streams cannot be
+   paired), in passes direct, gateway, gateway, direct. The whole-stream time also moves
+   with the fake's timers (32 sleeps that overshoot more when its core is busier), which
+   the span shows and the overhead leaves out: the gateway's own share of a stream is the
+   first-chunk time, the chunk delays and the overhead. Errors are counted by exception
+   type. Targets: p99 added <= 10 ms, 0 errors; reported: streams and chunks per gateway
+   CPU-second (one worker = the requests per second one core sustains).
 
    Where the processes run: the measuring side (fake, load generators, this process) is
    busy at the same moments as the gateway, since every chunk passes through all three.
@@ -166,6 +171,12 @@ def sse_fake(port: int, chunks: int, interval_ms: float) -> None:
     uvloop.run(main())
 
 
+# What each streamed request measures (ms): time to the first content chunk, the whole
+# stream, each content chunk's delay, the tail after the last content chunk, the fake's
+# own span from the first to the last content chunk it sent, and total minus span.
+SERIES = ("ttfb", "total", "delay", "tail", "span", "overhead")
+
+
 def stream_load(spec: dict[str, Any]) -> None:
     """One load-generator process (uvloop, raw sockets: no HTTP client library on the
     measuring side, so the client is not what saturates): `clients` keep-alive connections,
@@ -192,6 +203,9 @@ def stream_load(spec: dict[str, Any]) -> None:
     ttfb: list[float] = []
     total: list[float] = []
     delay: list[float] = []
+    tail: list[float] = []
+    span: list[float] = []
+    overhead: list[float] = []
     errors: dict[str, int] = {}
 
     def failed(kind: str) -> None:
@@ -213,6 +227,7 @@ def stream_load(spec: dict[str, Any]) -> None:
                     failed(f"http {status[:40]!r}")
                     return
                 first = None
+                last = first_sent = last_sent = 0
                 buf = b""
                 while True:
                     size = int((await reader.readuntil(b"\r\n"))[:-2].split(b";")[0], 16)
@@ -222,15 +237,23 @@ def stream_load(spec: dict[str, Any]) -> None:
                         break
                     buf += data[:-2]
                     for m in stamp.finditer(data):
-                        delay.append((now - int(m.group(1))) / 1e6)
+                        sent = int(m.group(1))
+                        delay.append((now - sent) / 1e6)
+                        last, last_sent = now, sent
                         if first is None:
-                            first = now
+                            first, first_sent = now, sent
                 if b"data: [DONE]" not in buf or first is None:
                     last = buf.rstrip().rsplit(b"\n", 1)[-1]
                     failed(f"no [DONE]; last event {last[:160]!r}")
                     return
+                end = time.monotonic_ns()
                 ttfb.append((first - t0) / 1e6)
-                total.append((time.monotonic_ns() - t0) / 1e6)
+                total.append((end - t0) / 1e6)
+                tail.append((end - last) / 1e6)
+                span.append((last_sent - first_sent) / 1e6)
+                # the stream's time beyond the fake's own schedule (its timers drift
+                # with the load on the measuring core, the same for either side)
+                overhead.append(total[-1] - span[-1])
         except (OSError, asyncio.IncompleteReadError, ValueError) as e:
             failed(f"{type(e).__name__}: {e}"[:160])
         finally:
@@ -249,7 +272,18 @@ def stream_load(spec: dict[str, Any]) -> None:
     # a file, not stdout: the results outgrow a pipe's buffer while the parent still
     # waits for another load process
     Path(spec["out"]).write_text(
-        json.dumps({"ttfb": ttfb, "total": total, "delay": delay, "errors": errors, "wall": wall})
+        json.dumps(
+            {
+                "ttfb": ttfb,
+                "total": total,
+                "delay": delay,
+                "tail": tail,
+                "span": span,
+                "overhead": overhead,
+                "errors": errors,
+                "wall": wall,
+            }
+        )
     )
 
 
@@ -424,13 +458,13 @@ def stream_side(
         loaders.append(
             subprocess.Popen([PY, str(Path(__file__).resolve()), "--stream-load", json.dumps(spec)])
         )
-    merged: dict[str, Any] = {"ttfb": [], "total": [], "delay": [], "errors": {}, "wall": 0.0}
+    merged: dict[str, Any] = {"errors": {}, "wall": 0.0, **{k: [] for k in SERIES}}
     for p, out in zip(loaders, outs, strict=True):
         if p.wait(timeout=timeout_s + 30) != 0:
             raise SystemExit(f"a stream load process failed (exit {p.returncode})")
         got = json.loads(out.read_text())
         out.unlink()
-        for k in ("ttfb", "total", "delay"):
+        for k in SERIES:
             merged[k] += got[k]
         for k, v in got["errors"].items():
             merged["errors"][k] = merged["errors"].get(k, 0) + v
@@ -446,7 +480,7 @@ def summary(m: dict[str, Any]) -> dict[str, Any]:
         "wall_s": round(m["wall"], 3),
         "streams_per_s": round(len(m["total"]) / m["wall"], 1) if m["wall"] else None,
     }
-    for k in ("ttfb", "total", "delay"):
+    for k in SERIES:
         if m[k]:
             out[f"{k}_p50_ms"] = round(statistics.median(m[k]), 3)
             out[f"{k}_p99_ms"] = round(pct(m[k], 99), 3)
@@ -814,8 +848,11 @@ def main() -> int:
                 if name in pid:
                     cpu_gw[name] += cpu_s(pid[name]) - c0[name][0]
                     sys_gw[name] += cpu_s(pid[name], SYS) - c0[name][1]
-                acc = raw.setdefault(name, {"ttfb": [], "total": [], "delay": [], "errors": {}})
-                for k in ("ttfb", "total", "delay"):
+                acc = raw.setdefault(
+                    name,
+                    {"errors": {}, **{k: [] for k in SERIES}},
+                )
+                for k in SERIES:
                     acc[k] += got[k]
                 for k, v in got["errors"].items():
                     acc["errors"][k] = acc["errors"].get(k, 0) + v
@@ -854,7 +891,7 @@ def main() -> int:
             for name in pid:
                 st[f"added_ms_{name}"] = {
                     f"{k}_{q}": round(res[name][f"{k}_{q}_ms"] - res["direct"][f"{k}_{q}_ms"], 3)
-                    for k in ("ttfb", "total", "delay")
+                    for k in SERIES
                     for q in ("p50", "p99")
                     if f"{k}_{q}_ms" in res[name] and f"{k}_{q}_ms" in res["direct"]
                 }
