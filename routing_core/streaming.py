@@ -166,6 +166,8 @@ class LiveStream(RouterStream):
         self._text: list[str] = []
         self._calls: dict[int, dict[str, Any]] = {}
         self._finish: str | None = None
+        # The answer is only assembled for an idempotent replay (an Idempotency-Key).
+        self._keep = ctx.idempotency_key is not None
 
     def _elapsed_ms(self) -> float:
         ctx = self._ctx
@@ -194,6 +196,8 @@ class LiveStream(RouterStream):
         """Note an event on its way to the consumer (first-event time, the answer so far)."""
         if self.ttfb_ms is None:
             self.ttfb_ms = self._elapsed_ms()
+        if not self._keep:
+            return ev
         if isinstance(ev, TextDelta):
             self._text.append(ev.text)
         elif isinstance(ev, ToolCallDelta):
@@ -249,7 +253,10 @@ class LiveStream(RouterStream):
         )
         self.usage, self.cost, self.usage_source = usage, cost, source
         self.status = "ok"
-        router._remember(ctx, self._completion())
+        if self._keep:
+            router._remember(ctx, self._completion())
+        else:
+            router._idem_done(ctx)
         return StreamUsage(usage, cost, source)
 
     def _end(self, code: int, reason: str, message: str) -> None:
