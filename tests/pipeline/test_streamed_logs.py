@@ -64,6 +64,19 @@ def _load(ledger: Ledger, run_id: str = "run-1", **config: Any) -> dict[str, int
         conn.close()
 
 
+def _spy_stream(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What each `stream_clean_load` call returned (True: the stream path loaded the day)."""
+    calls: list[bool] = []
+    real = accounting.stream_clean_load
+
+    def spy(*a: Any, **k: Any) -> bool:
+        calls.append(ok := real(*a, **k))
+        return ok
+
+    monkeypatch.setattr(accounting, "stream_clean_load", spy)
+    return calls
+
+
 def _tables(ledger: Ledger) -> dict[str, list[tuple]]:
     out = {k: v for k, v in ledger.snapshot().items() if k.startswith(("staging.", "raw."))}
     out["manifest"] = ledger.query(
@@ -86,14 +99,7 @@ def test_streamed_or_not_the_tables_equal_the_full_paths(
     streamed, full = Ledger(tmp_path / "s"), Ledger(tmp_path / "f")
     for led in (streamed, full):
         _fill(led, CASES[case])
-    calls: list[bool] = []
-    real = accounting.stream_clean_load
-
-    def spy(*a: Any, **k: Any) -> bool:
-        calls.append(ok := real(*a, **k))
-        return ok
-
-    monkeypatch.setattr(accounting, "stream_clean_load", spy)
+    calls = _spy_stream(monkeypatch)
     s_stats = _load(streamed)
     # which path ran: the stream unless an id is seen twice
     assert calls == [case not in ("dup_in_file", "dup_across_files", "conflict")]
@@ -193,14 +199,7 @@ def test_a_file_read_on_several_threads_keeps_every_line_number(
     assert len(data) > 40 << 20
     ledger = Ledger(tmp_path)
     _fill(ledger, {"a.jsonl": data})
-    calls: list[bool] = []
-    real = accounting.stream_clean_load
-
-    def spy(*a: Any, **k: Any) -> bool:
-        calls.append(ok := real(*a, **k))
-        return ok
-
-    monkeypatch.setattr(accounting, "stream_clean_load", spy)
+    calls = _spy_stream(monkeypatch)
     paths: list[bool] = []
     real_file = accounting._stream_file
 
