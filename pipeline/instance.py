@@ -66,20 +66,33 @@ _NO_COMPUTE_LOGS = {
 }
 
 
+# Dagster's default storage, SQLite files in the instance folder, and the class that opens the
+# same files for one run with kept engines (`pipeline.run_storage`).
+_SQLITE_STORAGE = ("dagster._core.storage.sqlite_storage", "DagsterSqliteStorage")
+_RUN_SQLITE_STORAGE = ("pipeline.run_storage", "RunSqliteStorage")
+
+
 def open_run_instance(home: Path) -> Any:
     """The Dagster instance of `home` for one `byok-ledger run`: as its `dagster.yaml` says,
-    except that stdout/stderr capture is off when the file does not configure `compute_logs`."""
+    except that stdout/stderr capture is off when the file does not configure `compute_logs`,
+    and SQLite storage (the default) keeps one engine per database file for the run."""
     import dagster as dg
     import yaml
     from dagster._core.instance.ref import InstanceRef
+    from dagster._serdes import ConfigurableClassData
 
     try:
         configured = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         configured = {}  # Dagster reports a broken file itself, below
-    if isinstance(configured, dict) and "compute_logs" in configured:
-        return dg.DagsterInstance.from_config(str(home))
-    ref = InstanceRef.from_dir(str(home), overrides=_NO_COMPUTE_LOGS)  # type: ignore[arg-type]
+    chosen = isinstance(configured, dict) and "compute_logs" in configured
+    overrides = {} if chosen else _NO_COMPUTE_LOGS
+    ref = InstanceRef.from_dir(str(home), overrides=overrides)  # type: ignore[arg-type]
+    storage = ref.storage_data
+    if storage is not None and (storage.module_name, storage.class_name) == _SQLITE_STORAGE:
+        ref = ref._replace(
+            storage_data=ConfigurableClassData(*_RUN_SQLITE_STORAGE, storage.config_yaml)
+        )
     return dg.DagsterInstance.from_ref(ref)
 
 
@@ -111,11 +124,12 @@ class _SqliteKeeper:
     """While active, every SQLite database file this process connects to in WAL mode gets one
     extra idle connection, kept until the end, and commits with `synchronous=NORMAL`.
 
-    Why: Dagster opens and closes a connection for nearly every event it stores (no pool), and
-    closing the last connection of a WAL database checkpoints it, fsyncs and deletes its
-    `-wal` and `-shm` files: ~360 times per run, most of the run's bookkeeping time. With one
-    connection kept open, a close is never the last one; the log is checkpointed once, when
-    the keeper closes. WAL with NORMAL never corrupts a database; a power loss may drop the
+    Why: Dagster's SQLite storage opens and closes a connection for nearly every event it
+    stores (no pool), and closing the last connection of a WAL database checkpoints it, fsyncs
+    and deletes its `-wal` and `-shm` files: ~360 times per run, most of the run's bookkeeping
+    time. With one connection kept open, a close is never the last one; the log is
+    checkpointed once, when the keeper closes. (`run` also keeps its engines' connections
+    open, `pipeline.run_storage`; the keeper covers the rest, e.g. the schedule storage.) WAL with NORMAL never corrupts a database; a power loss may drop the
     last committed events of the run in flight. Other journal modes are left alone."""
 
     def __init__(self) -> None:

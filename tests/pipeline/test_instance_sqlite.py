@@ -98,3 +98,38 @@ def test_run_instances_capture_no_stdout_unless_the_instance_configures_it(tmp_p
     )
     with open_run_instance(chosen) as instance:
         assert type(instance.compute_log_manager).__name__ == "LocalComputeLogManager"
+
+
+def test_run_instances_keep_one_engine_per_database_in_dagsters_own_files(tmp_path: Path):
+    """`run` opens the default SQLite storage with one engine per database file; what it writes
+    is where Dagster's own storage (the UI, the daemon) reads it: the run, its events and the
+    asset's materialization."""
+    import dagster as dg
+
+    from pipeline.instance import DEFAULT_INSTANCE_YAML, open_run_instance
+
+    (tmp_path / "dagster.yaml").write_text(DEFAULT_INSTANCE_YAML)
+
+    @dg.asset
+    def one() -> int:
+        return 1
+
+    with fast_sqlite(), open_run_instance(tmp_path) as instance:
+        result = dg.materialize([one], instance=instance)
+        assert result.success
+        engines = instance.event_log_storage._engines
+        # The run's own event database and the cross-run index: two engines for ~40 uses.
+        assert len(engines.by_url) == 2
+        assert len(instance.run_storage._engines.by_url) == 1
+    assert engines.by_url == {}  # disposed with the instance
+    with dg.DagsterInstance.from_config(str(tmp_path)) as plain:
+        assert type(plain.event_log_storage).__name__ == "SqliteEventLogStorage"
+        run = plain.get_run_by_id(result.run_id)
+        assert run is not None and run.is_success
+        assert plain.get_latest_materialization_event(dg.AssetKey("one")) is not None
+        kinds = {
+            r.event_log_entry.dagster_event_type
+            for r in plain.get_records_for_run(result.run_id).records
+            if r.event_log_entry.dagster_event_type
+        }
+        assert dg.DagsterEventType.RUN_SUCCESS in kinds
