@@ -1,4 +1,4 @@
-"""The gateway's Starlette app: the routing core behind HTTP.
+"""The gateway's ASGI app: the routing core behind HTTP.
 
     POST /v1/chat/completions   OpenAI Chat Completions (+ OpenRouter's models/provider/user)
     POST /v1/messages           Anthropic Messages
@@ -11,9 +11,11 @@ Every request goes through `Router.acomplete` / `Router.astream` (one pooled
 `httpx.AsyncClient` per worker process), so policy, budgets and the request record are the
 library's. Requests the gateway refuses itself (unknown API key, unreadable or oversized
 body, unknown field, too many concurrent requests on one key) are logged here, one record
-each, with the same contract. Why Starlette on uvicorn: measured in bench/bench_gateway.py,
-a bare Starlette route adds tens of microseconds, and uvicorn with uvloop and httptools
-is the fastest well-kept ASGI server we can install from the registry (docs/gateway.md).
+each, with the same contract. The two completion endpoints are raw ASGI callables
+(`Completions`): Starlette's middleware, routing and request/response objects were about a
+tenth of the gateway's CPU per request; the other endpoints, the 404/405 envelopes and the
+lifespan are Starlette's. uvicorn (uvloop, httptools) measured faster than granian here
+(docs/gateway.md).
 """
 
 from __future__ import annotations
