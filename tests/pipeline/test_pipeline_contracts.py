@@ -152,6 +152,25 @@ def test_every_check_runs_in_its_assets_step():
     assert not defs.asset_checks  # no check is a step of its own
 
 
+def test_run_executes_the_code_locations_job():
+    """`byok-ledger run` loads the job without the component loader (`_ledger_job`): the same
+    steps, assets, checks, dependencies and resources as the code location's."""
+    from pipeline.cli import _ledger_job
+    from pipeline.defs.resources import build_resources
+
+    def shape(job: dg.JobDefinition) -> tuple:
+        layer = job.asset_layer
+        graph = layer.asset_graph
+        return (
+            sorted(n.name for n in job.nodes),
+            {k: sorted(graph.get(k).parent_keys) for k in layer.selected_asset_keys},
+            {s.key: s.blocking for d in layer.data for s in d.assets_def.check_specs},
+            sorted(job.resource_defs),
+        )
+
+    assert shape(_ledger_job(build_resources())) == shape(defs.resolve_job_def("ledger_daily"))
+
+
 def test_jobs_schedules_sensors_snapshot():
     repo = defs.get_repository_def()
     assert sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")) == [
