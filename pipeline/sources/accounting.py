@@ -41,7 +41,6 @@ from .jsonl import (
     locate,
     missing_rows,
     paths_inside,
-    read_file_sql,
     read_sql,
     rejects_of,
     scan_file,
@@ -278,17 +277,16 @@ def stream_clean_load(
     run_id: str,
     sources: tuple[str, ...],
 ) -> bool:
-    """Load the days [start, end] by streaming the validated read of every file into the
-    staging table, in ONE transaction. Each file is read on its own (`_stream_file`: on every
-    thread through a TEMP table when it fits in memory), so its rows are numbered 1..n; when n
-    loaded rows equal the file's physical line count (counted with its sha256, in threads,
-    while DuckDB reads) every line loaded. A file where they differ (a refused, blank or torn
-    line) has its lines numbered in Python and only the lines not loaded validated again for
-    their reasons (`jsonl.missing_rows`). Then no id may be seen twice, nor near this load in
-    another folder, and the manifest and load stats are written as the full path writes them.
-    Returns False, with everything rolled back, when an id is seen twice (ranking needs the
-    full path) or a file has a line over MAX_LINE: the caller then runs the full path.
-    Acceptance is the same generated SQL on every path (`read_file_sql`, `read_sql`)."""
+    """Load the days [start, end] by streaming the validated read of every file straight into
+    the staging table (no TEMP copy), in ONE transaction. Each file is read on its own, so its
+    rows are numbered 1..n; when n loaded rows equal the file's physical line count (counted
+    with its sha256, in threads, while DuckDB reads) every line loaded. A file where they
+    differ (a refused, blank or torn line) has its lines numbered in Python and only the lines
+    not loaded validated again for their reasons (`jsonl.missing_rows`). Then no id may be seen twice,
+    nor near this load in another folder, and the manifest and load stats are written as the
+    full path writes them. Returns False, with everything rolled back, when an id is seen
+    twice (ranking needs the full path) or a file has a line over MAX_LINE: the caller then
+    runs the full path. Acceptance is the same SQL (`read_sql`) either way."""
     inside, outside = paths_inside(root, files)
     scans = {f: _scan_or_error(f, fingerprint=False) for f in inside}
     if any(isinstance(s, OSError) or s.long_lines for s in scans.values()):
@@ -310,16 +308,14 @@ def stream_clean_load(
         )
     p = {"start": start, "end": end}
     owned = "coalesce(file_day, day) BETWEEN $start AND $end"
-    room = _memory_limit_bytes(conn) // 2
+    insert = f"INSERT INTO {t} BY NAME SELECT {target.select} FROM ({read_sql(spec)}) AS r WHERE r.reason IS NULL"
     with ThreadPoolExecutor(max_workers=2) as pool:
         fut = {f: pool.submit(fingerprint_and_lines, f) for f in inside}
         conn.execute("BEGIN TRANSACTION")
         try:
             conn.execute(f"DELETE FROM {t} WHERE {owned}", p).fetchall()
             for f in inside:  # one read per file: its rows are numbered 1..n
-                fl = fl_by_path[f]
-                assert fl.scan is not None
-                _stream_file(conn, spec, t, target.select, f, fl.file_day, fl.scan.bytes <= room)
+                conn.execute(insert, {"files": [str(f)]}).fetchall()
             got = {
                 r[0]: (int(r[1]), int(r[2]))
                 for r in conn.execute(
@@ -391,58 +387,6 @@ def stream_clean_load(
             raise
         conn.execute("COMMIT")
     return True
-
-
-def _memory_limit_bytes(conn: duckdb.DuckDBPyConnection) -> int:
-    """DuckDB's memory_limit in bytes (it reports it as text such as '1.3 GiB')."""
-    text = str(conn.execute("SELECT current_setting('memory_limit')").fetchone()[0])
-    number, _, unit = text.strip().partition(" ")
-    scale = {"": 1, "bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
-    scale |= {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
-    try:
-        return int(float(number) * scale[unit])
-    except (KeyError, ValueError):  # pragma: no cover - an unknown format: assume little room
-        return 0
-
-
-def _stream_file(
-    conn: duckdb.DuckDBPyConnection,
-    spec: JsonlSpec,
-    table: str,
-    select: str,
-    f: Path,
-    file_day: dt.date,
-    parallel: bool,
-) -> None:
-    """Append the loadable rows of file `f` to `table`, numbered 1..n by record.
-
-    A file that fits in memory (`parallel`: at most half of DuckDB's memory_limit; its rows
-    take about 1.2x its size) is read on every thread into a fresh TEMP table in file order, and a row's record
-    number is its rowid's place (a table made inside a transaction numbers its rows from a
-    large base; the caller's count check proves them contiguous). A bigger file streams
-    through the ordinal read (one thread, no copy), so memory stays bounded at any size."""
-    if parallel:
-        keep_order = conn.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
-        conn.execute("SET preserve_insertion_order = true")
-        try:
-            conn.execute(
-                f"CREATE OR REPLACE TEMP TABLE _file_rows AS {read_file_sql(spec)}",
-                {"file": str(f), "file_day": file_day},
-            )
-        finally:
-            conn.execute(f"SET preserve_insertion_order = {str(keep_order[0]).lower()}")
-        conn.execute(
-            f"INSERT INTO {table} BY NAME SELECT {select} FROM (SELECT rowid - "
-            "(SELECT min(rowid) FROM _file_rows) + 1 AS line_no, * FROM _file_rows) AS r "
-            "WHERE r.reason IS NULL"
-        ).fetchall()
-        conn.execute("DROP TABLE _file_rows")
-    else:
-        conn.execute(
-            f"INSERT INTO {table} BY NAME SELECT {select} FROM ({read_sql(spec)}) AS r "
-            "WHERE r.reason IS NULL",
-            {"files": [str(f)]},
-        ).fetchall()
 
 
 def candidates(conn: duckdb.DuckDBPyConnection, target: Target, target_in: str) -> None:

@@ -343,53 +343,23 @@ def _ok_all(spec: JsonlSpec) -> str:
     return " AND ".join(parts)
 
 
-def _validated(spec: JsonlSpec, source: str) -> str:
-    """The validation over `source`, a SELECT yielding the `f_<name>` JSON values (and whatever
-    provenance columns it adds): every source column, the `v_<name>` typed values, `_ok`."""
-    values = ", ".join(f"{value_sql(f, 'f_' + f.name)} AS v_{f.name}" for f in spec.fields)
-    return f"SELECT *, {_ok_all(spec)} AS _ok FROM (\nSELECT *, {values}\nFROM ({source}))"
-
-
-def _read_json(spec: JsonlSpec, files: str) -> str:
-    cols = "{" + ", ".join(f"{_q(f.name)}: {_q(read_type(f))}" for f in spec.fields) + "}"
-    return (
-        f"read_json({files}, format='newline_delimited', columns={cols}, "
-        "ignore_errors=true, filename=true, hive_partitioning=false, "
-        "maximum_object_size=16777216)"
-    )
-
-
 def read_sql(spec: JsonlSpec) -> str:
     """SELECT over `read_json($files)` with one row per non-blank line: `line_no` (ordinal over
     all the files, in list order), `reason`, the `v_<name>` typed values, and `filename` /
-    `file_day` from TEMP `_load_files` (read path -> original path, dt= folder day). The
-    ordinal makes the read single-threaded: `read_file_sql` is the parallel read of one file."""
+    `file_day` from TEMP `_load_files` (read path -> original path, dt= folder day)."""
+    cols = "{" + ", ".join(f"{_q(f.name)}: {_q(read_type(f))}" for f in spec.fields) + "}"
     renamed = ", ".join(f'"{f.name}" AS f_{f.name}' for f in spec.fields)
+    values = ", ".join(f"{value_sql(f, 'f_' + f.name)} AS v_{f.name}" for f in spec.fields)
     vnames = ", ".join(f"v_{f.name}" for f in spec.fields)
-    source = (
-        f"SELECT r.ordinality AS line_no, lf.orig, lf.file_day, {renamed} "
-        f"FROM {_read_json(spec, '$files')} WITH ORDINALITY AS r "
-        "JOIN _load_files lf ON lf.read_path = r.filename"
-    )
     return (
         f"SELECT line_no, {reason_sql(spec)} AS reason, {vnames}, orig AS filename, file_day\n"
-        f"FROM ({_validated(spec, source)})"
-    )
-
-
-def read_file_sql(spec: JsonlSpec) -> str:
-    """The same validation as `read_sql` over ONE file (`$file`, dt= day `$file_day`), without
-    the line ordinal, so DuckDB reads the file on every thread: one row per non-blank line, in
-    file order when the statement runs with `preserve_insertion_order` (DuckDB keeps a single
-    table scan's order then), so a fresh table's `rowid + 1` is the record's ordinal."""
-    renamed = ", ".join(f'"{f.name}" AS f_{f.name}' for f in spec.fields)
-    vnames = ", ".join(f"v_{f.name}" for f in spec.fields)
-    source = (
-        f"SELECT CAST($file_day AS DATE) AS file_day, {renamed} FROM {_read_json(spec, '$file')}"
-    )
-    return (
-        f"SELECT {reason_sql(spec)} AS reason, {vnames}, CAST($file AS VARCHAR) AS filename, "
-        f"file_day\nFROM ({_validated(spec, source)})"
+        f"FROM (SELECT *, {_ok_all(spec)} AS _ok FROM (\n"
+        f"SELECT *, {values}\n"
+        f"FROM (SELECT r.ordinality AS line_no, lf.orig, lf.file_day, {renamed} "
+        f"FROM read_json($files, format='newline_delimited', columns={cols}, "
+        "ignore_errors=true, filename=true, hive_partitioning=false, "
+        "maximum_object_size=16777216) WITH ORDINALITY AS r "
+        "JOIN _load_files lf ON lf.read_path = r.filename)))"
     )
 
 

@@ -172,18 +172,14 @@ def test_a_file_that_cannot_be_hashed_mid_stream_rolls_back_to_the_full_path(
     ]
 
 
-@pytest.mark.parametrize(
-    "with_bad_lines, fits_in_memory", [(False, True), (True, True), (True, False)]
-)
-def test_a_file_read_on_several_threads_keeps_every_line_number(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_bad_lines: bool, fits_in_memory: bool
+@pytest.mark.parametrize("with_bad_lines", [False, True])
+def test_a_file_several_read_buffers_long_keeps_every_line_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_bad_lines: bool
 ):
-    """The stream reads each file on every thread and numbers its records by their order: on a
-    file three read buffers long (DuckDB reads a buffer of about 16 MB per thread), on four
-    threads, clean or with refused and blank lines spread through it, the stream path loads it
-    and every row's record number and every quarantined line's number are the file's own.
-    A file over half of DuckDB's memory limit streams through the ordinal read instead
-    (bounded memory), with the same numbers."""
+    """On a file three DuckDB read buffers long (about 16 MB each), read on a connection with
+    four threads, clean or with refused and blank lines spread through it, the stream path
+    loads it and every row's record number and every quarantined line's number are the file's
+    own (the read numbers its lines as it goes)."""
     pad = "x" * 700
     lines: list[bytes] = []
     for i in range(40_000):
@@ -200,18 +196,7 @@ def test_a_file_read_on_several_threads_keeps_every_line_number(
     ledger = Ledger(tmp_path)
     _fill(ledger, {"a.jsonl": data})
     calls = _spy_stream(monkeypatch)
-    paths: list[bool] = []
-    real_file = accounting._stream_file
-
-    def spy_file(*a: Any) -> None:
-        paths.append(a[-1])
-        real_file(*a)
-
-    monkeypatch.setattr(accounting, "_stream_file", spy_file)
-    if not fits_in_memory:
-        monkeypatch.setattr(accounting, "_memory_limit_bytes", lambda _conn: 2 * (len(data) - 1))
     stats = _load(ledger, threads=4)
-    assert paths == [fits_in_memory]  # read on every thread only when it fits
     assert calls == [True]  # the stream path loaded it (a misnumbered read falls back)
     # Record numbers count non-blank lines; each good line's id names its physical line.
     expected, bad_lines, n = {}, [], 0
@@ -228,12 +213,3 @@ def test_a_file_read_on_several_threads_keeps_every_line_number(
     assert [r[0] for r in ledger.query("SELECT line FROM raw.rejected_records ORDER BY 1")] == (
         bad_lines
     )
-
-
-@pytest.mark.parametrize("limit, low, high", [("1500MB", 1.35e9, 1.5e9), ("600MB", 5.9e8, 6.1e8)])
-def test_the_memory_limit_is_read_from_duckdb(limit: str, low: float, high: float):
-    conn = duckdb.connect(config={"memory_limit": limit})
-    try:
-        assert low <= accounting._memory_limit_bytes(conn) <= high
-    finally:
-        conn.close()
