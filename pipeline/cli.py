@@ -12,11 +12,13 @@ check failed, 2 the config or the days are wrong.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import os
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -293,6 +295,35 @@ def run_ledger(
     When nothing the run depends on changed since the last successful run over the same days
     (`pipeline.run_record`: inputs, config, code, DuckDB file), print one line and return 0
     without starting Dagster; `force` runs anyway."""
+    # Importing Dagster, loading the job and opening the instance create ~170,000 objects that
+    # live as long as the process. The cyclic garbage collector would traverse them again and
+    # again while they are created (~0.3 s of every run, three full collections): it pauses
+    # until the run starts, then leaves them out of its collections (`gc.freeze`) until the
+    # run is over.
+    enabled = gc.isenabled()
+    gc.disable()
+
+    def started() -> None:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+    try:
+        return _run_ledger(config_file, start, end, webhook_url, force, started)
+    finally:
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
+
+
+def _run_ledger(
+    config_file: str | Path,
+    start: dt.date | None,
+    end: dt.date | None,
+    webhook_url: str | None,
+    force: bool,
+    started: Callable[[], None],
+) -> int:
     config_file = Path(config_file).resolve()
     # Loaded once for the whole run (the resources and settings reuse this load).
     cfg = pipeline_settings.get_config(config_file)  # ConfigError: byok_ledger.cli.main reports it
@@ -367,6 +398,7 @@ def run_ledger(
 
         # Dagster works in a thread; this one prints each step as the run's event log records it.
         worker = threading.Thread(target=work, name="ledger-run", daemon=True)
+        started()
         worker.start()
         printer = _StepPrinter(instance, run_id, t0)
         while worker.is_alive():

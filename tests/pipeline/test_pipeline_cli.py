@@ -210,3 +210,24 @@ def test_a_file_that_is_not_duckdb_is_refused_at_once_and_kept(ledger: Ledger):
     assert "cannot be opened as a DuckDB database" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert ledger.duckdb.read_bytes() == b"my notes, not a database\n"
+
+
+def test_run_ledger_gives_the_garbage_collector_back_as_it_found_it(ledger: Ledger):
+    """`run_ledger` pauses the cyclic GC while Dagster loads, then freezes what loading built;
+    a caller in the same process (a notebook, a test) gets the GC back enabled and unfrozen,
+    whichever way the call ends."""
+    import datetime as dt
+    import gc
+
+    from pipeline.cli import run_ledger
+
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    rc = run_ledger(ledger.config, dt.date(2026, 3, 3), dt.date(2026, 3, 2))  # end before start
+    assert rc == 2
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        assert run_ledger(ledger.config, dt.date(2026, 3, 3), dt.date(2026, 3, 2)) == 2
+        assert not gc.isenabled()  # a caller that turned it off keeps it off
+    finally:
+        gc.enable()
