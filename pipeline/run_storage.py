@@ -56,7 +56,23 @@ class _Engines:
             engine.dispose()
 
 
-class _EventLogStorage(SqliteEventLogStorage):
+class _KeptEngines:
+    """What the two storages below share: their engines, one transaction per use, the engines
+    closed with the storage."""
+
+    _engines: _Engines
+
+    @contextmanager
+    def _transaction(self, url: str) -> Iterator[db.Connection]:
+        with self._engines.get(url).connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        super().dispose()  # type: ignore[misc]
+        self._engines.dispose()
+
+
+class _EventLogStorage(_KeptEngines, SqliteEventLogStorage):
     """`SqliteEventLogStorage` (one database per run plus the cross-run index) on kept engines."""
 
     def __init__(self, base_dir: str, inst_data: Any = None) -> None:
@@ -68,19 +84,15 @@ class _EventLogStorage(SqliteEventLogStorage):
         # As the base class: under its lock, the shard's schema created on first use, one
         # transaction per use; only the engine outlives the use.
         with self._db_lock:
-            engine = self._engines.get(self.conn_string_for_shard(shard))
+            url = self.conn_string_for_shard(shard)
             if shard not in self._initialized_dbs:
-                self._initdb(engine)
+                self._initdb(self._engines.get(url))
                 self._initialized_dbs.add(shard)
-            with engine.connect() as conn, conn.begin():
+            with self._transaction(url) as conn:
                 yield conn
 
-    def dispose(self) -> None:
-        super().dispose()
-        self._engines.dispose()
 
-
-class _RunStorage(SqliteRunStorage):
+class _RunStorage(_KeptEngines, SqliteRunStorage):
     """`SqliteRunStorage` (runs.db) on a kept engine."""
 
     def __init__(self, conn_string: str, inst_data: Any = None) -> None:
@@ -89,12 +101,8 @@ class _RunStorage(SqliteRunStorage):
 
     @contextmanager
     def connect(self) -> Iterator[db.Connection]:
-        with self._engines.get(self._conn_string).connect() as conn, conn.begin():
+        with self._transaction(self._conn_string) as conn:
             yield conn
-
-    def dispose(self) -> None:
-        super().dispose()
-        self._engines.dispose()
 
 
 class RunSqliteStorage(DagsterSqliteStorage):
