@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import importlib.util
 import json
 import os
@@ -129,7 +130,10 @@ def _run(code: Path, config: Path, day: dt.date, *, force: bool = False) -> dict
 
 
 def bench_code(code: Path, logs: Path, day: dt.date, n: int, bp, fallback: list[Path]) -> dict:
-    ws = bp.CACHE / "run-bench" / code.name.replace("/", "_")
+    # One workspace per tree and per benchmark process: two benchmarks of the same checkout
+    # at once must not share (and delete) each other's DuckDB and instance.
+    tag = hashlib.sha1(str(code).encode()).hexdigest()[:8]
+    ws = bp.CACHE / "run-bench" / f"{code.name or 'tree'}-{tag}-{os.getpid()}"
     shutil.rmtree(ws, ignore_errors=True)
     (ws / "invoices").mkdir(parents=True)
     text = bp.ACME.read_text()
@@ -181,6 +185,7 @@ def bench_code(code: Path, logs: Path, day: dt.date, n: int, bp, fallback: list[
             + ("  (skipped: nothing changed)" if v.get("skipped") else ""),
             flush=True,
         )
+    shutil.rmtree(ws, ignore_errors=True)  # this process's own workspace (a 1M day: ~1 GB)
     return out
 
 
