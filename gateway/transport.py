@@ -36,6 +36,16 @@ import httpx
 _HTTP11 = b"HTTP/1.1"
 
 
+def _field(name: bytes, value: bytes) -> tuple[bytes, ...]:
+    """One header line's parts. A CR, LF or NUL in a name or value (e.g. a secret with a
+    newline in its environment variable) would end the line early and let the rest of the
+    value be read as another header: refused as httpx's own transport (h11) refuses it."""
+    for part in (name, value):
+        if b"\r" in part or b"\n" in part or b"\0" in part:
+            raise httpx.LocalProtocolError("Illegal header name or value (CR, LF or NUL)")
+    return (name, b": ", value, b"\r\n")
+
+
 class _Conn(asyncio.Protocol):
     """One keep-alive connection and the answer being read on it."""
 
@@ -255,7 +265,7 @@ class FastTransport(httpx.AsyncBaseTransport):
         body = b"".join([part async for part in request.stream])  # type: ignore[union-attr]
         head = [request.method.encode(), b" ", url.raw_path, b" HTTP/1.1\r\n"]
         for name, value in request.headers.raw:
-            head += (name, b": ", value, b"\r\n")
+            head += _field(name, value)
         head.append(b"\r\n")
         read_t = t.get("read")
         conn = await self.exchange(
@@ -485,9 +495,9 @@ class UpstreamClient(httpx.AsyncClient):
         parts = [b"POST ", url.raw_path, b" HTTP/1.1\r\nHost: ", url.netloc, b"\r\n"]
         for name, value in self.headers.raw:
             if name.lower().decode("ascii") not in own:
-                parts += (name, b": ", value, b"\r\n")
+                parts += _field(name, value)
         for name, value in headers.items():
-            parts += (name.encode("ascii"), b": ", value.encode("ascii"), b"\r\n")
+            parts += _field(name.encode("ascii"), value.encode("ascii"))
         parts.append(b"Content-Length: %d\r\n" % n)
         if "content-type" not in own:
             parts.append(b"Content-Type: application/json\r\n")

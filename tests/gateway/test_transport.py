@@ -394,3 +394,39 @@ def test_upstream_client_post_short_cut_sends_what_httpx_sends():
     asyncio.run(main())
     assert seen[0] == seen[1]  # byte for byte what httpx itself sends
     assert "h\u00e9llo \u2603".encode() in seen[1]
+
+
+@pytest.mark.parametrize("via", ["post", "send", "httpx"])
+@pytest.mark.parametrize("bad", ["sk-x\r\nX-Injected: 1", "sk-x\nX-Injected: 1", "sk-\x00x"])
+def test_a_header_value_with_a_line_break_is_refused_not_sent(via, bad):
+    """A secret with a CR, LF or NUL in it (read from the environment as it was written)
+    must not end its header line and smuggle in another header: the request is refused with
+    httpx's LocalProtocolError, through UpstreamClient.post's own writer, through
+    FastTransport under httpx's client, and (the reference) through httpx's own transport,
+    and nothing reaches the provider."""
+    from gateway.transport import UpstreamClient
+
+    seen: list[bytes] = []
+
+    async def answer(req, writer):
+        seen.append(req)
+        writer.write(OK)
+
+    async def main() -> None:
+        server = await asyncio.start_server(each_request(answer), "127.0.0.1", 0)
+        url = httpx.URL(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x")
+        kw = {} if via == "httpx" else {"transport": FastTransport(max_connections=2)}
+        async with UpstreamClient(timeout=2.0, **kw) as c:
+            headers = {"authorization": "Bearer " + bad}
+            with pytest.raises(httpx.LocalProtocolError):
+                if via == "send":
+                    await c.send(c.build_request("POST", url, json={}, headers=headers))
+                else:
+                    await c.post(url, json={}, headers=headers)
+            r = await c.post(url, json={}, headers={"authorization": "Bearer sk-x"})
+            assert r.json() == {"ok": True}  # the client still works
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+    assert len(seen) == 1 and b"X-Injected" not in seen[0]
