@@ -129,8 +129,9 @@ class _SqliteKeeper:
     and deletes its `-wal` and `-shm` files: ~360 times per run, most of the run's bookkeeping
     time. With one connection kept open, a close is never the last one; the log is
     checkpointed once, when the keeper closes. (`run` also keeps its engines' connections
-    open, `pipeline.run_storage`; the keeper covers the rest, e.g. the schedule storage.) WAL with NORMAL never corrupts a database; a power loss may drop the
-    last committed events of the run in flight. Other journal modes are left alone."""
+    open, `pipeline.run_storage`; the keeper covers the rest, e.g. the schedule storage.)
+    WAL with NORMAL never corrupts a database; a power loss may drop the last committed
+    events of the run in flight. Other journal modes are left alone."""
 
     def __init__(self) -> None:
         self.kept: dict[str, sqlite3.Connection] = {}
